@@ -1,0 +1,148 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# keyscope — plain GNU make. `make`, `make check`, `make install`, `make bench`, `make demo`.
+
+PREFIX ?= /usr
+SBINDIR ?= $(PREFIX)/sbin
+BINDIR ?= $(PREFIX)/bin
+LIBEXECDIR ?= $(PREFIX)/libexec/keyscope
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR ?= /lib/systemd/system
+UDEVDIR ?= /lib/udev
+DESTDIR ?=
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+BUILDDIR ?= build/out
+CFLAGS ?= -O2 -g
+V ?= 0
+
+PKGS := libkeyutils json-c libsystemd libcrypto
+CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 \
+	-Wstrict-prototypes -Wmissing-prototypes -Wvla -fno-strict-aliasing \
+	-fstack-protector-strong -D_FORTIFY_SOURCE=2 -D_GNU_SOURCE -MMD -MP \
+	-Ilib -Idaemon -Icli $(shell $(PKG_CONFIG) --cflags $(PKGS))
+LDLIBS += $(shell $(PKG_CONFIG) --libs $(PKGS))
+ifeq ($(SANITIZE),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -U_FORTIFY_SOURCE
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+ifeq ($(V),1)
+Q :=
+E := @:
+else
+Q := @
+E := @printf '  %-8s %s\n'
+endif
+
+LIB_SRC := $(wildcard lib/*.c)
+DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+CLI_SRC := $(wildcard cli/*.c)
+HELPER_SRC := $(wildcard kmod-helpers/*.c)
+UNIT_SRC := $(wildcard tests/unit/test-*.c)
+BENCH_SRC := $(wildcard bench/*.c)
+
+obj = $(patsubst %.c,$(BUILDDIR)/%.o,$(1))
+LIB_A := $(BUILDDIR)/libkeyscope.a
+DAEMON_A := $(BUILDDIR)/libkeyscoped.a
+KEYSCOPED := $(BUILDDIR)/keyscoped
+KEYSCOPECTL := $(BUILDDIR)/keyscopectl
+HELPER := $(BUILDDIR)/keyscope-request-key
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILDDIR)/tests/%,$(UNIT_SRC))
+BENCH_BIN := $(patsubst bench/%.c,$(BUILDDIR)/bench/%,$(BENCH_SRC))
+PROGRAMS := $(KEYSCOPED) $(KEYSCOPECTL) $(if $(HELPER_SRC),$(HELPER))
+
+all: $(PROGRAMS)
+
+$(BUILDDIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(E) CC $<
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIB_A): $(call obj,$(LIB_SRC))
+	$(E) AR $@
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(DAEMON_A): $(call obj,$(DAEMON_SRC))
+	$(E) AR $@
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(KEYSCOPED): $(call obj,daemon/main.c) $(DAEMON_A) $(LIB_A)
+	$(E) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DAEMON_LDLIBS)
+
+$(KEYSCOPECTL): $(call obj,$(CLI_SRC)) $(LIB_A)
+	$(E) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(HELPER): $(call obj,$(HELPER_SRC)) $(LIB_A)
+	$(E) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILDDIR)/tests/%: $(call obj,tests/unit/%.c) $(DAEMON_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(E) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DAEMON_LDLIBS) $(shell $(PKG_CONFIG) --libs cmocka)
+
+$(BUILDDIR)/bench/%: $(call obj,bench/%.c) $(DAEMON_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(E) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# ---- tests -------------------------------------------------------------------------------
+
+export KEYSCOPE_BUILDDIR := $(abspath $(BUILDDIR))
+
+check-unit: $(UNIT_BIN)
+	$(Q)tests/run-unit $(UNIT_BIN)
+
+check-host: all
+	$(Q)tests/host/run
+
+check-vm: all
+	$(Q)tests/vm/setup
+	$(Q)tests/vm/check
+
+# Unit and host tests, then the VM guest; a summary line at the end of each stage and in all.
+check: all $(UNIT_BIN)
+	$(Q)tests/run-all $(if $(NO_VM),--no-vm)
+
+asan:
+	$(Q)$(MAKE) --no-print-directory SANITIZE=1 BUILDDIR=build/asan CC=$(CC) NO_VM=1 check
+
+fuzz:
+	$(Q)tests/fuzz/run
+
+bench: all $(BENCH_BIN)
+	$(Q)bench/run
+
+demo: all
+	$(Q)./demo.sh
+
+deps:
+	$(Q)./tools/install-deps
+
+# ---- install -----------------------------------------------------------------------------
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSCONFDIR)/keyscope
+	install -m 0755 $(KEYSCOPED) $(DESTDIR)$(SBINDIR)/keyscoped
+	install -m 0755 $(KEYSCOPECTL) $(DESTDIR)$(BINDIR)/keyscopectl
+	$(if $(HELPER_SRC),install -m 0755 $(HELPER) $(DESTDIR)$(LIBEXECDIR)/keyscope-request-key)
+	install -m 0644 docs/keyscoped.8 docs/keyscopectl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 docs/keyscoped.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	test -e $(DESTDIR)$(SYSCONFDIR)/keyscope/keyscoped.conf || \
+		install -m 0644 daemon/keyscoped.conf $(DESTDIR)$(SYSCONFDIR)/keyscope/keyscoped.conf
+	set -e; for f in $(wildcard systemd/*.service systemd/*.socket); do \
+		install -D -m 0644 $$f $(DESTDIR)$(UNITDIR)/$$(basename $$f); done
+	set -e; for f in $(wildcard udev/*.rules); do \
+		install -D -m 0644 $$f $(DESTDIR)$(UDEVDIR)/rules.d/$$(basename $$f); done
+
+clean:
+	rm -rf build/out build/asan build/fuzz
+
+.PHONY: all check check-unit check-host check-vm asan fuzz bench demo deps install clean
+.DELETE_ON_ERROR:
+
+-include $(shell find $(BUILDDIR) -name '*.d' 2>/dev/null)

@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "util.h"
+
+struct ctl ctl = { .timeout_ms = 30000 };
+
+int ctl_dispatch(const struct command *table, size_t n, const char *prefix, int argc,
+		 char **argv)
+{
+	if (argc >= 1 && (streq(argv[0], "-h") || streq(argv[0], "--help") ||
+			  streq(argv[0], "help"))) {
+		printf("Usage: keyscopectl %s COMMAND ...\n\n", prefix);
+		for (size_t i = 0; i < n; i++)
+			printf("  %-10s %s\n", table[i].name, table[i].help);
+		return 0;
+	}
+	for (size_t i = 0; argc >= 1 && i < n; i++)
+		if (streq(argv[0], table[i].name))
+			return table[i].run(argc, argv);
+	fprintf(stderr, "keyscopectl: %s%s%s: unknown command. Try 'keyscopectl %s --help'.\n",
+		prefix, argc >= 1 ? " " : "", argc >= 1 ? argv[0] : "(none)", prefix);
+	return 2;
+}
+
+static int ctl_connect(void)
+{
+	int r;
+
+	if (ctl.connected)
+		return 0;
+	r = proto_client_connect(ctl.socket_path, ctl.timeout_ms, &ctl.client);
+	if (r < 0) {
+		fprintf(stderr,
+			"keyscopectl: cannot connect to keyscoped at %s: %s\n"
+			"Is keyscoped running (systemctl status keyscoped)? Use --socket or "
+			"KEYSCOPE_SOCKET for another socket.\n",
+			ctl.socket_path, strerror(-r));
+		return r;
+	}
+	ctl.connected = true;
+	return 0;
+}
+
+int ctl_call(const char *method, json_object *params, const void *payload, size_t payload_len,
+	     json_object **ret_reply, json_object **ret_params)
+{
+	_cleanup_json_ json_object *p = params, *reply = NULL;
+	const char *error, *message;
+	json_object *rp;
+	int r;
+
+	r = ctl_connect();
+	if (r < 0)
+		return r;
+	r = proto_call(&ctl.client, method, p, payload, payload_len, &reply, NULL);
+	if (r == -ETIMEDOUT) {
+		fprintf(stderr, "keyscopectl: keyscoped did not answer within %u ms.\n",
+			ctl.timeout_ms);
+		return r;
+	}
+	if (r < 0) {
+		fprintf(stderr, "keyscopectl: talking to keyscoped failed: %s\n", strerror(-r));
+		return r;
+	}
+	error = proto_reply_error(reply, &message);
+	if (error) {
+		if (ctl.json) {
+			printf("%s\n", json_object_to_json_string_ext(reply,
+								      JSON_C_TO_STRING_PRETTY));
+		}
+		fprintf(stderr, "keyscopectl: %s (%s)\n", message ?: "failed", error);
+		return -EIO;
+	}
+	if (!json_object_object_get_ex(reply, "parameters", &rp)) {
+		fprintf(stderr, "keyscopectl: reply from keyscoped has no parameters\n");
+		return -EBADMSG;
+	}
+	*ret_params = rp;
+	*ret_reply = TAKE_PTR(reply);
+	return 0;
+}
+
+void ctl_print_json(json_object *params)
+{
+	printf("%s\n", json_object_to_json_string_ext(params, JSON_C_TO_STRING_PRETTY |
+							      JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+const char *json_str(json_object *o, const char *field)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, field, &v))
+		return "";
+	return json_object_get_string(v);
+}
+
+long long json_int(json_object *o, const char *field)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, field, &v))
+		return 0;
+	return (long long) json_object_get_int64(v);
+}

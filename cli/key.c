@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "keyid.h"
+#include "secret.h"
+#include "util.h"
+
+static int usage_error(const char *usage)
+{
+	fprintf(stderr, "Usage: keyscopectl %s\n", usage);
+	return 2;
+}
+
+/* Parses "[--name NAME] [--bits N]" style options; returns optind or -1. */
+static int parse_name_bits(int argc, char **argv, const char **name, unsigned *bits)
+{
+	static const struct option options[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ "bits", required_argument, NULL, 'b' },
+		{}
+	};
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+n:b:", options, NULL)) >= 0) {
+		if (c == 'n')
+			*name = optarg;
+		else if (c == 'b' && bits) {
+			if (parse_uint(optarg, 0, 65536, bits) < 0 || (*bits != 256 && *bits != 512)) {
+				fprintf(stderr, "keyscopectl: --bits must be 256 or 512.\n");
+				return -1;
+			}
+		} else
+			return -1;
+	}
+	return optind;
+}
+
+static json_object *params_with(const char *k1, const char *v1, const char *k2,
+				const char *v2)
+{
+	json_object *p = json_object_new_object();
+
+	if (k1 && v1)
+		json_object_object_add(p, k1, json_object_new_string(v1));
+	if (k2 && v2)
+		json_object_object_add(p, k2, json_object_new_string(v2));
+	return p;
+}
+
+/* Prints the key-id of a reply (or the JSON) and returns an exit status. */
+static int print_key_id(const char *method, json_object *params)
+{
+	_cleanup_json_ json_object *reply = NULL;
+	json_object *rp;
+
+	if (ctl_call(method, params, NULL, 0, &reply, &rp) < 0)
+		return 1;
+	if (ctl.json)
+		ctl_print_json(rp);
+	else
+		printf("%s\n", json_str(rp, "key-id"));
+	return 0;
+}
+
+static int key_create(int argc, char **argv)
+{
+	const char *name = NULL;
+	unsigned bits = 512;
+	json_object *p;
+	int i = parse_name_bits(argc, argv, &name, &bits);
+
+	if (i < 0 || i != argc)
+		return usage_error("key create [--bits 256|512] [--name NAME]");
+	p = params_with("name", name, NULL, NULL);
+	json_object_object_add(p, "bits", json_object_new_int((int) bits));
+	return print_key_id("keyscope.KeyCreate", p);
+}
+
+static int key_import(int argc, char **argv)
+{
+	_cleanup_json_ json_object *reply = NULL;
+	_cleanup_secret_ unsigned char *key = NULL;
+	const char *name = NULL;
+	json_object *rp;
+	ssize_t n;
+	int i = parse_name_bits(argc, argv, &name, NULL);
+
+	if (i < 0 || i != argc)
+		return usage_error("key import [--name NAME] < RAW_KEY_BYTES");
+	if (isatty(STDIN_FILENO)) {
+		fprintf(stderr, "keyscopectl: key import reads the raw key from standard input; "
+				"redirect it from a file or pipe, not a terminal.\n");
+		return 2;
+	}
+	/* One byte more than the largest key, to tell "64" from "longer than 64". */
+	key = secret_alloc(65);
+	if (!key)
+		return 1;
+	n = loop_read(STDIN_FILENO, key, 65);
+	if (n < 0) {
+		fprintf(stderr, "keyscopectl: failed to read the key: %s\n", strerror((int) -n));
+		return 1;
+	}
+	if (n != 32 && n != 64) {
+		fprintf(stderr, "keyscopectl: a key must be exactly 32 or 64 raw bytes on standard "
+				"input, got %s%zd.\n", n == 65 ? "more than " : "",
+			n == 65 ? (ssize_t) 64 : n);
+		return 1;
+	}
+	if (ctl_call("keyscope.KeyImport", params_with("name", name, NULL, NULL), key,
+		     (size_t) n, &reply, &rp) < 0)
+		return 1;
+	if (ctl.json)
+		ctl_print_json(rp);
+	else
+		printf("%s\n", json_str(rp, "key-id"));
+	return 0;
+}
+
+static int check_id_arg(int argc, char **argv, const char *usage)
+{
+	if (argc != 2)
+		return usage_error(usage);
+	if (!keyid_is_valid(argv[1])) {
+		fprintf(stderr, "keyscopectl: '%s' is not a valid key-id (1-%d characters of "
+				"[A-Za-z0-9._-], starting with a letter or digit).\n",
+			argv[1], KEYID_MAX);
+		return 2;
+	}
+	return 0;
+}
+
+static int key_delete(int argc, char **argv)
+{
+	_cleanup_json_ json_object *reply = NULL;
+	json_object *rp;
+	int r = check_id_arg(argc, argv, "key delete KEY-ID");
+
+	if (r)
+		return r;
+	if (ctl_call("keyscope.KeyDelete", params_with("key-id", argv[1], NULL, NULL), NULL, 0,
+		     &reply, &rp) < 0)
+		return 1;
+	if (ctl.json)
+		ctl_print_json(rp);
+	return 0;
+}
+
+static int key_clone(int argc, char **argv)
+{
+	const char *name = NULL;
+	int i = parse_name_bits(argc, argv, &name, NULL);
+
+	if (i < 0 || i != argc - 1)
+		return usage_error("key clone [--name NAME] KEY-ID");
+	return print_key_id("keyscope.KeyClone", params_with("key-id", argv[i], "name", name));
+}
+
+static void print_scope_line(json_object *s)
+{
+	printf("keyscope:%s serial %lld holders %lld\n", json_str(s, "key-id"),
+	       json_int(s, "serial"), json_int(s, "holders"));
+}
+
+static int key_hold(int argc, char **argv, const char *method, const char *usage)
+{
+	_cleanup_json_ json_object *reply = NULL;
+	json_object *rp;
+	int r = check_id_arg(argc, argv, usage);
+
+	if (r)
+		return r;
+	if (ctl_call(method, params_with("key-id", argv[1], NULL, NULL), NULL, 0, &reply,
+		     &rp) < 0)
+		return 1;
+	if (ctl.json)
+		ctl_print_json(rp);
+	else
+		print_scope_line(rp);
+	return 0;
+}
+
+static int key_install(int argc, char **argv)
+{
+	return key_hold(argc, argv, "keyscope.KeyInstall", "key install KEY-ID");
+}
+
+static int key_release(int argc, char **argv)
+{
+	return key_hold(argc, argv, "keyscope.KeyRelease", "key release KEY-ID");
+}
+
+static int key_list(int argc, char **argv)
+{
+	_cleanup_json_ json_object *reply = NULL;
+	json_object *rp, *keys;
+
+	if (argc != 1)
+		return usage_error("key list");
+	if (ctl_call("keyscope.KeyList", NULL, NULL, 0, &reply, &rp) < 0)
+		return 1;
+	if (ctl.json) {
+		ctl_print_json(rp);
+		return 0;
+	}
+	if (!json_object_object_get_ex(rp, "keys", &keys))
+		return 1;
+	printf("%-36s %5s %-20s %s\n", "KEY-ID", "BITS", "CREATED", "NAME");
+	for (size_t i = 0; i < json_object_array_length(keys); i++) {
+		json_object *k = json_object_array_get_idx(keys, i);
+		time_t t = (time_t) json_int(k, "created");
+		char when[32] = "-";
+		struct tm tm;
+
+		if (gmtime_r(&t, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		printf("%-36s %5lld %-20s %s\n", json_str(k, "key-id"), json_int(k, "bits"), when,
+		       json_str(k, "name"));
+	}
+	return 0;
+}
+
+static const struct command key_commands[] = {
+	{ "create", key_create, "create a random key; prints its key-id" },
+	{ "import", key_import, "store the raw key (32 or 64 bytes) read from stdin" },
+	{ "list", key_list, "list the keys in the key store" },
+	{ "delete", key_delete, "delete a key that no scope holds" },
+	{ "clone", key_clone, "store the same material under a new key-id (clone-key)" },
+	{ "install", key_install, "take a holder on a key's scope (installs the kernel key)" },
+	{ "release", key_release, "drop a holder; the last one removes the kernel key" },
+};
+
+int key_main(int argc, char **argv)
+{
+	return ctl_dispatch(key_commands, ELEMENTSOF(key_commands), "key", argc - 1, argv + 1);
+}

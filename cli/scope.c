@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
+
+#include "ctl.h"
+#include "util.h"
+
+static void print_scopes(json_object *rp)
+{
+	json_object *scopes;
+
+	if (!json_object_object_get_ex(rp, "scopes", &scopes))
+		return;
+	printf("%-40s %10s %7s\n", "KEY-ID", "SERIAL", "HOLDERS");
+	for (size_t i = 0; i < json_object_array_length(scopes); i++) {
+		json_object *s = json_object_array_get_idx(scopes, i);
+		printf("%-40s %10lld %7lld\n", json_str(s, "key-id"), json_int(s, "serial"),
+		       json_int(s, "holders"));
+	}
+}
+
+static int scope_list(int argc, char **argv)
+{
+	_cleanup_json_ json_object *reply = NULL;
+	json_object *rp;
+
+	if (argc != 1) {
+		fprintf(stderr, "Usage: keyscopectl scope list\n");
+		return 2;
+	}
+	if (ctl_call("keyscope.ScopeList", NULL, NULL, 0, &reply, &rp) < 0)
+		return 1;
+	if (ctl.json)
+		ctl_print_json(rp);
+	else
+		print_scopes(rp);
+	return 0;
+}
+
+static const struct command scope_commands[] = {
+	{ "list", scope_list, "key-id, kernel key serial and holders of each scope" },
+};
+
+int scope_main(int argc, char **argv)
+{
+	return ctl_dispatch(scope_commands, ELEMENTSOF(scope_commands), "scope", argc - 1,
+			    argv + 1);
+}
+
+int status_main(int argc, char **argv)
+{
+	_cleanup_json_ json_object *reply = NULL;
+	json_object *rp, *scopes;
+
+	if (argc != 1) {
+		fprintf(stderr, "Usage: keyscopectl status\n");
+		return 2;
+	}
+	if (ctl_call("keyscope.Status", NULL, NULL, 0, &reply, &rp) < 0)
+		return 1;
+	if (ctl.json) {
+		ctl_print_json(rp);
+		return 0;
+	}
+	printf("keyscoped %s\n", json_str(rp, "version"));
+	printf("  socket:    %s\n", json_str(rp, "socket"));
+	printf("  state dir: %s\n", json_str(rp, "state-dir"));
+	printf("  keyring:   %lld (keyscope, linked in %s)\n", json_int(rp, "keyring"),
+	       json_str(rp, "keyring-spec"));
+	if (json_object_object_get_ex(rp, "scopes", &scopes))
+		printf("  scopes:    %zu\n\n", json_object_array_length(scopes));
+	print_scopes(rp);
+	return 0;
+}

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define KEYSCOPE_CONFIG_FILE "/etc/keyscope/keyscoped.conf"
+#define KEYSCOPE_SOCKET_PATH "/run/keyscope/keyscoped.sock"
+#define KEYSCOPE_STATE_DIR "/var/lib/keyscope"
+
+struct config {
+	char *socket_path;
+	char *state_dir;
+	char *keyring;		/* "@u", "@s", or a serial */
+	unsigned linger_sec;	/* keep a scope's key this long after its last holder */
+	int log_level;
+	bool have_read_group;
+	gid_t read_group;	/* members may call read-only methods */
+	unsigned max_clients;
+	unsigned client_timeout_sec;	/* a half-sent request is dropped after this */
+};
+
+void config_init(struct config *c);
+void config_done(struct config *c);
+
+/*
+ * Reads "key = value" lines ('#' comments, blank lines) from path into c. A missing file is
+ * fine when it is the default path (must_exist false). Every error names the file and line.
+ * Returns 0 or -errno (already logged).
+ */
+int config_load(struct config *c, const char *path, bool must_exist);
+
+/* Sets one option by its config-file name. Returns 0, -EINVAL (bad value) or -ENOENT (unknown). */
+int config_set(struct config *c, const char *key, const char *value);

@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * keyscoped: the node agent. The only process that holds key-source credentials and key
+ * material; installs delegated keys as kernel logon keys and counts their holders.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "keyring.h"
+#include "log.h"
+#include "scope.h"
+#include "server.h"
+#include "store.h"
+#include "util.h"
+
+static void help(void)
+{
+	printf("Usage: keyscoped [OPTION]...\n"
+	       "Install delegated volume keys as kernel logon keys and count their holders.\n\n"
+	       "  -c, --config FILE     read FILE (default " KEYSCOPE_CONFIG_FILE ")\n"
+	       "  -s, --socket PATH     listen on PATH (default " KEYSCOPE_SOCKET_PATH ")\n"
+	       "  -d, --state-dir DIR   keep keys and state in DIR (default " KEYSCOPE_STATE_DIR ")\n"
+	       "  -k, --keyring SPEC    link the keyscope keyring into SPEC: @u (default), @s,\n"
+	       "                        @us or a keyring serial\n"
+	       "      --linger SECS     keep a scope's key SECS after its last holder (default 0)\n"
+	       "  -v, --log-level LEVEL err, warning, notice, info (default) or debug\n"
+	       "  -f, --foreground      run in the foreground (the only mode; for systemd)\n"
+	       "  -h, --help            show this help\n"
+	       "      --version         show the version\n\n"
+	       "Flags override the config file. See keyscoped(8) and keyscoped.conf(5).\n");
+}
+
+struct args {
+	const char *config;
+	const char *set[8][2];
+	size_t n_set;
+};
+
+static int parse_args(int argc, char **argv, struct args *a)
+{
+	enum { ARG_LINGER = 0x100, ARG_VERSION };
+	static const struct option options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "state-dir", required_argument, NULL, 'd' },
+		{ "keyring", required_argument, NULL, 'k' },
+		{ "linger", required_argument, NULL, ARG_LINGER },
+		{ "log-level", required_argument, NULL, 'v' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, ARG_VERSION },
+		{}
+	};
+	const char *key;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:s:d:k:v:fh", options, NULL)) >= 0) {
+		key = NULL;
+		switch (c) {
+		case 'c': a->config = optarg; break;
+		case 's': key = "socket"; break;
+		case 'd': key = "state-dir"; break;
+		case 'k': key = "keyring"; break;
+		case 'v': key = "log-level"; break;
+		case ARG_LINGER: key = "linger"; break;
+		case 'f': break;
+		case 'h': help(); return 0;
+		case ARG_VERSION: printf("keyscoped 0.1\n"); return 0;
+		default: return -EINVAL;
+		}
+		if (key && a->n_set < ELEMENTSOF(a->set)) {
+			a->set[a->n_set][0] = key;
+			a->set[a->n_set++][1] = optarg;
+		}
+	}
+	if (optind < argc) {
+		log_error("Unexpected argument '%s'. See --help.", argv[optind]);
+		return -EINVAL;
+	}
+	return 1;
+}
+
+static int source_local_fetch(void *userdata, const char *id, struct secret_buf *ret)
+{
+	return store_get(userdata, id, ret);
+}
+
+/* The keyscope keyring must be possessed for us to write it: reach @u from our session. */
+static int keyring_reach(const char *spec, key_serial_t *ret)
+{
+	key_serial_t parent;
+	int r;
+
+	r = keyring_parse_spec(spec, &parent);
+	if (r < 0)
+		return log_error_errno(r, "Invalid keyring '%s'.", spec);
+	if (parent == KEY_SPEC_USER_KEYRING &&
+	    keyctl_link(KEY_SPEC_USER_KEYRING, KEY_SPEC_SESSION_KEYRING) < 0)
+		log_warning_errno(-errno, "Failed to link @u into our session keyring, "
+				  "ignoring: %m");
+	*ret = parent;
+	return 0;
+}
+
+static int on_signal(sd_event_source *es, const struct signalfd_siginfo *si, void *userdata)
+{
+	log_info("Received %s, stopping.", strsignal((int) si->ssi_signo));
+	(void) sd_notify(0, "STOPPING=1");
+	return sd_event_exit(sd_event_source_get_event(es), 0);
+}
+
+static int run(int argc, char **argv)
+{
+	_cleanup_(config_done) struct config cfg;
+	struct args a = {};
+	struct server srv = { .listen_fd = -EBADF };
+	sd_event *event = NULL;
+	key_serial_t parent = 0;
+	sigset_t ss;
+	int r;
+
+	config_init(&cfg);
+	log_set_program(argv[0]);
+	r = parse_args(argc, argv, &a);
+	if (r <= 0)
+		return r;
+	r = config_load(&cfg, a.config ?: KEYSCOPE_CONFIG_FILE, a.config != NULL);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < a.n_set; i++) {
+		r = config_set(&cfg, a.set[i][0], a.set[i][1]);
+		if (r < 0)
+			return log_error_errno(-EINVAL, "Invalid value '%s' for --%s.", a.set[i][1],
+					       a.set[i][0]);
+	}
+	log_set_max_level(cfg.log_level);
+
+	/* Key material must never reach a core dump or ptrace by another uid. */
+	(void) prctl(PR_SET_DUMPABLE, 0);
+	(void) setrlimit(RLIMIT_CORE, &(struct rlimit) { 0, 0 });
+	umask(0077);
+
+	r = keyring_reach(cfg.keyring, &parent);
+	if (r < 0)
+		return r;
+	r = store_open(cfg.state_dir, &srv.store);
+	if (r == -EBADMSG || r == -EPERM)
+		return log_error_errno(r, "Master key %s/master.key is not a 32-byte file owned "
+				       "by us with mode 0400: %m", cfg.state_dir);
+	if (r < 0)
+		return log_error_errno(r, "Failed to open the key store in %s: %m",
+				       cfg.state_dir);
+
+	r = sd_event_default(&event);
+	if (r < 0)
+		goto out;
+	srv.event = event;
+	srv.config = &cfg;
+	srv.start_usec = now_usec();
+	r = scopes_new(event, parent, cfg.state_dir, cfg.linger_sec, source_local_fetch,
+		       srv.store, &srv.scopes);
+	if (r < 0)
+		goto out;
+	r = scopes_load(srv.scopes);
+	if (r < 0)
+		goto out;
+
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	sigprocmask(SIG_BLOCK, &ss, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	(void) sd_event_add_signal(event, NULL, SIGTERM, on_signal, NULL);
+	(void) sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
+	(void) sd_event_set_watchdog(event, true);
+
+	r = server_start(&srv);
+	if (r < 0)
+		goto out;
+	log_info("Listening on %s; keyscope keyring %d in %s; state in %s.", cfg.socket_path,
+		 (int) scopes_keyring(srv.scopes), cfg.keyring, cfg.state_dir);
+	(void) sd_notify(0, "READY=1\nSTATUS=Serving keys.");
+
+	r = sd_event_loop(event);
+	if (r < 0)
+		log_error_errno(r, "Event loop failed: %m");
+	(void) scopes_save(srv.scopes);
+out:
+	server_stop(&srv);
+	srv.scopes = scopes_free(srv.scopes);
+	srv.store = store_free(srv.store);
+	sd_event_unref(event);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	int r = run(argc, argv);
+
+	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,345 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The control API's methods (docs/protocol.md). Each validates its parameters completely
+ * before it changes anything, and logs what it changed with the caller's uid and pid.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "keyid.h"
+#include "log.h"
+#include "proto.h"
+#include "scope.h"
+#include "server.h"
+#include "store.h"
+
+#define VERSION "0.1"
+
+static int bad_params(struct call *c, const char *const *allowed)
+{
+	char err[256];
+	int r = proto_check_fields(c->params, allowed, err, sizeof(err));
+
+	return r < 0 ? call_error(c, r, "keyscope.InvalidParameter", "%s", err) : 0;
+}
+
+static int get_key_id(struct call *c, const char *field, const char **ret)
+{
+	char err[256];
+	const char *id = NULL;
+	int r;
+
+	r = proto_get_string(c->params, field, true, 4096, &id, err, sizeof(err));
+	if (r < 0)
+		return call_error(c, r, "keyscope.InvalidParameter", "%s", err);
+	if (!keyid_is_valid(id))
+		return call_error(c, -EINVAL, "keyscope.InvalidKeyId",
+				  "'%.*s%s' is not a valid key-id: 1-%d characters of "
+				  "[A-Za-z0-9._-], starting with a letter or digit, no '..'",
+				  64, id, strlen(id) > 64 ? "..." : "", KEYID_MAX);
+	*ret = id;
+	return 0;
+}
+
+static int get_name(struct call *c, const char **ret)
+{
+	char err[256];
+	int r = proto_get_string(c->params, "name", false, STORE_NAME_MAX, ret, err, sizeof(err));
+
+	return r < 0 ? call_error(c, r, "keyscope.InvalidParameter", "%s", err) : 0;
+}
+
+/* Maps a store or kernel error about key id to the reply a person can act on. */
+static int key_error(struct call *c, int r, const char *id, const char *what)
+{
+	struct store *st = c->server->store;
+
+	switch (r) {
+	case -ENOENT:
+		return call_error(c, r, "keyscope.NoSuchKey", "no key %s in the key store", id);
+	case -EBADMSG:
+		return call_error(c, r, "keyscope.CorruptKey",
+				  "key file %s is corrupt, truncated, tampered with or sealed "
+				  "under another master key; restore it from a backup",
+				  store_path(st, id));
+	case -EDQUOT:
+		return call_error(c, r, "keyscope.KeyQuota",
+				  "the kernel's key quota for root is full; raise "
+				  "/proc/sys/kernel/keys/root_maxkeys and root_maxbytes");
+	case -EINVAL:
+		return call_error(c, r, "keyscope.InvalidParameter", "%s %s: invalid argument",
+				  what, id);
+	default:
+		return call_error(c, r, "keyscope.KeyError", "%s %s failed: %s", what, id,
+				  strerror(-r));
+	}
+}
+
+static json_object *entry_to_json(const struct store_entry *e)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "key-id", json_object_new_string(e->id));
+	json_object_object_add(o, "name", json_object_new_string(e->name));
+	json_object_object_add(o, "bits", json_object_new_int((int) e->bits));
+	json_object_object_add(o, "created", json_object_new_int64((int64_t) e->created));
+	json_object_object_add(o, "source", json_object_new_string("local"));
+	return o;
+}
+
+static int reply_key_id(struct call *c, const char *id)
+{
+	c->reply = json_object_new_object();
+	json_object_object_add(c->reply, "key-id", json_object_new_string(id));
+	return 0;
+}
+
+static int m_ping(struct call *c)
+{
+	c->reply = json_object_new_object();
+	json_object_object_add(c->reply, "version", json_object_new_string(VERSION));
+	return 0;
+}
+
+static int m_key_create(struct call *c)
+{
+	static const char *const allowed[] = { "bits", "name", NULL };
+	char id[KEYID_MAX + 1], err[256];
+	const char *name = NULL;
+	uint64_t bits = 512;
+	int r;
+
+	if ((r = bad_params(c, allowed)) < 0 || (r = get_name(c, &name)) < 0)
+		return r;
+	r = proto_get_uint(c->params, "bits", false, 65536, &bits, err, sizeof(err));
+	if (r < 0)
+		return call_error(c, r, "keyscope.InvalidParameter", "%s", err);
+	if (bits != 256 && bits != 512)
+		return call_error(c, -EINVAL, "keyscope.InvalidParameter",
+				  "bits must be 256 or 512 (AES-128-XTS or AES-256-XTS)");
+	r = store_create(c->server->store, (unsigned) bits, name, id);
+	if (r == -EINVAL)
+		return call_error(c, r, "keyscope.InvalidParameter",
+				  "name must be printable text of at most %d bytes",
+				  STORE_NAME_MAX);
+	if (r < 0)
+		return key_error(c, r, "(new)", "creating key");
+	log_info("Created key %s (%u bits) for uid %u pid %d.", id, (unsigned) bits,
+		 (unsigned) c->uid, (int) c->pid);
+	return reply_key_id(c, id);
+}
+
+static int m_key_import(struct call *c)
+{
+	static const char *const allowed[] = { "name", NULL };
+	char id[KEYID_MAX + 1];
+	const char *name = NULL;
+	int r;
+
+	if ((r = bad_params(c, allowed)) < 0 || (r = get_name(c, &name)) < 0)
+		return r;
+	if (c->payload.len != 32 && c->payload.len != 64)
+		return call_error(c, -EINVAL, "keyscope.InvalidKeyLength",
+				  "a key must be exactly 32 or 64 bytes, got %zu",
+				  c->payload.len);
+	r = store_import(c->server->store, c->payload.data, c->payload.len, name, id);
+	if (r == -EINVAL)
+		return call_error(c, r, "keyscope.InvalidParameter",
+				  "name must be printable text of at most %d bytes",
+				  STORE_NAME_MAX);
+	if (r < 0)
+		return key_error(c, r, "(new)", "importing key");
+	log_info("Imported key %s (%zu bits) for uid %u pid %d.", id, c->payload.len * 8,
+		 (unsigned) c->uid, (int) c->pid);
+	return reply_key_id(c, id);
+}
+
+static void list_bad(const char *path, int error, void *userdata)
+{
+	log_warning_errno(error, "Skipping unreadable key file %s: %m", path);
+}
+
+static int m_key_list(struct call *c)
+{
+	static const char *const allowed[] = { NULL };
+	_cleanup_free_ struct store_entry *e = NULL;
+	json_object *a;
+	size_t n;
+	int r;
+
+	if ((r = bad_params(c, allowed)) < 0)
+		return r;
+	r = store_list(c->server->store, &e, &n, list_bad, NULL);
+	if (r < 0)
+		return key_error(c, r, "(all)", "listing keys");
+	a = json_object_new_array_ext((int) n);
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(a, entry_to_json(&e[i]));
+	c->reply = json_object_new_object();
+	json_object_object_add(c->reply, "keys", a);
+	return 0;
+}
+
+static int m_key_delete(struct call *c)
+{
+	static const char *const allowed[] = { "key-id", NULL };
+	struct scope *s;
+	const char *id;
+	int r;
+
+	if ((r = bad_params(c, allowed)) < 0 || (r = get_key_id(c, "key-id", &id)) < 0)
+		return r;
+	s = scope_find(c->server->scopes, id);
+	if (s && scope_holders(s) > 0)
+		return call_error(c, -EBUSY, "keyscope.KeyInUse",
+				  "key %s has %u holders; release them first", id,
+				  scope_holders(s));
+	r = store_delete(c->server->store, id);
+	if (r < 0)
+		return key_error(c, r, id, "deleting key");
+	log_info("Deleted key %s for uid %u pid %d.", id, (unsigned) c->uid, (int) c->pid);
+	return reply_key_id(c, id);
+}
+
+static int m_key_clone(struct call *c)
+{
+	static const char *const allowed[] = { "key-id", "name", NULL };
+	char id[KEYID_MAX + 1];
+	const char *src, *name = NULL;
+	int r;
+
+	if ((r = bad_params(c, allowed)) < 0 || (r = get_key_id(c, "key-id", &src)) < 0 ||
+	    (r = get_name(c, &name)) < 0)
+		return r;
+	r = store_clone(c->server->store, src, name, id);
+	if (r < 0)
+		return key_error(c, r, src, "cloning key");
+	log_info("Cloned key %s as %s for uid %u pid %d.", src, id, (unsigned) c->uid,
+		 (int) c->pid);
+	c->reply = json_object_new_object();
+	json_object_object_add(c->reply, "key-id", json_object_new_string(id));
+	json_object_object_add(c->reply, "source-key-id", json_object_new_string(src));
+	return 0;
+}
+
+static json_object *scope_to_json(const struct scope *s)
+{
+	json_object *o = json_object_new_object();
+	char desc[KEY_DESC_MAX + 1];
+
+	(void) keyid_to_description(s->id, desc, sizeof(desc));
+	json_object_object_add(o, "key-id", json_object_new_string(s->id));
+	json_object_object_add(o, "description", json_object_new_string(desc));
+	json_object_object_add(o, "serial", json_object_new_int(s->serial));
+	json_object_object_add(o, "holders", json_object_new_int((int) scope_holders(s)));
+	json_object_object_add(o, "manual", json_object_new_int((int) s->manual));
+	json_object_object_add(o, "fetches", json_object_new_int64((int64_t) s->fetches));
+	return o;
+}
+
+static int m_key_install(struct call *c)
+{
+	static const char *const allowed[] = { "key-id", NULL };
+	struct scope *s;
+	const char *id;
+	int r;
+
+	if ((r = bad_params(c, allowed)) < 0 || (r = get_key_id(c, "key-id", &id)) < 0)
+		return r;
+	r = scope_acquire(c->server->scopes, id, &s);
+	if (r < 0)
+		return key_error(c, r, id, "installing key");
+	log_info("Holder taken on keyscope:%s (serial %d, %u holders) by uid %u pid %d.", id,
+		 (int) s->serial, scope_holders(s), (unsigned) c->uid, (int) c->pid);
+	c->reply = scope_to_json(s);
+	return 0;
+}
+
+static int m_key_release(struct call *c)
+{
+	static const char *const allowed[] = { "key-id", NULL };
+	struct scope *s;
+	const char *id;
+	int r;
+
+	if ((r = bad_params(c, allowed)) < 0 || (r = get_key_id(c, "key-id", &id)) < 0)
+		return r;
+	r = scope_release(c->server->scopes, id);
+	if (r == -ENOENT || r == -ENOLCK)
+		return call_error(c, r, "keyscope.NotHeld",
+				  "key %s has no holder taken with 'key install'", id);
+	if (r < 0)
+		return key_error(c, r, id, "releasing key");
+	s = scope_find(c->server->scopes, id);
+	log_info("Holder dropped on keyscope:%s (%d left%s) by uid %u pid %d.", id, r,
+		 s ? "" : ", key invalidated", (unsigned) c->uid, (int) c->pid);
+	if (s)
+		c->reply = scope_to_json(s);
+	else {
+		c->reply = json_object_new_object();
+		json_object_object_add(c->reply, "key-id", json_object_new_string(id));
+		json_object_object_add(c->reply, "serial", json_object_new_int(0));
+		json_object_object_add(c->reply, "holders", json_object_new_int(0));
+	}
+	return 0;
+}
+
+static void add_scope(struct scope *s, void *userdata)
+{
+	json_object_array_add(userdata, scope_to_json(s));
+}
+
+static int m_scope_list(struct call *c)
+{
+	static const char *const allowed[] = { NULL };
+	json_object *a;
+	int r;
+
+	if ((r = bad_params(c, allowed)) < 0)
+		return r;
+	a = json_object_new_array();
+	scopes_foreach(c->server->scopes, add_scope, a);
+	c->reply = json_object_new_object();
+	json_object_object_add(c->reply, "keyring", json_object_new_int(
+							    scopes_keyring(c->server->scopes)));
+	json_object_object_add(c->reply, "scopes", a);
+	return 0;
+}
+
+static int m_status(struct call *c)
+{
+	int r = m_scope_list(c);
+	const struct config *cfg = c->server->config;
+
+	if (r < 0)
+		return r;
+	json_object_object_add(c->reply, "version", json_object_new_string(VERSION));
+	json_object_object_add(c->reply, "keyring-spec", json_object_new_string(cfg->keyring));
+	json_object_object_add(c->reply, "state-dir", json_object_new_string(cfg->state_dir));
+	json_object_object_add(c->reply, "socket", json_object_new_string(cfg->socket_path));
+	json_object_object_add(c->reply, "clients",
+			       json_object_new_int((int) c->server->n_clients));
+	return 0;
+}
+
+static const struct method methods[] = {
+	{ "keyscope.Ping", m_ping, false },
+	{ "keyscope.Status", m_status, false },
+	{ "keyscope.KeyList", m_key_list, false },
+	{ "keyscope.ScopeList", m_scope_list, false },
+	{ "keyscope.KeyCreate", m_key_create, true },
+	{ "keyscope.KeyImport", m_key_import, true },
+	{ "keyscope.KeyDelete", m_key_delete, true },
+	{ "keyscope.KeyClone", m_key_clone, true },
+	{ "keyscope.KeyInstall", m_key_install, true },
+	{ "keyscope.KeyRelease", m_key_release, true },
+};
+
+const struct method *method_find(const char *name)
+{
+	for (size_t i = 0; i < ELEMENTSOF(methods); i++)
+		if (streq(methods[i].name, name))
+			return &methods[i];
+	return NULL;
+}

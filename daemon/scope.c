@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <json-c/json.h>
+#include <search.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyring.h"
+#include "log.h"
+#include "proto.h"
+#include "scope.h"
+#include "util.h"
+
+#define SCOPES_FILE "scopes.json"
+#define SCOPES_MAX_FILE (64u * 1024 * 1024)
+#define KEYSCOPE_KEYRING_NAME "keyscope"
+
+struct scopes {
+	sd_event *event;
+	void *root;	/* tsearch(3) tree of struct scope, by id */
+	size_t n;
+	key_serial_t keyring;
+	char *state_path;
+	unsigned linger_sec;
+	scope_fetch_t fetch;
+	void *userdata;
+	bool dirty;
+};
+
+static int scope_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct scope *) a)->id, ((const struct scope *) b)->id);
+}
+
+int scopes_new(sd_event *event, key_serial_t parent, const char *state_dir, unsigned linger_sec,
+	       scope_fetch_t fetch, void *userdata, struct scopes **ret)
+{
+	_cleanup_free_ struct scopes *t = calloc(1, sizeof(*t));
+	key_serial_t k;
+
+	if (!t)
+		return log_oom();
+	t->state_path = path_join(state_dir, SCOPES_FILE);
+	if (!t->state_path)
+		return log_oom();
+	k = keyring_find_or_create(parent, KEYSCOPE_KEYRING_NAME);
+	if (k < 0) {
+		free(t->state_path);
+		return log_error_errno(k, "Failed to find or create the keyring '%s': %m",
+				       KEYSCOPE_KEYRING_NAME);
+	}
+	t->keyring = k;
+	t->event = sd_event_ref(event);
+	t->linger_sec = linger_sec;
+	t->fetch = fetch;
+	t->userdata = userdata;
+	*ret = TAKE_PTR(t);
+	return 0;
+}
+
+static void scope_free(void *p)
+{
+	struct scope *s = p;
+
+	sd_event_source_disable_unref(s->linger);
+	free(s);
+}
+
+struct scopes *scopes_free(struct scopes *t)
+{
+	if (!t)
+		return NULL;
+	tdestroy(t->root, scope_free);
+	sd_event_unref(t->event);
+	free(t->state_path);
+	free(t);
+	return NULL;
+}
+
+key_serial_t scopes_keyring(struct scopes *t)
+{
+	return t->keyring;
+}
+
+size_t scopes_count(struct scopes *t)
+{
+	return t->n;
+}
+
+unsigned scope_holders(const struct scope *s)
+{
+	return s->manual;
+}
+
+struct scope *scope_find(struct scopes *t, const char *id)
+{
+	struct scope key;
+	void *node;
+
+	if (strlen(id) > KEYID_MAX)
+		return NULL;
+	strcpy(key.id, id);
+	node = tfind(&key, &t->root, scope_cmp);
+	return node ? *(struct scope **) node : NULL;
+}
+
+static int scope_add(struct scopes *t, const char *id, struct scope **ret)
+{
+	struct scope *s = calloc(1, sizeof(*s));
+	void *node;
+
+	if (!s)
+		return -ENOMEM;
+	strcpy(s->id, id);
+	s->owner = t;
+	node = tsearch(s, &t->root, scope_cmp);
+	if (!node) {
+		free(s);
+		return -ENOMEM;
+	}
+	t->n++;
+	*ret = s;
+	return 0;
+}
+
+static void scope_remove(struct scopes *t, struct scope *s)
+{
+	tdelete(s, &t->root, scope_cmp);
+	t->n--;
+	t->dirty = true;
+	scope_free(s);
+}
+
+static int scope_install(struct scopes *t, struct scope *s)
+{
+	_cleanup_secret_buf_ struct secret_buf key = {};
+	char desc[KEY_DESC_MAX + 1];
+	key_serial_t k;
+	int r;
+
+	r = keyid_to_description(s->id, desc, sizeof(desc));
+	if (r < 0)
+		return r;
+	r = t->fetch(t->userdata, s->id, &key);
+	if (r < 0)
+		return r;
+	s->fetches++;
+	k = keyring_add_logon(t->keyring, desc, key.data, key.len, KEYSCOPE_KEY_PERM);
+	if (k < 0)
+		return k;
+	s->serial = k;
+	log_debug("Installed %s as key %d.", desc, (int) k);
+	return 0;
+}
+
+/* A key can vanish behind our back (keyctl invalidate, unlink): check before trusting it. */
+static bool scope_key_alive(const struct scope *s)
+{
+	struct key_info info;
+	const char *id;
+
+	if (s->serial <= 0 || keyring_describe(s->serial, &info) < 0)
+		return false;
+	id = keyid_from_description(info.description);
+	return streq(info.type, "logon") && id && streq(id, s->id);
+}
+
+static void scope_drop_key(struct scopes *t, struct scope *s)
+{
+	int r;
+
+	if (s->serial <= 0)
+		return;
+	r = keyring_invalidate(s->serial);
+	if (r < 0 && r != -ENOKEY && r != -EKEYREVOKED && r != -EKEYEXPIRED)
+		log_warning_errno(r, "Failed to invalidate key %d of scope %s, ignoring: %m",
+				  (int) s->serial, s->id);
+	else
+		log_debug("Invalidated key %d of scope %s.", (int) s->serial, s->id);
+	s->serial = 0;
+}
+
+int scope_acquire(struct scopes *t, const char *id, struct scope **ret)
+{
+	struct scope *s = scope_find(t, id);
+	bool created = false;
+	int r;
+
+	if (!keyid_is_valid(id))
+		return -EINVAL;
+	if (!s) {
+		r = scope_add(t, id, &s);
+		if (r < 0)
+			return r;
+		created = true;
+	}
+	if (!scope_key_alive(s)) {
+		s->serial = 0;
+		r = scope_install(t, s);
+		if (r < 0) {
+			if (created)
+				scope_remove(t, s);
+			return r;
+		}
+	}
+	s->linger = sd_event_source_disable_unref(s->linger);
+	s->manual++;
+	t->dirty = true;
+	*ret = s;
+	return 0;
+}
+
+static int on_linger(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	struct scope *s = userdata;
+	struct scopes *t = s->owner;
+
+	log_debug("Linger of scope %s ended.", s->id);
+	scope_drop_key(t, s);
+	scope_remove(t, s);
+	return 0;
+}
+
+int scope_release(struct scopes *t, const char *id)
+{
+	struct scope *s = scope_find(t, id);
+	int r;
+
+	if (!s)
+		return -ENOENT;
+	if (s->manual == 0)
+		return -ENOLCK;
+	s->manual--;
+	t->dirty = true;
+	if (scope_holders(s) > 0)
+		return (int) scope_holders(s);
+
+	if (t->linger_sec > 0 && s->serial > 0) {
+		r = sd_event_add_time_relative(t->event, &s->linger, CLOCK_MONOTONIC,
+					       (uint64_t) t->linger_sec * 1000000u, 0,
+					       on_linger, s);
+		if (r >= 0)
+			return 0;
+		log_warning_errno(r, "Failed to arm linger timer of %s, dropping now: %m", s->id);
+	}
+	scope_drop_key(t, s);
+	scope_remove(t, s);
+	return 0;
+}
+
+struct walk_ctx {
+	void (*f)(struct scope *s, void *userdata);
+	void *userdata;
+};
+
+static void walk_one(const void *node, VISIT which, void *closure)
+{
+	struct walk_ctx *c = closure;
+
+	if (which == postorder || which == leaf)
+		c->f(*(struct scope **) node, c->userdata);
+}
+
+void scopes_foreach(struct scopes *t, void (*f)(struct scope *s, void *userdata),
+		    void *userdata)
+{
+	struct walk_ctx c = { f, userdata };
+
+	twalk_r(t->root, walk_one, &c);
+}
+
+/* ---- persistence ------------------------------------------------------------------------ */
+
+static void save_one(struct scope *s, void *userdata)
+{
+	json_object *a = userdata, *o;
+
+	if (scope_holders(s) == 0)
+		return;
+	o = json_object_new_object();
+	json_object_object_add(o, "key-id", json_object_new_string(s->id));
+	json_object_object_add(o, "manual", json_object_new_int64(s->manual));
+	json_object_array_add(a, o);
+}
+
+int scopes_save(struct scopes *t)
+{
+	_cleanup_json_ json_object *root = json_object_new_object();
+	json_object *a = json_object_new_array();
+	const char *text;
+	int r;
+
+	if (!t->dirty)
+		return 0;
+	if (!root || !a) {
+		json_object_put(a);
+		return -ENOMEM;
+	}
+	json_object_object_add(root, "version", json_object_new_int(1));
+	json_object_object_add(root, "scopes", a);
+	scopes_foreach(t, save_one, a);
+	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+
+	/* Kernel keys do not outlive a reboot, so the counts only have to survive a restart of
+	 * the daemon: an atomic rename is enough, no fsync on every change. */
+	r = write_file_atomic_flags(t->state_path, text, strlen(text), 0600, 0);
+	if (r < 0)
+		return log_error_errno(r, "Failed to write %s: %m", t->state_path);
+	t->dirty = false;
+	return 0;
+}
+
+static int load_records(struct scopes *t)
+{
+	_cleanup_free_ char *text = NULL;
+	_cleanup_json_ json_object *root = NULL;
+	json_object *a;
+	size_t size;
+	int r;
+
+	r = read_full_file(t->state_path, SCOPES_MAX_FILE, &text, &size);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return log_error_errno(r, "Failed to read %s: %m", t->state_path);
+	root = json_tokener_parse(text);
+	if (!root || !json_object_object_get_ex(root, "scopes", &a) ||
+	    !json_object_is_type(a, json_type_array))
+		return log_error_errno(-EBADMSG,
+				       "%s is not a keyscope state file; move it away to start "
+				       "with no holders.", t->state_path);
+
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		json_object *o = json_object_array_get_idx(a, i), *id, *m;
+		struct scope *s;
+		int64_t manual;
+
+		if (!json_object_object_get_ex(o, "key-id", &id) ||
+		    !json_object_object_get_ex(o, "manual", &m) ||
+		    !keyid_is_valid(json_object_get_string(id))) {
+			log_warning("%s: entry %zu is malformed, ignoring.", t->state_path, i);
+			continue;
+		}
+		manual = json_object_get_int64(m);
+		if (manual <= 0 || manual > UINT32_MAX || scope_find(t, json_object_get_string(id)))
+			continue;
+		r = scope_add(t, json_object_get_string(id), &s);
+		if (r < 0)
+			return log_oom();
+		s->manual = (unsigned) manual;
+	}
+	return 0;
+}
+
+static void adopt_kernel_key(struct scopes *t, key_serial_t k)
+{
+	struct key_info info;
+	struct scope *s;
+	const char *id;
+	int r;
+
+	r = keyring_describe(k, &info);
+	if (r < 0)
+		return;
+	id = keyid_from_description(info.description);
+	if (!streq(info.type, "logon") || !id) {
+		log_warning("Key %d (%s:%s) in the keyscope keyring is not ours, leaving it.",
+			    (int) k, info.type, info.description);
+		return;
+	}
+	s = scope_find(t, id);
+	if (s && s->serial == 0) {
+		s->serial = k;
+		log_info("Kept key %s (serial %d, %u holders).", info.description, (int) k,
+			 scope_holders(s));
+		return;
+	}
+	log_info("Removing orphan key %s (serial %d): no holder is recorded.", info.description,
+		 (int) k);
+	r = keyring_invalidate(k);
+	if (r < 0)
+		log_warning_errno(r, "Failed to invalidate orphan key %d, ignoring: %m", (int) k);
+}
+
+static void reinstall_one(struct scope *s, void *userdata)
+{
+	int r;
+
+	if (s->serial > 0)
+		return;
+	r = scope_install(s->owner, s);
+	if (r < 0)
+		log_error_errno(r, "Failed to reinstall key of scope %s (%u holders): %m", s->id,
+				scope_holders(s));
+	else
+		log_info("Reinstalled key of scope %s (serial %d).", s->id, (int) s->serial);
+}
+
+int scopes_load(struct scopes *t)
+{
+	_cleanup_free_ key_serial_t *ids = NULL;
+	int r, n;
+
+	r = load_records(t);
+	if (r < 0)
+		return r;
+	n = keyring_list(t->keyring, &ids);
+	if (n < 0)
+		return log_error_errno(n, "Failed to list the keyscope keyring: %m");
+	for (int i = 0; i < n; i++)
+		adopt_kernel_key(t, ids[i]);
+	scopes_foreach(t, reinstall_one, NULL);
+	t->dirty = true;
+	return scopes_save(t);
+}

@@ -1,0 +1,457 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <grp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proto.h"
+#include "scope.h"
+#include "server.h"
+#include "util.h"
+
+#define IN_SIZE (PROTO_MAX_MESSAGE + 1 + PROTO_MAX_PAYLOAD)
+#define OUT_HIGH_WATER (4u * 1024 * 1024)	/* stop reading a client that does not read */
+
+struct client {
+	struct server *server;
+	struct client *prev, *next;
+	int fd;
+	sd_event_source *io, *timer;
+	uid_t uid;
+	pid_t pid;
+	bool may_read, may_write;
+	uint8_t *in;		/* secret memory: requests may carry key material */
+	size_t in_len;
+	uint8_t *out;		/* secret memory: replies may carry key material */
+	size_t out_len, out_alloc;
+	bool dead;
+};
+
+int call_error(struct call *c, int r, const char *error, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->error = error;
+	va_start(ap, fmt);
+	(void) vsnprintf(c->message, sizeof(c->message), fmt, ap);
+	va_end(ap);
+	return r < 0 ? r : -EINVAL;
+}
+
+static void client_free(struct client *c)
+{
+	struct server *s = c->server;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->n_clients--;
+	sd_event_source_disable_unref(c->io);
+	sd_event_source_disable_unref(c->timer);
+	safe_close(c->fd);
+	secret_free(c->in);
+	secret_free(c->out);
+	free(c);
+}
+
+static int out_append(struct client *c, const void *p, size_t n)
+{
+	if (c->out_alloc - c->out_len < n) {
+		size_t a = c->out_alloc ? c->out_alloc : 4096;
+		uint8_t *o;
+
+		while (a - c->out_len < n)
+			a *= 2;
+		o = secret_alloc(a);
+		if (!o)
+			return -ENOMEM;
+		if (c->out_len)
+			memcpy(o, c->out, c->out_len);
+		secret_free(c->out);
+		c->out = o;
+		c->out_alloc = a;
+	}
+	memcpy(c->out + c->out_len, p, n);
+	c->out_len += n;
+	return 0;
+}
+
+static int client_reply(struct client *c, struct call *call)
+{
+	_cleanup_json_ json_object *o = json_object_new_object();
+	const char *text;
+	int r;
+
+	if (!o)
+		return -ENOMEM;
+	if (call->error) {
+		json_object *p = json_object_new_object();
+		json_object_object_add(o, "error", json_object_new_string(call->error));
+		json_object_object_add(p, "message", json_object_new_string(call->message));
+		json_object_object_add(o, "parameters", p);
+	} else {
+		json_object_object_add(o, "parameters",
+				       call->reply ? json_object_get(call->reply)
+						   : json_object_new_object());
+		if (call->reply_payload.len)
+			json_object_object_add(o, "payload-size",
+					       json_object_new_int((int) call->reply_payload.len));
+	}
+	text = proto_to_string(o);
+	r = out_append(c, text, strlen(text) + 1);
+	if (r >= 0 && !call->error && call->reply_payload.len)
+		r = out_append(c, call->reply_payload.data, call->reply_payload.len);
+	return r;
+}
+
+static void call_done(struct call *call)
+{
+	json_object_put(call->reply);
+	secret_buf_done(&call->payload);
+	secret_buf_done(&call->reply_payload);
+}
+
+static void dispatch(struct client *c, struct call *call, json_object *req_obj)
+{
+	struct proto_request req;
+	const struct method *m;
+	char err[256];
+	int r;
+
+	r = proto_request_check(req_obj, &req, err, sizeof(err));
+	if (r < 0) {
+		call_error(call, r, "keyscope.InvalidRequest", "%s", err);
+		return;
+	}
+	m = method_find(req.method);
+	if (!m) {
+		call_error(call, -EOPNOTSUPP, "keyscope.MethodNotFound", "unknown method '%s'",
+			   req.method);
+		return;
+	}
+	if (!(m->writes ? c->may_write : c->may_read)) {
+		log_notice("Refused %s from uid %u (pid %d): not allowed.", m->name,
+			   (unsigned) c->uid, (int) c->pid);
+		call_error(call, -EPERM, "keyscope.PermissionDenied",
+			   "%s needs root%s", m->name,
+			   m->writes ? "" : " or the configured read-group");
+		return;
+	}
+	call->method = m->name;
+	call->params = req.parameters;
+	r = m->handler(call);
+	if (r < 0 && !call->error)
+		call_error(call, r, "keyscope.InternalError", "%s failed: %s", m->name,
+			   strerror(-r));
+}
+
+/* Handles one framed message of len bytes at c->in; payload bytes follow its NUL. */
+static int client_handle(struct client *c, size_t len, size_t *ret_consumed)
+{
+	_cleanup_json_ json_object *o = NULL;
+	struct call call = { .server = c->server, .uid = c->uid, .pid = c->pid };
+	json_object *ps;
+	char err[256];
+	size_t plen = 0;
+	int r;
+
+	r = proto_parse((const char *) c->in, len, &o, err, sizeof(err));
+	if (r >= 0 && json_object_object_get_ex(o, "payload-size", &ps) &&
+	    json_object_is_type(ps, json_type_int)) {
+		int64_t v = json_object_get_int64(ps);
+		if (v >= 1 && v <= PROTO_MAX_PAYLOAD)
+			plen = (size_t) v;
+	}
+	if (c->in_len < len + 1 + plen)
+		return 0;	/* wait for the payload */
+
+	if (r < 0)
+		call_error(&call, r, "keyscope.InvalidRequest", "%s", err);
+	else {
+		if (plen) {
+			r = secret_buf_new(plen, &call.payload);
+			if (r < 0)
+				return r;
+			memcpy(call.payload.data, c->in + len + 1, plen);
+		}
+		dispatch(c, &call, o);
+	}
+	r = client_reply(c, &call);
+	call_done(&call);
+	*ret_consumed = len + 1 + plen;
+	return r < 0 ? r : 1;
+}
+
+static void client_arm(struct client *c);
+
+static void client_process(struct client *c)
+{
+	for (;;) {
+		size_t len, consumed = 0;
+		int r = proto_frame(c->in, c->in_len, &len);
+
+		if (r == -EMSGSIZE) {
+			struct call call = {};
+			call_error(&call, r, "keyscope.MessageTooLarge",
+				   "request larger than %d bytes", PROTO_MAX_MESSAGE);
+			(void) client_reply(c, &call);
+			log_notice("Dropping client pid %d: request too large.", (int) c->pid);
+			c->dead = true;	/* the stream cannot be resynchronised */
+			c->in_len = 0;
+			break;
+		}
+		if (r == 0)
+			break;
+		r = client_handle(c, len, &consumed);
+		if (r < 0) {
+			c->dead = true;
+			break;
+		}
+		if (r == 0)
+			break;
+		memmove(c->in, c->in + consumed, c->in_len - consumed);
+		secret_erase(c->in + c->in_len - consumed, consumed);
+		c->in_len -= consumed;
+		if (c->out_len > OUT_HIGH_WATER)
+			break;
+	}
+	client_arm(c);
+}
+
+static int client_flush(struct client *c)
+{
+	while (c->out_len > 0) {
+		ssize_t k = send(c->fd, c->out, c->out_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return 0;
+			return -errno;
+		}
+		memmove(c->out, c->out + k, c->out_len - (size_t) k);
+		secret_erase(c->out + c->out_len - (size_t) k, (size_t) k);
+		c->out_len -= (size_t) k;
+	}
+	return 0;
+}
+
+static void client_arm(struct client *c)
+{
+	uint32_t ev = 0;
+
+	if (c->out_len <= OUT_HIGH_WATER && c->in_len < IN_SIZE && !c->dead)
+		ev |= EPOLLIN;
+	if (c->out_len > 0)
+		ev |= EPOLLOUT;
+	(void) sd_event_source_set_io_events(c->io, ev);
+
+	/* A client that leaves half a request pending is dropped after the timeout. */
+	if (c->in_len > 0) {
+		(void) sd_event_source_set_time_relative(
+			c->timer, (uint64_t) c->server->config->client_timeout_sec * 1000000u);
+		(void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+	} else
+		(void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+}
+
+static int on_client_io(sd_event_source *es, int fd, uint32_t revents, void *userdata)
+{
+	struct client *c = userdata;
+
+	if (revents & EPOLLIN) {
+		ssize_t k = recv(fd, c->in + c->in_len, IN_SIZE - c->in_len, MSG_DONTWAIT);
+
+		if (k < 0 && errno != EAGAIN && errno != EINTR) {
+			client_free(c);
+			return 0;
+		}
+		if (k == 0 && c->out_len == 0) {
+			client_free(c);
+			return 0;
+		}
+		if (k == 0)
+			c->dead = true;
+		if (k > 0) {
+			c->in_len += (size_t) k;
+			client_process(c);
+		}
+	}
+	if ((revents & (EPOLLHUP | EPOLLERR)) && !(revents & EPOLLIN)) {
+		client_free(c);
+		return 0;
+	}
+	/* Replies are written from on_post(), after the state they report is saved. */
+	client_arm(c);
+	return 0;
+}
+
+static int on_client_timeout(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	struct client *c = userdata;
+
+	log_notice("Dropping client pid %d: incomplete request for %us.", (int) c->pid,
+		   c->server->config->client_timeout_sec);
+	client_free(c);
+	return 0;
+}
+
+static bool peer_in_group(int fd, gid_t primary, gid_t want)
+{
+	gid_t groups[256];
+	socklen_t len = sizeof(groups);
+
+	if (primary == want)
+		return true;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+		return false;
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == want)
+			return true;
+	return false;
+}
+
+static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userdata)
+{
+	struct server *s = userdata;
+	_cleanup_close_ int cfd = -EBADF;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct client *c;
+	int r;
+
+	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd < 0)
+		return 0;
+	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		log_warning_errno(-errno, "Failed to read peer credentials, dropping client: %m");
+		return 0;
+	}
+	if (s->n_clients >= s->config->max_clients) {
+		log_warning("Too many clients (%u), refusing pid %d.", s->n_clients,
+			    (int) cred.pid);
+		return 0;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return 0;
+	c->server = s;
+	c->fd = TAKE_FD(cfd);
+	c->uid = cred.uid;
+	c->pid = cred.pid;
+	c->may_write = cred.uid == 0;
+	c->may_read = cred.uid == 0 ||
+		      (s->config->have_read_group &&
+		       peer_in_group(c->fd, cred.gid, s->config->read_group));
+	c->next = s->clients;
+	if (s->clients)
+		s->clients->prev = c;
+	s->clients = c;
+	s->n_clients++;
+
+	c->in = secret_alloc(IN_SIZE);
+	r = c->in ? sd_event_add_io(s->event, &c->io, c->fd, EPOLLIN, on_client_io, c) : -ENOMEM;
+	if (r >= 0)
+		r = sd_event_add_time_relative(s->event, &c->timer, CLOCK_MONOTONIC, 1000000u, 0,
+					       on_client_timeout, c);
+	if (r < 0) {
+		log_warning_errno(r, "Failed to set up client pid %d, dropping it: %m",
+				  (int) cred.pid);
+		client_free(c);
+		return 0;
+	}
+	(void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+	log_debug("Client pid %d uid %u connected.", (int) c->pid, (unsigned) c->uid);
+	return 0;
+}
+
+/* Runs once per loop iteration after all handlers: save state, then write replies. */
+static int on_post(sd_event_source *es, void *userdata)
+{
+	struct server *s = userdata;
+	struct client *c, *next;
+	int r;
+
+	r = scopes_save(s->scopes);
+	if (r < 0)
+		log_warning_errno(r, "State not saved, replies held back until it is: %m");
+
+	for (c = s->clients; c; c = next) {
+		next = c->next;
+		if (r >= 0 && client_flush(c) < 0) {
+			client_free(c);
+			continue;
+		}
+		if (c->dead && c->out_len == 0) {
+			client_free(c);
+			continue;
+		}
+		client_arm(c);
+	}
+	return 0;
+}
+
+int server_start(struct server *s)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = s->config->socket_path;
+	_cleanup_close_ int fd = -EBADF;
+	_cleanup_free_ char *dir = strdup(path);
+	char *slash;
+	int r;
+
+	if (!dir)
+		return log_oom();
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return log_error_errno(-ENAMETOOLONG, "Socket path %s is too long.", path);
+	strcpy(sa.sun_path, path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		r = mkdir_p(dir, 0755);
+		if (r < 0)
+			return log_error_errno(r, "Failed to create %s: %m", dir);
+	}
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return log_error_errno(-errno, "Failed to create socket: %m");
+	(void) unlink(path);
+	if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+		return log_error_errno(-errno, "Failed to bind %s: %m", path);
+	if (chmod(path, 0666) < 0)
+		return log_error_errno(-errno, "Failed to set mode of %s: %m", path);
+	if (listen(fd, SOMAXCONN) < 0)
+		return log_error_errno(-errno, "Failed to listen on %s: %m", path);
+
+	r = sd_event_add_io(s->event, &s->listen_source, fd, EPOLLIN, on_accept, s);
+	if (r >= 0)
+		r = sd_event_add_post(s->event, &s->post_source, on_post, s);
+	if (r < 0)
+		return log_error_errno(r, "Failed to watch the socket: %m");
+	s->listen_fd = TAKE_FD(fd);
+	return 0;
+}
+
+void server_stop(struct server *s)
+{
+	while (s->clients)
+		client_free(s->clients);
+	s->listen_source = sd_event_source_disable_unref(s->listen_source);
+	s->post_source = sd_event_source_disable_unref(s->post_source);
+	if (s->listen_fd >= 0) {
+		(void) unlink(s->config->socket_path);
+		s->listen_fd = safe_close(s->listen_fd);
+	}
+}

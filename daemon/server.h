@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The control socket: accepts clients, frames and checks their requests, authorises them by
+ * SO_PEERCRED and hands them to the method table (methods.c). Replies are written only after
+ * the state they report has been saved.
+ */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "secret.h"
+
+struct client;
+
+struct server {
+	sd_event *event;
+	const struct config *config;
+	struct store *store;
+	struct scopes *scopes;
+	int listen_fd;
+	sd_event_source *listen_source, *post_source;
+	struct client *clients;
+	unsigned n_clients;
+	uint64_t start_usec;
+};
+
+/* Creates the socket (mode 0666: authorisation is by peer credentials, per call). */
+int server_start(struct server *s);
+void server_stop(struct server *s);
+
+/*
+ * One request being answered. Handlers fill reply (parameters of a success) or call
+ * call_error(); payload holds the request's key material, reply_payload the reply's.
+ */
+struct call {
+	struct server *server;
+	const char *method;
+	json_object *params;
+	struct secret_buf payload;
+	uid_t uid;
+	pid_t pid;
+	json_object *reply;
+	const char *error;
+	char message[512];
+	struct secret_buf reply_payload;
+};
+
+/* Sets the call's error name and message; returns r (negative) for "return call_error(...)". */
+int call_error(struct call *c, int r, const char *error, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+struct method {
+	const char *name;
+	int (*handler)(struct call *c);
+	bool writes;	/* changes state: root only */
+};
+
+const struct method *method_find(const char *name);

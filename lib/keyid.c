@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "keyid.h"
+#include "macro.h"
+
+static bool keyid_char_ok(char c, bool first)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return true;
+	return !first && (c == '-' || c == '_' || c == '.');
+}
+
+bool keyid_is_valid(const char *id)
+{
+	size_t n;
+
+	if (!id)
+		return false;
+	n = strnlen(id, KEYID_MAX + 1);
+	if (n == 0 || n > KEYID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!keyid_char_ok(id[i], i == 0))
+			return false;
+	return !strstr(id, "..");
+}
+
+int keyid_to_description(const char *id, char *buf, size_t size)
+{
+	int r;
+
+	if (!keyid_is_valid(id))
+		return -EINVAL;
+	r = snprintf(buf, size, KEY_DESC_PREFIX "%s", id);
+	if (r < 0 || (size_t) r >= size)
+		return -ENOBUFS;
+	return 0;
+}
+
+const char *keyid_from_description(const char *desc)
+{
+	const char *id;
+
+	if (!desc || !strneq(desc, KEY_DESC_PREFIX, sizeof(KEY_DESC_PREFIX) - 1))
+		return NULL;
+	id = desc + sizeof(KEY_DESC_PREFIX) - 1;
+	return keyid_is_valid(id) ? id : NULL;
+}
+
+int keyid_generate(char buf[static 37])
+{
+	unsigned char u[16];
+	ssize_t k;
+
+	k = getrandom(u, sizeof(u), 0);
+	if (k < 0)
+		return -errno;
+	if (k != sizeof(u))
+		return -EIO;
+	u[6] = (u[6] & 0x0f) | 0x40;
+	u[8] = (u[8] & 0x3f) | 0x80;
+	snprintf(buf, 37,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11],
+		 u[12], u[13], u[14], u[15]);
+	return 0;
+}

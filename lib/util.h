@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "macro.h"
+
+/* Parse an unsigned decimal number in [min, max]. Returns 0, -EINVAL or -ERANGE. */
+int parse_uint64(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
+int parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret);
+int parse_bool(const char *s, bool *ret);
+
+/* Reads the whole of a regular file of at most max bytes; NUL-terminates. Returns 0 or -errno. */
+int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size);
+/* Like read_full_file() for an open descriptor (not closed). */
+int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size);
+
+/*
+ * Writes data to path atomically (temporary file in the same directory, rename) with the given
+ * mode; with WRITE_DURABLE also fsyncs the file and its directory, so it survives power loss.
+ * Returns 0 or -errno; on failure path is untouched.
+ */
+#define WRITE_DURABLE 1u
+int write_file_atomic_flags(const char *path, const void *data, size_t size, unsigned mode,
+			    unsigned flags);
+static inline int write_file_atomic(const char *path, const void *data, size_t size,
+				    unsigned mode)
+{
+	return write_file_atomic_flags(path, data, size, mode, WRITE_DURABLE);
+}
+
+/* Reads exactly n bytes, retrying on EINTR. Returns n, the short count at EOF, or -errno. */
+ssize_t loop_read(int fd, void *buf, size_t n);
+/* Writes exactly n bytes. Returns 0 or -errno. */
+int loop_write(int fd, const void *buf, size_t n);
+
+/* mkdir -p with mode for the last component. Returns 0 or -errno. */
+int mkdir_p(const char *path, unsigned mode);
+
+/* Lower-case hex of n bytes into out (2n+1 bytes). */
+void hex_encode(const void *p, size_t n, char *out);
+
+/* Monotonic time in microseconds. */
+uint64_t now_usec(void);
+
+char *path_join(const char *a, const char *b);
