@@ -41,6 +41,7 @@ CLI_SRC := $(wildcard cli/*.c)
 HELPER_SRC := $(wildcard kmod-helpers/*.c)
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
 BENCH_SRC := $(wildcard bench/*.c)
+TOOL_SRC := $(wildcard tests/tools/*.c)
 
 obj = $(patsubst %.c,$(BUILDDIR)/%.o,$(1))
 LIB_A := $(BUILDDIR)/libkeyscope.a
@@ -50,6 +51,7 @@ KEYSCOPECTL := $(BUILDDIR)/keyscopectl
 HELPER := $(BUILDDIR)/keyscope-request-key
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILDDIR)/tests/%,$(UNIT_SRC))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILDDIR)/bench/%,$(BENCH_SRC))
+TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILDDIR)/tools/%,$(TOOL_SRC))
 PROGRAMS := $(KEYSCOPED) $(KEYSCOPECTL) $(if $(HELPER_SRC),$(HELPER))
 
 all: $(PROGRAMS)
@@ -84,6 +86,11 @@ $(BUILDDIR)/tests/%: $(call obj,tests/unit/%.c) $(DAEMON_A) $(LIB_A)
 	$(E) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DAEMON_LDLIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 
+$(BUILDDIR)/tools/%: $(call obj,tests/tools/%.c) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(E) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILDDIR)/bench/%: $(call obj,bench/%.c) $(DAEMON_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(E) LD $@
@@ -96,7 +103,7 @@ export KEYSCOPE_BUILDDIR := $(abspath $(BUILDDIR))
 check-unit: $(UNIT_BIN)
 	$(Q)tests/run-unit $(UNIT_BIN)
 
-check-host: all
+check-host: all $(TOOL_BIN)
 	$(Q)tests/host/run
 
 check-vm: all
@@ -104,7 +111,7 @@ check-vm: all
 	$(Q)tests/vm/check
 
 # Unit and host tests, then the VM guest; a summary line at the end of each stage and in all.
-check: all $(UNIT_BIN)
+check: all $(UNIT_BIN) $(TOOL_BIN)
 	$(Q)tests/run-all $(if $(NO_VM),--no-vm)
 
 asan:

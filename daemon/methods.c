@@ -97,6 +97,11 @@ static int reply_key_id(struct call *c, const char *id)
 
 static int m_ping(struct call *c)
 {
+	static const char *const allowed[] = { NULL };
+	int r;
+
+	if ((r = bad_params(c, allowed)) < 0)
+		return r;
 	c->reply = json_object_new_object();
 	json_object_object_add(c->reply, "version", json_object_new_string(VERSION));
 	return 0;

@@ -277,6 +277,15 @@ static int on_client_io(sd_event_source *es, int fd, uint32_t revents, void *use
 			client_free(c);
 			return 0;
 		}
+		if (k == 0 && c->in_len > 0) {
+			struct call call = {};
+			call_error(&call, -EPIPE, "keyscope.IncompleteRequest",
+				   "connection closed after %zu bytes of an unfinished request",
+				   c->in_len);
+			(void) client_reply(c, &call);
+			secret_erase(c->in, c->in_len);
+			c->in_len = 0;
+		}
 		if (k == 0 && c->out_len == 0) {
 			client_free(c);
 			return 0;

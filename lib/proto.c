@@ -36,6 +36,42 @@ int proto_frame(const uint8_t *buf, size_t len, size_t *ret_len)
 	return len > PROTO_MAX_MESSAGE ? -EMSGSIZE : 0;
 }
 
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. */
+static bool utf8_valid(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		uint8_t c = p[i];
+		size_t k;
+		uint32_t cp, min;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0)
+			k = 1, cp = c & 0x1f, min = 0x80;
+		else if ((c & 0xf0) == 0xe0)
+			k = 2, cp = c & 0x0f, min = 0x800;
+		else if ((c & 0xf8) == 0xf0)
+			k = 3, cp = c & 0x07, min = 0x10000;
+		else
+			return false;
+		if (n - i <= k)
+			return false;
+		for (size_t j = 1; j <= k; j++) {
+			if ((p[i + j] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i + j] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += k + 1;
+	}
+	return true;
+}
+
 int proto_parse(const char *text, size_t len, json_object **ret, char *err, size_t errlen)
 {
 	json_tokener *tok;
@@ -50,6 +86,8 @@ int proto_parse(const char *text, size_t len, json_object **ret, char *err, size
 			    PROTO_MAX_MESSAGE);
 	if (memchr(text, 0, len))
 		return fail(-EBADMSG, err, errlen, "NUL byte inside the message");
+	if (!utf8_valid((const uint8_t *) text, len))
+		return fail(-EBADMSG, err, errlen, "message is not valid UTF-8");
 
 	tok = json_tokener_new_ex(PROTO_MAX_DEPTH);
 	if (!tok)

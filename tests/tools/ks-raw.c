@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * ks-raw SOCKET [TIMEOUT_MS]: sends standard input to keyscoped's socket byte for byte, closes
+ * the sending side, and prints what comes back with each message's NUL turned into a newline.
+ * For tests that speak the protocol wrong on purpose.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "util.h"
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_free_ char *in = NULL;
+	unsigned timeout_ms = 5000;
+	size_t n;
+	int fd;
+
+	if (argc < 2 || argc > 3 || strlen(argv[1]) >= sizeof(sa.sun_path) ||
+	    (argc == 3 && parse_uint(argv[2], 1, 600000, &timeout_ms) < 0)) {
+		fprintf(stderr, "Usage: ks-raw SOCKET [TIMEOUT_MS] < REQUESTS\n");
+		return 2;
+	}
+	if (read_full_fd(STDIN_FILENO, 64u * 1024 * 1024, &in, &n) < 0) {
+		fprintf(stderr, "ks-raw: cannot read stdin\n");
+		return 2;
+	}
+	strcpy(sa.sun_path, argv[1]);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+		fprintf(stderr, "ks-raw: connect %s: %m\n", argv[1]);
+		return 1;
+	}
+	/* The daemon may close on us mid-way (oversized request): that is a result, not an error. */
+	(void) loop_write(fd, in, n);
+	(void) shutdown(fd, SHUT_WR);
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		char buf[65536];
+		ssize_t k;
+
+		if (poll(&p, 1, (int) timeout_ms) <= 0) {
+			fprintf(stderr, "ks-raw: no more data within %u ms\n", timeout_ms);
+			return 3;
+		}
+		k = read(fd, buf, sizeof(buf));
+		if (k < 0 && errno == ECONNRESET)
+			break;
+		if (k < 0) {
+			fprintf(stderr, "ks-raw: read: %m\n");
+			return 1;
+		}
+		if (k == 0)
+			break;
+		for (ssize_t i = 0; i < k; i++)
+			if (buf[i] == 0)
+				buf[i] = '\n';
+		fwrite(buf, 1, (size_t) k, stdout);
+	}
+	return 0;
+}
