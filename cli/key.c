@@ -69,6 +69,8 @@ static int print_key_id(const char *method, json_object *params)
 	return 0;
 }
 
+static int invalid_id(const char *id);
+
 static int key_create(int argc, char **argv)
 {
 	const char *name = NULL;
@@ -124,16 +126,24 @@ static int key_import(int argc, char **argv)
 	return 0;
 }
 
-static int check_id_arg(int argc, char **argv, const char *usage)
+static int invalid_id(const char *id)
 {
+	fprintf(stderr, "keyscopectl: '%.64s%s' is not a valid key-id (1-%d characters of "
+			"[A-Za-z0-9._-], starting with a letter or digit, no '..').\n",
+		id, strlen(id) > 64 ? "..." : "", KEYID_MAX);
+	return 2;
+}
+
+/* Checks "CMD [--] KEY-ID"; returns 0 and the key-id in *ret_id, or an exit status. */
+static int check_id_arg(int argc, char **argv, const char *usage, const char **ret_id)
+{
+	if (argc == 3 && streq(argv[1], "--"))
+		argv++, argc--;
 	if (argc != 2)
 		return usage_error(usage);
-	if (!keyid_is_valid(argv[1])) {
-		fprintf(stderr, "keyscopectl: '%s' is not a valid key-id (1-%d characters of "
-				"[A-Za-z0-9._-], starting with a letter or digit).\n",
-			argv[1], KEYID_MAX);
-		return 2;
-	}
+	if (!keyid_is_valid(argv[1]))
+		return invalid_id(argv[1]);
+	*ret_id = argv[1];
 	return 0;
 }
 
@@ -141,11 +151,12 @@ static int key_delete(int argc, char **argv)
 {
 	_cleanup_json_ json_object *reply = NULL;
 	json_object *rp;
-	int r = check_id_arg(argc, argv, "key delete KEY-ID");
+	const char *id = NULL;
+	int r = check_id_arg(argc, argv, "key delete KEY-ID", &id);
 
 	if (r)
 		return r;
-	if (ctl_call("keyscope.KeyDelete", params_with("key-id", argv[1], NULL, NULL), NULL, 0,
+	if (ctl_call("keyscope.KeyDelete", params_with("key-id", id, NULL, NULL), NULL, 0,
 		     &reply, &rp) < 0)
 		return 1;
 	if (ctl.json)
@@ -160,6 +171,8 @@ static int key_clone(int argc, char **argv)
 
 	if (i < 0 || i != argc - 1)
 		return usage_error("key clone [--name NAME] KEY-ID");
+	if (!keyid_is_valid(argv[i]))
+		return invalid_id(argv[i]);
 	return print_key_id("keyscope.KeyClone", params_with("key-id", argv[i], "name", name));
 }
 
@@ -173,11 +186,12 @@ static int key_hold(int argc, char **argv, const char *method, const char *usage
 {
 	_cleanup_json_ json_object *reply = NULL;
 	json_object *rp;
-	int r = check_id_arg(argc, argv, usage);
+	const char *id = NULL;
+	int r = check_id_arg(argc, argv, usage, &id);
 
 	if (r)
 		return r;
-	if (ctl_call(method, params_with("key-id", argv[1], NULL, NULL), NULL, 0, &reply,
+	if (ctl_call(method, params_with("key-id", id, NULL, NULL), NULL, 0, &reply,
 		     &rp) < 0)
 		return 1;
 	if (ctl.json)

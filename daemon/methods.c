@@ -30,7 +30,7 @@ static int get_key_id(struct call *c, const char *field, const char **ret)
 	const char *id = NULL;
 	int r;
 
-	r = proto_get_string(c->params, field, true, 4096, &id, err, sizeof(err));
+	r = proto_get_string(c->params, field, true, PROTO_MAX_MESSAGE, &id, err, sizeof(err));
 	if (r < 0)
 		return call_error(c, r, "keyscope.InvalidParameter", "%s", err);
 	if (!keyid_is_valid(id))

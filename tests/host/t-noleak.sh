@@ -1,0 +1,53 @@
+#!/bin/bash
+# No key bytes anywhere a person or a tool could see them: import keys whose bytes this test
+# knows, run the whole flow with debug logging, and search every log line, every reply and
+# every file under the state directory for the keys' raw, hex and base64 forms.
+# The known keys exist only in this shell's memory and in pipes: builtins write them, so they
+# never appear in an argv or a file.
+. "$(dirname "$0")/lib.sh"
+LOG_LEVEL=debug start_daemon
+OUT=$T/replies
+: >"$OUT"
+
+# "\xNN" escapes for printf(1) builtin from hex; bash 5 here-strings go through a pipe.
+tohex_esc() { printf '%s' "$1" | sed 's/../\\x&/g'; }
+declare -a hexes
+for len in 32 64 64; do
+	hexes+=("$(head -c $len /dev/urandom | od -An -v -tx1 | tr -d ' \n')")
+done
+ids=()
+for h in "${hexes[@]}"; do
+	ids+=("$(printf "$(tohex_esc "$h")" | ctl --json key import --name known | tee -a "$OUT" |
+		sed -n 's/.*"key-id":"\([^"]*\)".*/\1/p')")
+done
+for id in "${ids[@]}"; do
+	[ -n "$id" ] || fail "import printed no key-id"
+	c=$(ctl key clone "$id")
+	{ ctl --json key install "$id"; ctl --json key install "$c"; ctl --json scope list
+	  ctl --json status; ctl --json key list; ctl key list; ctl status
+	  ctl --json key release "$id"; ctl --json key release "$c"; } >>"$OUT" 2>&1
+done
+stop_daemon
+
+# Every form of every key, as patterns in a file descriptor (never argv).
+patterns() {
+	local h
+	for h in "${hexes[@]}"; do
+		printf '%s\n' "$h" "${h^^}"
+		printf "$(tohex_esc "$h")" | base64 -w0; echo
+	done
+}
+# Raw bytes: search the hex dump of each file for the key's hex (any alignment is a hit).
+files=("$DAEMON_LOG" "$OUT" $(find "$STATE" -type f))
+[ ${#files[@]} -ge 8 ] || fail "expected the log, the replies and 6+ state files, got ${#files[@]}"
+for f in "${files[@]}"; do
+	if grep -a -F -q -f <(patterns) "$f"; then fail "key material (hex/base64) found in $f"; fi
+	if od -An -v -tx1 "$f" | tr -d ' \n' | grep -F -q -f <(printf '%s\n' "${hexes[@]}"); then
+		fail "raw key bytes found in $f"
+	fi
+done
+# The search must be able to find what it looks for: prove it on a file that has a key.
+printf "$(tohex_esc "${hexes[1]}")" | od -An -v -tx1 | tr -d ' \n' |
+	grep -F -q -f <(printf '%s\n' "${hexes[@]}") || fail "raw search cannot find a key"
+grep -q "Imported key" "$DAEMON_LOG" || fail "debug log is empty: nothing was searched"
+echo "searched ${#files[@]} files"
