@@ -283,39 +283,35 @@ static int seal_blob(const EVP_CIPHER *cipher, const uint8_t *master, const char
 }
 
 /*
- * Authenticates and decrypts blob with ctx, a GCM decryption context already keyed with the
- * master key. ret_key may be NULL to authenticate only. Returns 0, -EBADMSG or -errno.
+ * Authenticates and decrypts a parsed blob with ctx, a GCM decryption context already keyed
+ * with the master key. ret_key may be NULL to authenticate only. Returns 0, -EBADMSG or -errno.
  */
-static int unseal_blob(EVP_CIPHER_CTX *ctx, const char *id, const uint8_t *blob, size_t size,
+static int unseal_view(EVP_CIPHER_CTX *ctx, const char *id, const struct blob_view *v,
 		       struct secret_buf *ret_key, struct store_entry *ret_entry)
 {
 	_cleanup_secret_buf_ struct secret_buf key = {};
 	uint8_t tag[TAG_SIZE], final[TAG_SIZE];
-	struct blob_view v;
 	int outl, r;
 
-	r = blob_parse(blob, size, &v);
-	if (r < 0)
-		return r;
-	r = secret_buf_new(v.key_len, &key);
+	r = secret_buf_new(v->key_len, &key);
 	if (r < 0)
 		return r;
 	/* Only the nonce changes: the key schedule in ctx is reused. */
-	if (EVP_DecryptInit_ex2(ctx, NULL, NULL, v.nonce, NULL) != 1)
+	if (EVP_DecryptInit_ex2(ctx, NULL, NULL, v->nonce, NULL) != 1)
 		return -EIO;
-	r = gcm_aad(ctx, id, v.header, v.name, v.name_len);
+	r = gcm_aad(ctx, id, v->header, v->name, v->name_len);
 	if (r < 0)
 		return r;
-	if (EVP_DecryptUpdate(ctx, key.data, &outl, v.ct, (int) v.key_len) != 1 ||
-	    outl != (int) v.key_len)
+	if (EVP_DecryptUpdate(ctx, key.data, &outl, v->ct, (int) v->key_len) != 1 ||
+	    outl != (int) v->key_len)
 		return -EIO;
-	memcpy(tag, v.tag, TAG_SIZE);
+	memcpy(tag, v->tag, TAG_SIZE);
 	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_SIZE, tag) != 1)
 		return -EIO;
 	if (EVP_DecryptFinal_ex(ctx, final, &outl) != 1)
 		return -EBADMSG;
 	if (ret_entry)
-		entry_fill(id, &v, ret_entry);
+		entry_fill(id, v, ret_entry);
 	if (ret_key) {
 		*ret_key = key;
 		key = (struct secret_buf) {}; /* transferred */
@@ -361,17 +357,22 @@ int store_unseal(const uint8_t master[static STORE_MASTER_KEY_SIZE], const char 
 {
 	_cleanup_(EVP_CIPHER_CTX_freep) EVP_CIPHER_CTX *ctx = NULL;
 	_cleanup_(EVP_CIPHER_freep) EVP_CIPHER *cipher = NULL;
+	struct blob_view v;
 	int r;
 
 	if (!keyid_is_valid(id))
 		return -EINVAL;
+	/* Garbage is refused before any cipher is set up. */
+	r = blob_parse(blob, size, &v);
+	if (r < 0)
+		return r;
 	cipher = gcm_fetch();
 	if (!cipher)
 		return -EOPNOTSUPP;
 	r = gcm_decrypt_ctx_new(cipher, master, &ctx);
 	if (r < 0)
 		return r;
-	return unseal_blob(ctx, id, blob, size, ret_key, ret_entry);
+	return unseal_view(ctx, id, &v, ret_key, ret_entry);
 }
 
 int store_parse_header(const char *id, const uint8_t *blob, size_t size,
@@ -573,6 +574,7 @@ static int store_load(struct store *s, const char *id, struct secret_buf *ret_ke
 		      struct store_entry *ret_entry)
 {
 	_cleanup_free_ char *blob = NULL;
+	struct blob_view v;
 	size_t size;
 	int r;
 
@@ -581,7 +583,10 @@ static int store_load(struct store *s, const char *id, struct secret_buf *ret_ke
 	r = key_file_read(store_path(s, id), &blob, &size);
 	if (r < 0)
 		return r;
-	return unseal_blob(s->dec, id, (const uint8_t *) blob, size, ret_key, ret_entry);
+	r = blob_parse((const uint8_t *) blob, size, &v);
+	if (r < 0)
+		return r;
+	return unseal_view(s->dec, id, &v, ret_key, ret_entry);
 }
 
 int store_get(struct store *s, const char *id, struct secret_buf *ret)
