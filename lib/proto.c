@@ -72,6 +72,45 @@ static bool utf8_valid(const uint8_t *p, size_t n)
 	return true;
 }
 
+/*
+ * json-c's strict mode still takes single-quoted strings and NaN/Infinity. Check the tokens
+ * outside strings ourselves: punctuation, white space, numbers, and the words true, false and
+ * null, nothing else. Strings are skipped with their escapes; json-c checks their insides.
+ */
+static bool json_tokens_strict(const char *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		char c = p[i];
+
+		if (strchr("{}[]:, \t\r\n", c) && c) {
+			i++;
+		} else if (c == '"') {
+			for (i++; i < n && p[i] != '"'; i++)
+				if (p[i] == '\\')
+					i++;
+			if (i >= n)
+				return false;
+			i++;
+		} else if (c == '-' || (c >= '0' && c <= '9')) {
+			while (i < n && (strchr("+-.eE", p[i]) || (p[i] >= '0' && p[i] <= '9')) &&
+			       p[i])
+				i++;
+		} else if (c >= 'a' && c <= 'z') {
+			size_t j = i;
+			while (j < n && p[j] >= 'a' && p[j] <= 'z')
+				j++;
+			if (!((j - i == 4 && (strneq(p + i, "true", 4) || strneq(p + i, "null", 4))) ||
+			      (j - i == 5 && strneq(p + i, "false", 5))))
+				return false;
+			i = j;
+		} else
+			return false;
+	}
+	return true;
+}
+
 int proto_parse(const char *text, size_t len, json_object **ret, char *err, size_t errlen)
 {
 	json_tokener *tok;
@@ -88,6 +127,8 @@ int proto_parse(const char *text, size_t len, json_object **ret, char *err, size
 		return fail(-EBADMSG, err, errlen, "NUL byte inside the message");
 	if (!utf8_valid((const uint8_t *) text, len))
 		return fail(-EBADMSG, err, errlen, "message is not valid UTF-8");
+	if (!json_tokens_strict(text, len))
+		return fail(-EBADMSG, err, errlen, "malformed JSON: unexpected token");
 
 	tok = json_tokener_new_ex(PROTO_MAX_DEPTH);
 	if (!tok)
@@ -210,9 +251,10 @@ int proto_get_uint(json_object *params, const char *field, bool required, uint64
 		return required ? fail(-ENOENT, err, errlen, "missing parameter '%s'", field) : 0;
 	if (!json_object_is_type(v, json_type_int))
 		return fail(-EBADMSG, err, errlen, "parameter '%s' must be an integer", field);
+	/* json-c saturates numbers it cannot hold: treat the saturated value as out of range. */
 	errno = 0;
 	i = json_object_get_int64(v);
-	if (errno != 0 || i < 0 || (uint64_t) i > max)
+	if (errno != 0 || i < 0 || i == INT64_MAX || (uint64_t) i > max)
 		return fail(-EBADMSG, err, errlen, "parameter '%s' out of range 0..%llu", field,
 			    (unsigned long long) max);
 	*ret = (uint64_t) i;
