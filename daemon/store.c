@@ -413,7 +413,8 @@ static int master_key_read(int fd, uint8_t **ret)
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return -EBADMSG;
-	if (st.st_uid != geteuid() || (st.st_mode & 077) != 0)
+	/* 0400 or 0600: nothing for group and others, no execute, setuid, setgid or sticky. */
+	if (st.st_uid != geteuid() || (st.st_mode & 07177) != 0)
 		return -EPERM;
 	if (st.st_size != STORE_MASTER_KEY_SIZE)
 		return -EBADMSG;

@@ -494,7 +494,8 @@ static void test_open_master_checks(void **state)
 {
 	struct fixture *f = *state;
 	_cleanup_free_ char *mk = fpath(f, "master.key"), *other = fpath(f, "other");
-	static const mode_t bad_modes[] = { 0644, 0440, 0404, 0600 | 0002, 0400 | 0040 };
+	static const mode_t bad_modes[] = { 0644, 0440, 0404, 0602, 0410, 0401, 0500, 0700,
+					    04400, 02400, 01400 };
 	static const size_t bad_sizes[] = { 0, 1, 31, 33, 64, 4096 };
 	_cleanup_free_ char *orig = NULL;
 	struct store *s = NULL;
