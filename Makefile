@@ -114,6 +114,8 @@ check-vm: all
 check: all $(UNIT_BIN) $(TOOL_BIN)
 	$(Q)tests/run-all $(if $(NO_VM),--no-vm)
 
+asan: export ASAN_OPTIONS := detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=1
+asan: export UBSAN_OPTIONS := halt_on_error=1:print_stacktrace=1
 asan:
 	$(Q)$(MAKE) --no-print-directory SANITIZE=1 BUILDDIR=build/asan CC=$(CC) NO_VM=1 check
 

@@ -286,13 +286,15 @@ static void save_one(struct scope *s, void *userdata)
 
 int scopes_save(struct scopes *t)
 {
-	_cleanup_json_ json_object *root = json_object_new_object();
-	json_object *a = json_object_new_array();
+	_cleanup_json_ json_object *root = NULL;
+	json_object *a;
 	const char *text;
 	int r;
 
 	if (!t->dirty)
 		return 0;
+	root = json_object_new_object();
+	a = json_object_new_array();
 	if (!root || !a) {
 		json_object_put(a);
 		return -ENOMEM;

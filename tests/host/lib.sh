@@ -17,7 +17,7 @@ DAEMON_PID=
 
 cleanup() {
 	local rc=$?
-	stop_daemon || true
+	stop_daemon || rc=1
 	# Keys this test's daemon installed live in this session keyring; drop them with it.
 	keyctl clear @s >/dev/null 2>&1 || true
 	if [ $rc -ne 0 ] && [ -f "$DAEMON_LOG" ]; then
@@ -52,11 +52,22 @@ start_daemon() {
 	fail "keyscoped did not answer within 5 s"
 }
 
+# Stops the daemon with SIGTERM; it must exit 0 (under ASan a leak or error makes it non-zero)
+# and its log must hold no sanitizer report.
 stop_daemon() {
+	local rc=0
 	[ -n "$DAEMON_PID" ] || return 0
 	kill "$DAEMON_PID" 2>/dev/null || true
-	wait "$DAEMON_PID" 2>/dev/null || true
+	wait "$DAEMON_PID" 2>/dev/null || rc=$?
 	DAEMON_PID=
+	if [ $rc -ne 0 ]; then
+		echo "FAIL: keyscoped exited with status $rc on SIGTERM" >&2
+		return 1
+	fi
+	if grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$DAEMON_LOG"; then
+		echo "FAIL: sanitizer report in the keyscoped log" >&2
+		return 1
+	fi
 }
 
 # Kills the daemon without letting it clean up (a crash).
