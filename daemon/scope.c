@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <search.h>
 #include <stdio.h>
@@ -13,6 +14,8 @@
 #include "util.h"
 
 #define SCOPES_FILE "scopes.json"
+#define JOURNAL_FILE "scopes.journal"
+#define JOURNAL_MIN_LINES 4096u
 #define SCOPES_MAX_FILE (64u * 1024 * 1024)
 #define KEYSCOPE_KEYRING_NAME "keyscope"
 
@@ -21,12 +24,44 @@ struct scopes {
 	void *root;	/* tsearch(3) tree of struct scope, by id */
 	size_t n;
 	key_serial_t keyring;
-	char *state_path;
+	char *state_path, *journal_path;
 	unsigned linger_sec;
 	scope_fetch_t fetch;
 	void *userdata;
-	bool dirty;
+
+	/*
+	 * Holder counts are saved as a snapshot (scopes.json, with a generation number) plus a
+	 * journal of "<holders> <key-id>" lines (scopes.journal, first line the generation it
+	 * continues). Each change appends a line; the snapshot is rewritten only when the journal
+	 * outgrows the table, so saving costs O(changes), not O(scopes), per loop iteration.
+	 */
+	uint64_t generation;
+	int journal_fd;
+	size_t journal_lines;
+	char *pending;
+	size_t pending_len, pending_alloc, pending_lines;
+	bool snapshot_needed;
 };
+
+/* Records id's new holder count for the next scopes_save(). */
+static void scope_note(struct scopes *t, const char *id, unsigned holders)
+{
+	size_t need = KEYID_MAX + 16;
+
+	if (t->pending_alloc - t->pending_len < need) {
+		size_t a = t->pending_alloc ? t->pending_alloc * 2 : 4096;
+		char *p = realloc(t->pending, a);
+		if (!p) {
+			t->snapshot_needed = true;	/* the snapshot will carry it */
+			return;
+		}
+		t->pending = p;
+		t->pending_alloc = a;
+	}
+	t->pending_len += (size_t) snprintf(t->pending + t->pending_len,
+					    t->pending_alloc - t->pending_len, "%u %s\n", holders, id);
+	t->pending_lines++;
+}
 
 static int scope_cmp(const void *a, const void *b)
 {
@@ -41,12 +76,18 @@ int scopes_new(sd_event *event, key_serial_t parent, const char *state_dir, unsi
 
 	if (!t)
 		return log_oom();
+	t->journal_fd = -EBADF;
 	t->state_path = path_join(state_dir, SCOPES_FILE);
-	if (!t->state_path)
+	t->journal_path = path_join(state_dir, JOURNAL_FILE);
+	if (!t->state_path || !t->journal_path) {
+		free(t->state_path);
+		free(t->journal_path);
 		return log_oom();
+	}
 	k = keyring_find_or_create(parent, KEYSCOPE_KEYRING_NAME);
 	if (k < 0) {
 		free(t->state_path);
+		free(t->journal_path);
 		return log_error_errno(k, "Failed to find or create the keyring '%s': %m",
 				       KEYSCOPE_KEYRING_NAME);
 	}
@@ -73,7 +114,10 @@ struct scopes *scopes_free(struct scopes *t)
 		return NULL;
 	tdestroy(t->root, scope_free);
 	sd_event_unref(t->event);
+	safe_close(t->journal_fd);
 	free(t->state_path);
+	free(t->journal_path);
+	free(t->pending);
 	free(t);
 	return NULL;
 }
@@ -128,7 +172,6 @@ static void scope_remove(struct scopes *t, struct scope *s)
 {
 	tdelete(s, &t->root, scope_cmp);
 	t->n--;
-	t->dirty = true;
 	scope_free(s);
 }
 
@@ -206,7 +249,7 @@ int scope_acquire(struct scopes *t, const char *id, struct scope **ret)
 	}
 	s->linger = sd_event_source_disable_unref(s->linger);
 	s->manual++;
-	t->dirty = true;
+	scope_note(t, s->id, scope_holders(s));
 	*ret = s;
 	return 0;
 }
@@ -232,7 +275,7 @@ int scope_release(struct scopes *t, const char *id)
 	if (s->manual == 0)
 		return -ENOLCK;
 	s->manual--;
-	t->dirty = true;
+	scope_note(t, s->id, scope_holders(s));
 	if (scope_holders(s) > 0)
 		return (int) scope_holders(s);
 
@@ -284,32 +327,129 @@ static void save_one(struct scope *s, void *userdata)
 	json_object_array_add(a, o);
 }
 
-int scopes_save(struct scopes *t)
+static int journal_reset(struct scopes *t)
 {
-	_cleanup_json_ json_object *root = NULL;
-	json_object *a;
+	char head[32];
+	int n, r;
+
+	t->journal_fd = safe_close(t->journal_fd);
+	n = snprintf(head, sizeof(head), "%llu\n", (unsigned long long) t->generation);
+	r = write_file_atomic_flags(t->journal_path, head, (size_t) n, 0600, 0);
+	if (r < 0)
+		return r;
+	t->journal_fd = open(t->journal_path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+	if (t->journal_fd < 0)
+		return -errno;
+	t->journal_lines = 0;
+	return 0;
+}
+
+static int snapshot_write(struct scopes *t)
+{
+	_cleanup_json_ json_object *root = json_object_new_object();
+	json_object *a = json_object_new_array();
 	const char *text;
 	int r;
 
-	if (!t->dirty)
-		return 0;
-	root = json_object_new_object();
-	a = json_object_new_array();
 	if (!root || !a) {
 		json_object_put(a);
 		return -ENOMEM;
 	}
 	json_object_object_add(root, "version", json_object_new_int(1));
+	json_object_object_add(root, "generation", json_object_new_int64((int64_t) t->generation + 1));
 	json_object_object_add(root, "scopes", a);
 	scopes_foreach(t, save_one, a);
 	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
 
 	/* Kernel keys do not outlive a reboot, so the counts only have to survive a restart of
-	 * the daemon: an atomic rename is enough, no fsync on every change. */
+	 * the daemon: an atomic rename is enough, no fsync on every change. A crash between the
+	 * two writes leaves a journal of the old generation, which the next start ignores. */
 	r = write_file_atomic_flags(t->state_path, text, strlen(text), 0600, 0);
 	if (r < 0)
-		return log_error_errno(r, "Failed to write %s: %m", t->state_path);
-	t->dirty = false;
+		return r;
+	t->generation++;
+	return journal_reset(t);
+}
+
+int scopes_save(struct scopes *t)
+{
+	int r;
+
+	if (!t->snapshot_needed && t->pending_len == 0)
+		return 0;
+	if (t->snapshot_needed || t->journal_fd < 0 ||
+	    t->journal_lines + t->pending_lines > JOURNAL_MIN_LINES + 4 * t->n) {
+		r = snapshot_write(t);
+		if (r < 0)
+			return log_error_errno(r, "Failed to write %s: %m", t->state_path);
+	} else {
+		r = loop_write(t->journal_fd, t->pending, t->pending_len);
+		if (r < 0) {
+			/* A torn line is ignored at load; the snapshot replaces it all. */
+			t->snapshot_needed = true;
+			return log_error_errno(r, "Failed to append to %s: %m", t->journal_path);
+		}
+		t->journal_lines += t->pending_lines;
+	}
+	t->pending_len = t->pending_lines = 0;
+	t->snapshot_needed = false;
+	return 0;
+}
+
+/* Sets id's recorded holder count while loading (0 removes it). */
+static int record_set(struct scopes *t, const char *id, uint64_t manual)
+{
+	struct scope *s = scope_find(t, id);
+	int r;
+
+	if (manual == 0) {
+		if (s)
+			scope_remove(t, s);
+		return 0;
+	}
+	if (!s) {
+		r = scope_add(t, id, &s);
+		if (r < 0)
+			return r;
+	}
+	s->manual = (unsigned) manual;
+	return 0;
+}
+
+static int journal_replay(struct scopes *t)
+{
+	_cleanup_free_ char *text = NULL;
+	char *line, *p;
+	uint64_t gen;
+	unsigned n = 0;
+	int r;
+
+	r = read_full_file(t->journal_path, SCOPES_MAX_FILE, &text, NULL);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return log_error_errno(r, "Failed to read %s: %m", t->journal_path);
+	p = text;
+	line = strsep(&p, "\n");
+	if (parse_uint64(line, 0, UINT64_MAX, &gen) < 0 || gen != t->generation) {
+		log_info("Ignoring %s: it continues another snapshot.", t->journal_path);
+		return 0;
+	}
+	/* The last line may be torn (power loss); a line without its newline is skipped. */
+	while (p && (line = strsep(&p, "\n")) && p) {
+		char *sp = strchr(line, ' ');
+		uint64_t count;
+
+		n++;
+		if (!sp || (*sp = 0, parse_uint64(line, 0, UINT32_MAX, &count) < 0) ||
+		    !keyid_is_valid(sp + 1)) {
+			log_warning("%s:%u: malformed line, ignoring.", t->journal_path, n + 1);
+			continue;
+		}
+		r = record_set(t, sp + 1, count);
+		if (r < 0)
+			return log_oom();
+	}
 	return 0;
 }
 
@@ -317,13 +457,13 @@ static int load_records(struct scopes *t)
 {
 	_cleanup_free_ char *text = NULL;
 	_cleanup_json_ json_object *root = NULL;
-	json_object *a;
+	json_object *a, *g;
 	size_t size;
 	int r;
 
 	r = read_full_file(t->state_path, SCOPES_MAX_FILE, &text, &size);
 	if (r == -ENOENT)
-		return 0;
+		return journal_replay(t);
 	if (r < 0)
 		return log_error_errno(r, "Failed to read %s: %m", t->state_path);
 	root = json_tokener_parse(text);
@@ -335,7 +475,6 @@ static int load_records(struct scopes *t)
 
 	for (size_t i = 0; i < json_object_array_length(a); i++) {
 		json_object *o = json_object_array_get_idx(a, i), *id, *m;
-		struct scope *s;
 		int64_t manual;
 
 		if (!json_object_object_get_ex(o, "key-id", &id) ||
@@ -345,14 +484,14 @@ static int load_records(struct scopes *t)
 			continue;
 		}
 		manual = json_object_get_int64(m);
-		if (manual <= 0 || manual > UINT32_MAX || scope_find(t, json_object_get_string(id)))
+		if (manual <= 0 || manual > UINT32_MAX)
 			continue;
-		r = scope_add(t, json_object_get_string(id), &s);
-		if (r < 0)
+		if (record_set(t, json_object_get_string(id), (uint64_t) manual) < 0)
 			return log_oom();
-		s->manual = (unsigned) manual;
 	}
-	return 0;
+	if (json_object_object_get_ex(root, "generation", &g))
+		t->generation = (uint64_t) json_object_get_int64(g);
+	return journal_replay(t);
 }
 
 static void adopt_kernel_key(struct scopes *t, key_serial_t k)
@@ -413,6 +552,6 @@ int scopes_load(struct scopes *t)
 	for (int i = 0; i < n; i++)
 		adopt_kernel_key(t, ids[i]);
 	scopes_foreach(t, reinstall_one, NULL);
-	t->dirty = true;
+	t->snapshot_needed = true;
 	return scopes_save(t);
 }

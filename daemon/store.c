@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +50,50 @@ struct store {
 	EVP_CIPHER *cipher;		/* fetched once */
 	EVP_CIPHER_CTX *dec;		/* keyed once with the master key; each get sets the nonce */
 	char path[PATH_MAX];		/* store_path() */
+	void *cache;			/* tsearch(3) tree of struct cached_blob, by id */
 };
+
+/*
+ * Sealed files as last read, keyed by key-id and checked against the file's identity and
+ * times with one stat() per get: a hit saves open, fstat, read and close. The bytes are
+ * ciphertext, so ordinary memory is fine; every get still parses and authenticates them.
+ */
+struct cached_blob {
+	char id[KEYID_MAX + 1];
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+	uint8_t blob[BLOB_MAX];
+};
+
+static int cached_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct cached_blob *) a)->id, ((const struct cached_blob *) b)->id);
+}
+
+static bool cached_matches(const struct cached_blob *c, const struct stat *st)
+{
+	return c->dev == st->st_dev && c->ino == st->st_ino && c->size == st->st_size &&
+	       c->mtime.tv_sec == st->st_mtim.tv_sec && c->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+	       c->ctime.tv_sec == st->st_ctim.tv_sec && c->ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+static void cache_forget(struct store *s, const char *id)
+{
+	struct cached_blob key, **node;
+	struct cached_blob *c;
+
+	if (strlen(id) > KEYID_MAX)
+		return;
+	strcpy(key.id, id);
+	node = tfind(&key, &s->cache, cached_cmp);
+	if (!node)
+		return;
+	c = *node;
+	tdelete(c, &s->cache, cached_cmp);
+	free(c);
+}
 
 /* A parsed blob: pointers into the caller's bytes. */
 struct blob_view {
@@ -531,6 +575,7 @@ struct store *store_free(struct store *s)
 {
 	if (!s)
 		return NULL;
+	tdestroy(s->cache, free);
 	EVP_CIPHER_CTX_free(s->dec); /* cleanses the key schedule */
 	EVP_CIPHER_free(s->cipher);
 	secret_free(s->master);
@@ -571,20 +616,63 @@ static int key_file_read(const char *path, char **ret, size_t *ret_size)
 }
 
 /* Reads key id; with ret_key NULL it authenticates only. */
+/* Returns the file's bytes from the cache, reading it again when it changed. */
+static int key_file_cached(struct store *s, const char *id, const struct cached_blob **ret)
+{
+	struct cached_blob key, **node, *c;
+	_cleanup_free_ char *blob = NULL;
+	const char *path = store_path(s, id);
+	struct stat st;
+	size_t size;
+	int r;
+
+	if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || st.st_size > BLOB_MAX)
+		return -EBADMSG;
+	strcpy(key.id, id);
+	node = tfind(&key, &s->cache, cached_cmp);
+	if (node && cached_matches(*node, &st)) {
+		*ret = *node;
+		return 0;
+	}
+	cache_forget(s, id);
+	r = key_file_read(path, &blob, &size);
+	if (r < 0)
+		return r;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	strcpy(c->id, id);
+	/* The identity is the one stat() saw before the read: a file replaced in between is
+	 * read again next time. */
+	c->dev = st.st_dev;
+	c->ino = st.st_ino;
+	c->size = (off_t) size;
+	c->mtime = st.st_mtim;
+	c->ctime = st.st_ctim;
+	memcpy(c->blob, blob, size);
+	if (!tsearch(c, &s->cache, cached_cmp)) {
+		free(c);
+		return -ENOMEM;
+	}
+	*ret = c;
+	return 0;
+}
+
 static int store_load(struct store *s, const char *id, struct secret_buf *ret_key,
 		      struct store_entry *ret_entry)
 {
-	_cleanup_free_ char *blob = NULL;
+	const struct cached_blob *c;
 	struct blob_view v;
-	size_t size;
 	int r;
 
 	if (!keyid_is_valid(id))
 		return -EINVAL;
-	r = key_file_read(store_path(s, id), &blob, &size);
+	r = key_file_cached(s, id, &c);
 	if (r < 0)
 		return r;
-	r = blob_parse((const uint8_t *) blob, size, &v);
+	r = blob_parse(c->blob, (size_t) c->size, &v);
 	if (r < 0)
 		return r;
 	return unseal_view(s->dec, id, &v, ret_key, ret_entry);
@@ -664,6 +752,7 @@ int store_delete(struct store *s, const char *id)
 {
 	if (!keyid_is_valid(id))
 		return -EINVAL;
+	cache_forget(s, id);
 	if (unlink(store_path(s, id)) < 0)
 		return -errno;
 	/* The key is gone either way; a failed directory sync only risks it coming back. */

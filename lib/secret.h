@@ -13,7 +13,10 @@
 /* Wipes n bytes at p in a way the compiler may not elide. */
 void secret_erase(void *p, size_t n);
 
-/* Returns a zeroed buffer of n bytes (n > 0), or NULL with errno set. */
+/*
+ * Returns a zeroed buffer of n bytes (n > 0), or NULL with errno set. Not thread-safe: the
+ * pool of small slots is per process and unlocked (keyscope's programs are single-threaded).
+ */
 void *secret_alloc(size_t n);
 
 /* Wipes and frees a buffer from secret_alloc(); accepts NULL; returns NULL. */

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bench-install: keys per second installed as kernel logon keys.
+ *
+ *   bench-install raw N            add_key(2) of N random 64-byte logon keys into a fresh
+ *                                  keyring in @s, then invalidate them: the kernel's own rate
+ *   bench-install create SOCKET N  create N keys in keyscoped's store; prints their key-ids
+ *   bench-install daemon SOCKET W < IDS
+ *                                  KeyInstall each key-id through keyscoped with W requests in
+ *                                  flight, timed; then KeyRelease them all (not timed)
+ *
+ * Prints "<mode> <n> keys <seconds> s <keys/s> keys/s" on stdout.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "keyid.h"
+#include "keyring.h"
+#include "proto.h"
+#include "secret.h"
+#include "util.h"
+
+static void report(const char *mode, size_t n, uint64_t usec)
+{
+	double s = (double) usec / 1e6;
+
+	printf("%s %zu keys %.3f s %.0f keys/s\n", mode, n, s, (double) n / s);
+}
+
+static int bench_raw(size_t n)
+{
+	_cleanup_secret_ uint8_t *key = secret_alloc(64);
+	key_serial_t ring, *ids = calloc(n, sizeof(*ids));
+	char desc[64];
+	uint64_t t0;
+
+	if (!key || !ids)
+		return 1;
+	ring = add_key("keyring", "bench-raw", NULL, 0, KEY_SPEC_SESSION_KEYRING);
+	if (ring < 0) {
+		perror("add_key keyring");
+		return 1;
+	}
+	t0 = now_usec();
+	for (size_t i = 0; i < n; i++) {
+		/* fresh material per key, as the daemon unseals a different key each time */
+		if (getrandom(key, 64, 0) != 64)
+			return 1;
+		snprintf(desc, sizeof(desc), "bench:%zu", i);
+		ids[i] = add_key("logon", desc, key, 64, ring);
+		if (ids[i] < 0) {
+			perror("add_key");
+			return 1;
+		}
+	}
+	report("raw-add_key", n, now_usec() - t0);
+	for (size_t i = 0; i < n; i++)
+		(void) keyctl_invalidate(ids[i]);
+	(void) keyctl_invalidate(ring);
+	free(ids);
+	return 0;
+}
+
+static int expect_ok(json_object *reply, const char *what)
+{
+	const char *m, *e = proto_reply_error(reply, &m);
+
+	if (e) {
+		fprintf(stderr, "bench-install: %s: %s (%s)\n", what, m ?: "", e);
+		return -1;
+	}
+	return 0;
+}
+
+/* Sends one request per key-id with up to window in flight; collects every reply. */
+static int pipeline(struct proto_client *c, const char *method, char **ids, size_t n,
+		    size_t window)
+{
+	size_t sent = 0, done = 0;
+	char text[KEYID_MAX + 128];
+
+	while (done < n) {
+		while (sent < n && sent - done < window) {
+			int k = snprintf(text, sizeof(text),
+					 "{\"method\":\"%s\",\"parameters\":{\"key-id\":\"%s\"}}",
+					 method, ids[sent]);
+			if (proto_send(c, text, (size_t) k, NULL, 0) < 0)
+				return -1;
+			sent++;
+		}
+		json_object *reply = NULL;
+		if (proto_recv(c, &reply, NULL) < 0)
+			return -1;
+		int r = expect_ok(reply, method);
+		json_object_put(reply);
+		if (r < 0)
+			return -1;
+		done++;
+	}
+	return 0;
+}
+
+static int bench_daemon(const char *sock, size_t window)
+{
+	struct proto_client c;
+	char **ids = NULL, line[256];
+	size_t n = 0, alloc = 0;
+	uint64_t t0, t;
+
+	while (fgets(line, sizeof(line), stdin)) {
+		line[strcspn(line, "\n")] = 0;
+		if (!keyid_is_valid(line))
+			continue;
+		if (n == alloc) {
+			alloc = alloc ? alloc * 2 : 1024;
+			ids = realloc(ids, alloc * sizeof(*ids));
+			if (!ids)
+				return 1;
+		}
+		ids[n++] = strdup(line);
+	}
+	if (proto_client_connect(sock, 60000, &c) < 0) {
+		fprintf(stderr, "bench-install: cannot connect to %s\n", sock);
+		return 1;
+	}
+	t0 = now_usec();
+	if (pipeline(&c, "keyscope.KeyInstall", ids, n, window) < 0)
+		return 1;
+	t = now_usec() - t0;
+	report("keyscoped-install", n, t);
+	if (pipeline(&c, "keyscope.KeyRelease", ids, n, window) < 0)
+		return 1;
+	proto_client_done(&c);
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+	return 0;
+}
+
+static int bench_create(const char *sock, size_t n)
+{
+	static const char req[] = "{\"method\":\"keyscope.KeyCreate\",\"parameters\":{\"bits\":512}}";
+	struct proto_client c;
+	size_t sent = 0, done = 0;
+
+	if (proto_client_connect(sock, 60000, &c) < 0)
+		return 1;
+	while (done < n) {
+		json_object *reply = NULL, *p, *id;
+		while (sent < n && sent - done < 64) {
+			if (proto_send(&c, req, sizeof(req) - 1, NULL, 0) < 0)
+				return 1;
+			sent++;
+		}
+		if (proto_recv(&c, &reply, NULL) < 0 || expect_ok(reply, "KeyCreate") < 0)
+			return 1;
+		if (json_object_object_get_ex(reply, "parameters", &p) &&
+		    json_object_object_get_ex(p, "key-id", &id))
+			printf("%s\n", json_object_get_string(id));
+		json_object_put(reply);
+		done++;
+	}
+	proto_client_done(&c);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t n;
+
+	if (argc == 3 && streq(argv[1], "raw") && parse_uint64(argv[2], 1, 1000000, &n) >= 0)
+		return bench_raw((size_t) n);
+	if (argc == 4 && streq(argv[1], "create") && parse_uint64(argv[3], 1, 1000000, &n) >= 0)
+		return bench_create(argv[2], (size_t) n);
+	if (argc == 4 && streq(argv[1], "daemon") && parse_uint64(argv[3], 1, 4096, &n) >= 0)
+		return bench_daemon(argv[2], (size_t) n);
+	fprintf(stderr, "Usage: bench-install raw N | create SOCKET N | daemon SOCKET WINDOW < IDS\n");
+	return 2;
+}
