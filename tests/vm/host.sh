@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Host-side helpers shared by tests/vm/setup, run, check and selftest. Sourced, not run.
 # The caller sets vm_top (the repository's top folder) before sourcing.
 # shellcheck shell=bash
@@ -113,10 +114,12 @@ vm_systemd_skel() {
 # vm_initramfs ABI: print the path of the initramfs for ABI, (re)building it when the init
 # script, the module list or busybox changed. Uses busybox cpio: the host has no cpio.
 vm_initramfs() {
-	local abi=$1 k=$vm_cache/kernel/$1 out=$vm_cache/initramfs-$1.cpio stamp want st m i n f
+	local abi=$1 k=$vm_cache/kernel/$1 out=$vm_cache/initramfs-$1.cpio want st m n f
 	local moddir=$vm_cache/kernel/$1/lib/modules/$1
-	want=$( { cat "$vm_dir/init" "$vm_dir/modules" "$vm_dir"/systemd/*; ls -l "$vm_busybox"; } |
-		cksum)
+	want=$( {
+		cat "$vm_dir/init" "$vm_dir/modules" "$vm_dir"/systemd/* "$vm_dir/host.sh"
+		ls -l "$vm_busybox"
+	} | cksum)
 	if [ -s "$out" ] && [ "$(cat "$out.stamp" 2>/dev/null)" = "$want" ]; then
 		printf '%s\n' "$out"
 		return 0
@@ -135,30 +138,30 @@ vm_initramfs() {
 		vm_mod_visit "$m" || return 1
 	done < "$vm_dir/modules"
 
-	st=$vm_cache/initramfs.d
-	rm -rf "$st"
-	mkdir -p "$st/bin" "$st/modules" "$st/dev" "$st/proc" "$st/sys" "$st/lower" "$st/rw" \
-		"$st/newroot" "$st/results"
-	cp "$vm_busybox" "$st/bin/busybox"
-	cp "$vm_dir/init" "$st/init"
-	chmod 755 "$st/init"
-	i=0
+	# A folder and an output of our own: two runs may build at once (make check in parallel).
+	st=$(mktemp -d "$vm_cache/initramfs.XXXXXX") || return 1
+	local r=$st/root
+	mkdir -p "$r/bin" "$r/modules" "$r/dev" "$r/proc" "$r/sys" "$r/lower" "$r/rw" \
+		"$r/newroot" "$r/results"
+	cp "$vm_busybox" "$r/bin/busybox"
+	cp "$vm_dir/init" "$r/init"
+	chmod 755 "$r/init"
 	for n in "${vm_mod_order[@]}"; do
-		i=$((i + 1))
 		f=${vm_mod_path[$n]}
 		case $f in
-		*.xz) xz -dc -- "$f" > "$st/modules/$n.ko" ;;
-		*) cp -- "$f" "$st/modules/$n.ko" ;;
+		*.xz) xz -dc -- "$f" > "$r/modules/$n.ko" ;;
+		*) cp -- "$f" "$r/modules/$n.ko" ;;
 		esac
-		printf '%s\n' "$n" >> "$st/modules/order"
+		printf '%s\n' "$n" >> "$r/modules/order"
 	done
-	vm_systemd_skel "$st/skel" || return 1
-	(cd "$st" && find . | "$vm_busybox" cpio -o -H newc 2>/dev/null) > "$out.tmp" || {
+	vm_systemd_skel "$r/skel" || { rm -rf "$st"; return 1; }
+	(cd "$st/root" && find . | "$vm_busybox" cpio -o -H newc 2>/dev/null) > "$st/cpio" || {
 		vm_msg "building the initramfs with busybox cpio failed"
+		rm -rf "$st"
 		return 1
 	}
-	mv "$out.tmp" "$out"
-	printf '%s\n' "$want" > "$out.stamp"
+	mv "$st/cpio" "$out"
+	printf '%s\n' "$want" > "$st/stamp" && mv "$st/stamp" "$out.stamp"
 	rm -rf "$st"
 	printf '%s\n' "$out"
 }

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Helpers for scripts that run inside the test guest (tests/vm/run). Source it:
 #	. "$KEYSCOPE_TOP/tests/vm/lib.sh"
 # POSIX sh. tests/vm/run exports KEYSCOPE_VM (quick or systemd), KEYSCOPE_VM_RESULTS (the share

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # vm: --disk vol1:64M
 # dm-crypt opened by keyring reference: a 64-byte logon key in @u, a crypt table that names it
 # (:64:logon:test:vol1) instead of carrying it, a pattern written through the mapping that reads

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # vm: --systemd
 # "Volume attach" fires real udev events: a virtio disk hot-plugged through the qemu monitor
 # (vm_hotplug) and a loop device both reach udev as "add" events and get their symlinks.

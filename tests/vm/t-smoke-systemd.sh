@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # vm: --systemd --disk smoke:16M
 # --systemd mode: the host's systemd is PID 1, systemd-udevd runs and has named the test disk,
 # dm-crypt is loaded and device-mapper answers.

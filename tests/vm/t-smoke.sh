@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # vm:
 # Quick mode: the guest runs the Debian kernel with dm-crypt loaded and a device-mapper
 # control node that answers.
