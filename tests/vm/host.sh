@@ -8,7 +8,7 @@ vm_dir=$vm_top/tests/vm
 vm_cache=${KEYSCOPE_VM_CACHE:-$vm_top/build/vm}
 # What the harness needs on the host. xz-utils unpacks vmlinux; systemd is PID 1 in --systemd mode.
 vm_packages="qemu-system-x86 busybox-static udev lvm2 cryptsetup-bin keyutils xz-utils systemd"
-vm_qemu=qemu-system-x86_64
+vm_qemu=${KEYSCOPE_VM_QEMU:-qemu-system-x86_64}
 vm_busybox=/bin/busybox
 
 vm_msg() { printf 'tests/vm: %s\n' "$*" >&2; }
