@@ -21,8 +21,12 @@ int ctl_dispatch(const struct command *table, size_t n, const char *prefix, int 
 	for (size_t i = 0; argc >= 1 && i < n; i++)
 		if (streq(argv[0], table[i].name))
 			return table[i].run(argc, argv);
-	fprintf(stderr, "keyscopectl: %s%s%s: unknown command. Try 'keyscopectl %s --help'.\n",
-		prefix, argc >= 1 ? " " : "", argc >= 1 ? argv[0] : "(none)", prefix);
+	if (argc < 1)
+		fprintf(stderr, "keyscopectl: %s%sno command given. Try 'keyscopectl %s%s--help'.\n",
+			prefix, *prefix ? ": " : "", prefix, *prefix ? " " : "");
+	else
+		fprintf(stderr, "keyscopectl: %s%s%s: unknown command. Try 'keyscopectl %s%s--help'.\n",
+			prefix, *prefix ? " " : "", argv[0], prefix, *prefix ? " " : "");
 	return 2;
 }
 

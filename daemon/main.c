@@ -31,9 +31,9 @@ static void help(void)
 	       "  -s, --socket PATH     listen on PATH (default " KEYSCOPE_SOCKET_PATH ")\n"
 	       "  -d, --state-dir DIR   keep keys and state in DIR (default " KEYSCOPE_STATE_DIR ")\n"
 	       "  -k, --keyring SPEC    link the keyscope keyring into SPEC: @u (default), @s,\n"
-	       "                        @us or a keyring serial\n"
+	       "                        @us, @p, @t or a keyring serial\n"
 	       "      --linger SECS     keep a scope's key SECS after its last holder (default 0)\n"
-	       "  -v, --log-level LEVEL err, warning, notice, info (default) or debug\n"
+	       "  -v, --log-level LEVEL emerg..debug or 0..7 (default info)\n"
 	       "  -f, --foreground      run in the foreground (the only mode; for systemd)\n"
 	       "  -h, --help            show this help\n"
 	       "      --version         show the version\n\n"
@@ -42,7 +42,7 @@ static void help(void)
 
 struct args {
 	const char *config;
-	const char *set[8][2];
+	const char *set[32][2];
 	size_t n_set;
 };
 
@@ -78,7 +78,11 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case ARG_VERSION: printf("keyscoped 0.1\n"); return 0;
 		default: return -EINVAL;
 		}
-		if (key && a->n_set < ELEMENTSOF(a->set)) {
+		if (key && a->n_set >= ELEMENTSOF(a->set)) {
+			log_error("Too many options (at most %zu).", ELEMENTSOF(a->set));
+			return -E2BIG;
+		}
+		if (key) {
 			a->set[a->n_set][0] = key;
 			a->set[a->n_set++][1] = optarg;
 		}
@@ -117,6 +121,13 @@ static int on_signal(sd_event_source *es, const struct signalfd_siginfo *si, voi
 	log_info("Received %s, stopping.", strsignal((int) si->ssi_signo));
 	(void) sd_notify(0, "STOPPING=1");
 	return sd_event_exit(sd_event_source_get_event(es), 0);
+}
+
+static int on_sighup(sd_event_source *es, const struct signalfd_siginfo *si, void *userdata)
+{
+	log_notice("Received SIGHUP: reloading is not supported, restart keyscoped to apply a "
+		   "changed config (held keys and holders survive a restart); ignoring.");
+	return 0;
 }
 
 static int run(int argc, char **argv)
@@ -178,10 +189,12 @@ static int run(int argc, char **argv)
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGTERM);
 	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGHUP);
 	sigprocmask(SIG_BLOCK, &ss, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	(void) sd_event_add_signal(event, NULL, SIGTERM, on_signal, NULL);
 	(void) sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
+	(void) sd_event_add_signal(event, NULL, SIGHUP, on_sighup, NULL);
 	(void) sd_event_set_watchdog(event, true);
 
 	r = server_start(&srv);

@@ -64,9 +64,11 @@ static int key_error(struct call *c, int r, const char *id, const char *what)
 				  "under another master key; restore it from a backup",
 				  store_path(st, id));
 	case -EDQUOT:
+	case -ENOMEM:
 		return call_error(c, r, "keyscope.KeyQuota",
-				  "the kernel's key quota for root is full; raise "
-				  "/proc/sys/kernel/keys/root_maxkeys and root_maxbytes");
+				  "%s %s: the kernel's key quota for root is full (or memory is "
+				  "short); raise /proc/sys/kernel/keys/root_maxkeys and "
+				  "root_maxbytes", what, id);
 	case -EINVAL:
 		return call_error(c, r, "keyscope.InvalidParameter", "%s %s: invalid argument",
 				  what, id);
@@ -177,7 +179,8 @@ static int m_key_list(struct call *c)
 		return r;
 	r = store_list(c->server->store, &e, &n, list_bad, NULL);
 	if (r < 0)
-		return key_error(c, r, "(all)", "listing keys");
+		return call_error(c, r, "keyscope.StoreError", "listing the key store %s failed: %s",
+				  c->server->config->state_dir, strerror(-r));
 	a = json_object_new_array_ext((int) n);
 	for (size_t i = 0; i < n; i++)
 		json_object_array_add(a, entry_to_json(&e[i]));
@@ -218,6 +221,10 @@ static int m_key_clone(struct call *c)
 	    (r = get_name(c, &name)) < 0)
 		return r;
 	r = store_clone(c->server->store, src, name, id);
+	if (r == -EINVAL)
+		return call_error(c, r, "keyscope.InvalidParameter",
+				  "name must be printable text of at most %d bytes",
+				  STORE_NAME_MAX);
 	if (r < 0)
 		return key_error(c, r, src, "cloning key");
 	log_info("Cloned key %s as %s for uid %u pid %d.", src, id, (unsigned) c->uid,
@@ -329,16 +336,16 @@ static int m_status(struct call *c)
 }
 
 static const struct method methods[] = {
-	{ "keyscope.Ping", m_ping, false },
-	{ "keyscope.Status", m_status, false },
-	{ "keyscope.KeyList", m_key_list, false },
-	{ "keyscope.ScopeList", m_scope_list, false },
-	{ "keyscope.KeyCreate", m_key_create, true },
-	{ "keyscope.KeyImport", m_key_import, true },
-	{ "keyscope.KeyDelete", m_key_delete, true },
-	{ "keyscope.KeyClone", m_key_clone, true },
-	{ "keyscope.KeyInstall", m_key_install, true },
-	{ "keyscope.KeyRelease", m_key_release, true },
+	{ "keyscope.Ping", m_ping, false, false },
+	{ "keyscope.Status", m_status, false, false },
+	{ "keyscope.KeyList", m_key_list, false, false },
+	{ "keyscope.ScopeList", m_scope_list, false, false },
+	{ "keyscope.KeyCreate", m_key_create, true, false },
+	{ "keyscope.KeyImport", m_key_import, true, true },
+	{ "keyscope.KeyDelete", m_key_delete, true, false },
+	{ "keyscope.KeyClone", m_key_clone, true, false },
+	{ "keyscope.KeyInstall", m_key_install, true, false },
+	{ "keyscope.KeyRelease", m_key_release, true, false },
 };
 
 const struct method *method_find(const char *name)

@@ -27,6 +27,7 @@ struct client {
 	uid_t uid;
 	pid_t pid;
 	bool may_read, may_write;
+	uint64_t deadline;	/* CLOCK_MONOTONIC usec by which the next request must be whole */
 	uint8_t *in;		/* secret memory: requests may carry key material */
 	size_t in_len;
 	uint8_t *out;		/* secret memory: replies may carry key material */
@@ -147,6 +148,11 @@ static void dispatch(struct client *c, struct call *call, json_object *req_obj)
 			   m->writes ? "" : " or the configured read-group");
 		return;
 	}
+	if (call->payload.len > 0 && !m->payload) {
+		call_error(call, -EINVAL, "keyscope.InvalidRequest",
+			   "%s takes no payload; 'payload-size' must be absent", m->name);
+		return;
+	}
 	call->method = m->name;
 	call->params = req.parameters;
 	r = m->handler(call);
@@ -193,6 +199,7 @@ static int client_handle(struct client *c, size_t len, size_t *ret_consumed)
 }
 
 static void client_arm(struct client *c);
+static void client_deadline_reset(struct client *c);
 
 static void client_process(struct client *c)
 {
@@ -222,6 +229,7 @@ static void client_process(struct client *c)
 		memmove(c->in, c->in + consumed, c->in_len - consumed);
 		secret_erase(c->in + c->in_len - consumed, consumed);
 		c->in_len -= consumed;
+		client_deadline_reset(c);
 		if (c->out_len > OUT_HIGH_WATER)
 			break;
 	}
@@ -257,13 +265,15 @@ static void client_arm(struct client *c)
 		ev |= EPOLLOUT;
 	(void) sd_event_source_set_io_events(c->io, ev);
 
-	/* A client that leaves half a request pending is dropped after the timeout. */
-	if (c->in_len > 0) {
-		(void) sd_event_source_set_time_relative(
-			c->timer, (uint64_t) c->server->config->client_timeout_sec * 1000000u);
-		(void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
-	} else
-		(void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+	/* The deadline moves only when a request completes (client_deadline_reset()), never
+	 * for a trickle of bytes, so neither an idle nor a slow client holds a slot for long. */
+	(void) sd_event_source_set_time(c->timer, c->deadline);
+	(void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+}
+
+static void client_deadline_reset(struct client *c)
+{
+	c->deadline = now_usec() + (uint64_t) c->server->config->client_timeout_sec * 1000000u;
 }
 
 static int on_client_io(sd_event_source *es, int fd, uint32_t revents, void *userdata)
@@ -310,8 +320,8 @@ static int on_client_timeout(sd_event_source *es, uint64_t usec, void *userdata)
 {
 	struct client *c = userdata;
 
-	log_notice("Dropping client pid %d: incomplete request for %us.", (int) c->pid,
-		   c->server->config->client_timeout_sec);
+	log_notice("Dropping client pid %d uid %u: no complete request for %us.", (int) c->pid,
+		   (unsigned) c->uid, c->server->config->client_timeout_sec);
 	client_free(c);
 	return 0;
 }
@@ -331,6 +341,29 @@ static bool peer_in_group(int fd, gid_t primary, gid_t want)
 	return false;
 }
 
+/*
+ * Root may use every slot; other users share at most half of them and get
+ * CLIENTS_PER_USER each, so local users cannot lock root out by holding connections open.
+ */
+#define CLIENTS_PER_USER 4u
+
+static bool client_slot_free(struct server *s, uid_t uid)
+{
+	unsigned others = 0, same = 0;
+
+	if (s->n_clients >= s->config->max_clients)
+		return false;
+	if (uid == 0)
+		return true;
+	for (struct client *c = s->clients; c; c = c->next) {
+		if (c->uid != 0)
+			others++;
+		if (c->uid == uid)
+			same++;
+	}
+	return same < CLIENTS_PER_USER && others < s->config->max_clients / 2;
+}
+
 static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userdata)
 {
 	struct server *s = userdata;
@@ -347,9 +380,9 @@ static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userda
 		log_warning_errno(-errno, "Failed to read peer credentials, dropping client: %m");
 		return 0;
 	}
-	if (s->n_clients >= s->config->max_clients) {
-		log_warning("Too many clients (%u), refusing pid %d.", s->n_clients,
-			    (int) cred.pid);
+	if (!client_slot_free(s, cred.uid)) {
+		log_warning("Too many clients (%u in all) for uid %u, refusing pid %d.",
+			    s->n_clients, (unsigned) cred.uid, (int) cred.pid);
 		return 0;
 	}
 	c = calloc(1, sizeof(*c));
@@ -372,15 +405,16 @@ static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userda
 	c->in = secret_alloc(IN_SIZE);
 	r = c->in ? sd_event_add_io(s->event, &c->io, c->fd, EPOLLIN, on_client_io, c) : -ENOMEM;
 	if (r >= 0)
-		r = sd_event_add_time_relative(s->event, &c->timer, CLOCK_MONOTONIC, 1000000u, 0,
-					       on_client_timeout, c);
+		r = sd_event_add_time(s->event, &c->timer, CLOCK_MONOTONIC, UINT64_MAX, 0,
+				      on_client_timeout, c);
 	if (r < 0) {
 		log_warning_errno(r, "Failed to set up client pid %d, dropping it: %m",
 				  (int) cred.pid);
 		client_free(c);
 		return 0;
 	}
-	(void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+	client_deadline_reset(c);
+	client_arm(c);
 	log_debug("Client pid %d uid %u connected.", (int) c->pid, (unsigned) c->uid);
 	return 0;
 }
@@ -428,9 +462,16 @@ int server_start(struct server *s)
 	slash = strrchr(dir, '/');
 	if (slash && slash != dir) {
 		*slash = 0;
+		struct stat st;
+		bool existed = stat(dir, &st) >= 0;
+
 		r = mkdir_p(dir, 0755);
 		if (r < 0)
 			return log_error_errno(r, "Failed to create %s: %m", dir);
+		/* Our umask is 0077; read-group members must be able to reach the socket. A
+		 * directory that was there already keeps its mode. */
+		if (!existed && chmod(dir, 0755) < 0)
+			log_warning_errno(-errno, "Failed to make %s searchable, ignoring: %m", dir);
 	}
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

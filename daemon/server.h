@@ -57,6 +57,7 @@ struct method {
 	const char *name;
 	int (*handler)(struct call *c);
 	bool writes;	/* changes state: root only */
+	bool payload;	/* takes key material after the message */
 };
 
 const struct method *method_find(const char *name);

@@ -115,8 +115,13 @@ key_serial_t keyring_find_or_create(key_serial_t parent, const char *name)
 		struct key_info info;
 		if (keyring_describe(ids[i], &info) < 0)
 			continue;
-		if (streq(info.type, "keyring") && streq(info.description, name))
+		if (streq(info.type, "keyring") && streq(info.description, name)) {
+			/* Someone may have widened it while we were away. */
+			if (info.perm != KEYSCOPE_KEYRING_PERM &&
+			    keyctl_setperm(ids[i], KEYSCOPE_KEYRING_PERM) < 0)
+				return -errno;
 			return ids[i];
+		}
 	}
 
 	k = add_key("keyring", name, NULL, 0, parent);
@@ -136,6 +141,13 @@ key_serial_t keyring_add_logon(key_serial_t keyring, const char *desc, const voi
 	key_serial_t k;
 
 	k = add_key("logon", desc, data, len, keyring);
+	if (k < 0 && errno == EACCES) {
+		/* A key of that description without write permission is in the way (one of ours
+		 * left over, or planted): add_key() would update it in place. Replace it. */
+		key_serial_t old = keyctl_search(keyring, "logon", desc, 0);
+		if (old > 0 && keyctl_invalidate(old) >= 0)
+			k = add_key("logon", desc, data, len, keyring);
+	}
 	if (k < 0)
 		return -errno;
 	if (keyctl_setperm(k, perm) < 0) {

@@ -10,13 +10,13 @@
 #include <stdint.h>
 
 /*
- * Permissions of a keyscope logon key: the possessor may view, update, search (so dm-crypt can
- * find it), link and set attributes, but not read (the logon type refuses reads anyway); the
- * owner may only view, so "keyctl show" by root lists it. Group and others get nothing.
+ * Permissions of a keyscope logon key: a possessor may view it, search for it (that is how
+ * dm-crypt finds it) and link it, nothing more: no read (the logon type refuses reads anyway),
+ * no write (nobody can swap the payload under a live volume) and no setattr (nobody can widen
+ * these permissions or set a timeout). The owner may only view, so "keyctl show" lists it.
+ * Group and others get nothing. The daemon replaces a key by invalidating it and adding anew.
  */
-#define KEYSCOPE_KEY_PERM                                                                  \
-	(KEY_POS_VIEW | KEY_POS_WRITE | KEY_POS_SEARCH | KEY_POS_LINK | KEY_POS_SETATTR | \
-	 KEY_USR_VIEW)
+#define KEYSCOPE_KEY_PERM (KEY_POS_VIEW | KEY_POS_SEARCH | KEY_POS_LINK | KEY_USR_VIEW)
 /* The keyscope keyring: everything for the possessor; the owner may view and list it. */
 #define KEYSCOPE_KEYRING_PERM (KEY_POS_ALL | KEY_USR_VIEW | KEY_USR_READ)
 

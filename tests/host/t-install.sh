@@ -15,7 +15,7 @@ expect_eq "$out" "keyscope:$id serial $serial holders 1" "install output"
 expect_eq "$(count_keyscope_keys)" 1 "keys after install"
 
 # logon;uid;gid;perm;description with the mask documented in docs/keyring.md
-expect_eq "$(keyctl rdescribe "$serial")" "logon;0;0;3d010000;keyscope:$id" "key description"
+expect_eq "$(keyctl rdescribe "$serial")" "logon;0;0;19010000;keyscope:$id" "key description"
 ring=$(keyctl search @s keyring keyscope)
 expect_eq "$(keyctl rdescribe "$ring" | cut -d';' -f1,4,5)" "keyring;3f030000;keyscope" \
 	"keyscope keyring"
@@ -23,6 +23,10 @@ expect_eq "$(keyctl rdescribe "$ring" | cut -d';' -f1,4,5)" "keyring;3f030000;ke
 # The payload never comes back to user space, not even to root holding the key.
 if keyctl read "$serial" >/dev/null 2>&1; then fail "keyctl read of a logon key succeeded"; fi
 if keyctl pipe "$serial" >/dev/null 2>&1; then fail "keyctl pipe of a logon key succeeded"; fi
+# Nor can a possessor swap the payload, expire the key or widen its permissions.
+if printf 'x%.0s' $(seq 64) | keyctl pupdate "$serial" 2>/dev/null; then fail "payload update allowed"; fi
+if keyctl timeout "$serial" 5 2>/dev/null; then fail "timeout allowed"; fi
+if keyctl setperm "$serial" 0x3f3f0000 2>/dev/null; then fail "setperm allowed"; fi
 
 # acquire x2 / release x1 keeps the same key
 ctl key install "$id" | grep -q "serial $serial holders 2" || fail "second install"
