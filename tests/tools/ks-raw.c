@@ -3,6 +3,9 @@
  * ks-raw SOCKET [TIMEOUT_MS]: sends standard input to keyscoped's socket byte for byte, closes
  * the sending side, and prints what comes back with each message's NUL turned into a newline.
  * For tests that speak the protocol wrong on purpose.
+ *
+ * ks-raw --hold SECS SOCKET: sends standard input but keeps the connection open, and prints
+ * "closed after N ms" when the daemon closes it, or "open after SECS s" (exit 4).
  */
 #include <errno.h>
 #include <poll.h>
@@ -15,14 +18,46 @@
 
 #include "util.h"
 
+static int hold(int fd, unsigned secs)
+{
+	uint64_t t0 = now_usec();
+
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		uint64_t el = (now_usec() - t0) / 1000;
+		char buf[4096];
+		ssize_t k;
+
+		if (el >= (uint64_t) secs * 1000) {
+			printf("open after %u s\n", secs);
+			return 4;
+		}
+		if (poll(&p, 1, (int) ((uint64_t) secs * 1000 - el)) <= 0)
+			continue;
+		k = read(fd, buf, sizeof(buf));
+		if (k <= 0) {
+			printf("closed after %llu ms\n",
+			       (unsigned long long) ((now_usec() - t0) / 1000));
+			return 0;
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
+	unsigned hold_secs = 0;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	_cleanup_free_ char *in = NULL;
 	unsigned timeout_ms = 5000;
 	size_t n;
 	int fd;
 
+	if (argc == 4 && streq(argv[1], "--hold")) {
+		if (parse_uint(argv[2], 1, 3600, &hold_secs) < 0)
+			return 2;
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc < 2 || argc > 3 || strlen(argv[1]) >= sizeof(sa.sun_path) ||
 	    (argc == 3 && parse_uint(argv[2], 1, 600000, &timeout_ms) < 0)) {
 		fprintf(stderr, "Usage: ks-raw SOCKET [TIMEOUT_MS] < REQUESTS\n");
@@ -40,6 +75,8 @@ int main(int argc, char **argv)
 	}
 	/* The daemon may close on us mid-way (oversized request): that is a result, not an error. */
 	(void) loop_write(fd, in, n);
+	if (hold_secs)
+		return hold(fd, hold_secs);
 	(void) shutdown(fd, SHUT_WR);
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
