@@ -5,7 +5,7 @@
 # (:64:logon:test:vol1) instead of carrying it, a pattern written through the mapping that reads
 # back from the mapping and is not on the raw disk. The key bytes never touch argv or a file.
 set -eu
-. "$KEYSCOPE_TOP/tests/vm/lib.sh"
+. "${KEYSCOPE_TOP:?runs in the test guest: tests/vm/run $0}/tests/vm/lib.sh"
 
 dev=$(vm_disk vol1)
 sectors=$(blockdev --getsz "$dev")

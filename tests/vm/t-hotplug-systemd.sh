@@ -4,7 +4,7 @@
 # "Volume attach" fires real udev events: a virtio disk hot-plugged through the qemu monitor
 # (vm_hotplug) and a loop device both reach udev as "add" events and get their symlinks.
 set -eu
-. "$KEYSCOPE_TOP/tests/vm/lib.sh"
+. "${KEYSCOPE_TOP:?runs in the test guest: tests/vm/run $0}/tests/vm/lib.sh"
 
 work=$(mktemp -d)
 loop=

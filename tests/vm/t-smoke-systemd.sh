@@ -4,7 +4,7 @@
 # --systemd mode: the host's systemd is PID 1, systemd-udevd runs and has named the test disk,
 # dm-crypt is loaded and device-mapper answers.
 set -eu
-. "$KEYSCOPE_TOP/tests/vm/lib.sh"
+. "${KEYSCOPE_TOP:?runs in the test guest: tests/vm/run $0}/tests/vm/lib.sh"
 
 [ "$KEYSCOPE_VM" = systemd ] || vm_die "KEYSCOPE_VM is $KEYSCOPE_VM, want systemd"
 kernel=$(uname -r)
@@ -16,9 +16,10 @@ esac
 pid1=$(cat /proc/1/comm)
 echo "PID 1: $pid1"
 [ "$pid1" = systemd ] || vm_die "PID 1 is $pid1, want systemd"
-state=$(systemctl is-active systemd-udevd.service) || vm_die "systemd-udevd is $state"
+state=$(systemctl is-active systemd-udevd.service) || true
+[ "$state" = active ] || vm_die "systemd-udevd is '$state', want active"
 echo "systemd-udevd: $state"
-unit=$(systemctl show -P Id "$(cat /proc/self/cgroup | sed -n 's|^0::/system.slice/||p')" 2>/dev/null) || unit=
+unit=$(sed -n 's|^0::/system.slice/||p' /proc/self/cgroup)
 echo "running as: ${unit:-?}"
 [ "$unit" = keyscope-vm-test.service ] || vm_die "the script does not run as keyscope-vm-test.service"
 dev=$(vm_disk smoke)

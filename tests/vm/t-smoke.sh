@@ -4,7 +4,7 @@
 # Quick mode: the guest runs the Debian kernel with dm-crypt loaded and a device-mapper
 # control node that answers.
 set -eu
-. "$KEYSCOPE_TOP/tests/vm/lib.sh"
+. "${KEYSCOPE_TOP:?runs in the test guest: tests/vm/run $0}/tests/vm/lib.sh"
 
 [ "$KEYSCOPE_VM" = quick ] || vm_die "KEYSCOPE_VM is $KEYSCOPE_VM, want quick"
 kernel=$(uname -r)
