@@ -182,7 +182,10 @@ static int run(int argc, char **argv)
 		       srv.store, &srv.scopes);
 	if (r < 0)
 		goto out;
-	r = scopes_load(srv.scopes);
+	r = scopes_load_records(srv.scopes);
+	if (r < 0)
+		goto out;
+	r = scopes_reconcile(srv.scopes);
 	if (r < 0)
 		goto out;
 

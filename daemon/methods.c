@@ -259,7 +259,7 @@ static int m_key_install(struct call *c)
 
 	if ((r = bad_params(c, allowed)) < 0 || (r = get_key_id(c, "key-id", &id)) < 0)
 		return r;
-	r = scope_acquire(c->server->scopes, id, &s);
+	r = scope_acquire(c->server->scopes, id, SCOPE_MANUAL, NULL, &s);
 	if (r < 0)
 		return key_error(c, r, id, "installing key");
 	log_info("Holder taken on keyscope:%s (serial %d, %u holders) by uid %u pid %d.", id,
@@ -277,7 +277,7 @@ static int m_key_release(struct call *c)
 
 	if ((r = bad_params(c, allowed)) < 0 || (r = get_key_id(c, "key-id", &id)) < 0)
 		return r;
-	r = scope_release(c->server->scopes, id);
+	r = scope_release(c->server->scopes, id, SCOPE_MANUAL);
 	if (r == -ENOENT || r == -ENOLCK)
 		return call_error(c, r, "keyscope.NotHeld",
 				  "key %s has no holder taken with 'key install'", id);

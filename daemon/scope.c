@@ -105,6 +105,7 @@ static void scope_free(void *p)
 	struct scope *s = p;
 
 	sd_event_source_disable_unref(s->linger);
+	free(s->verified);
 	free(s);
 }
 
@@ -134,7 +135,37 @@ size_t scopes_count(struct scopes *t)
 
 unsigned scope_holders(const struct scope *s)
 {
-	return s->manual;
+	return s->manual + s->attached;
+}
+
+bool scope_is_verified(const struct scope *s, const uint8_t fp[static 32])
+{
+	for (size_t i = 0; i < s->n_verified; i++)
+		if (memcmp(s->verified[i], fp, 32) == 0)
+			return true;
+	return false;
+}
+
+int scope_add_verified(struct scope *s, const uint8_t fp[static 32])
+{
+	uint8_t (*v)[32];
+
+	if (scope_is_verified(s, fp))
+		return 0;
+	v = realloc(s->verified, (s->n_verified + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	memcpy(v[s->n_verified], fp, 32);
+	s->verified = v;
+	s->n_verified++;
+	return 0;
+}
+
+int scope_fetch(struct scopes *t, const char *id, struct secret_buf *ret)
+{
+	if (!keyid_is_valid(id))
+		return -EINVAL;
+	return t->fetch(t->userdata, id, ret);
 }
 
 struct scope *scope_find(struct scopes *t, const char *id)
@@ -175,7 +206,7 @@ static void scope_remove(struct scopes *t, struct scope *s)
 	scope_free(s);
 }
 
-static int scope_install(struct scopes *t, struct scope *s)
+static int scope_install(struct scopes *t, struct scope *s, const struct secret_buf *material)
 {
 	_cleanup_secret_buf_ struct secret_buf key = {};
 	char desc[KEY_DESC_MAX + 1];
@@ -185,11 +216,14 @@ static int scope_install(struct scopes *t, struct scope *s)
 	r = keyid_to_description(s->id, desc, sizeof(desc));
 	if (r < 0)
 		return r;
-	r = t->fetch(t->userdata, s->id, &key);
-	if (r < 0)
-		return r;
+	if (!material) {
+		r = t->fetch(t->userdata, s->id, &key);
+		if (r < 0)
+			return r;
+		material = &key;
+	}
 	s->fetches++;
-	k = keyring_add_logon(t->keyring, desc, key.data, key.len, KEYSCOPE_KEY_PERM);
+	k = keyring_add_logon(t->keyring, desc, material->data, material->len, KEYSCOPE_KEY_PERM);
 	if (k < 0)
 		return k;
 	s->serial = k;
@@ -224,7 +258,8 @@ static void scope_drop_key(struct scopes *t, struct scope *s)
 	s->serial = 0;
 }
 
-int scope_acquire(struct scopes *t, const char *id, struct scope **ret)
+int scope_acquire(struct scopes *t, const char *id, enum scope_hold kind,
+		  const struct secret_buf *material, struct scope **ret)
 {
 	struct scope *s = scope_find(t, id);
 	bool created = false;
@@ -240,17 +275,37 @@ int scope_acquire(struct scopes *t, const char *id, struct scope **ret)
 	}
 	if (!scope_key_alive(s)) {
 		s->serial = 0;
-		r = scope_install(t, s);
+		r = scope_install(t, s, material);
 		if (r < 0) {
 			if (created)
 				scope_remove(t, s);
 			return r;
 		}
-	}
+	} else if (material)
+		s->fetches++;	/* the caller fetched to check a header */
 	s->linger = sd_event_source_disable_unref(s->linger);
-	s->manual++;
-	scope_note(t, s->id, scope_holders(s));
+	if (kind == SCOPE_MANUAL) {
+		s->manual++;
+		scope_note(t, s->id, s->manual);
+	} else
+		s->attached++;
 	*ret = s;
+	return 0;
+}
+
+int scope_restore_attached(struct scopes *t, const char *id)
+{
+	struct scope *s = scope_find(t, id);
+	int r;
+
+	if (!keyid_is_valid(id))
+		return -EINVAL;
+	if (!s) {
+		r = scope_add(t, id, &s);
+		if (r < 0)
+			return r;
+	}
+	s->attached++;
 	return 0;
 }
 
@@ -265,17 +320,23 @@ static int on_linger(sd_event_source *es, uint64_t usec, void *userdata)
 	return 0;
 }
 
-int scope_release(struct scopes *t, const char *id)
+int scope_release(struct scopes *t, const char *id, enum scope_hold kind)
 {
 	struct scope *s = scope_find(t, id);
 	int r;
 
 	if (!s)
 		return -ENOENT;
-	if (s->manual == 0)
-		return -ENOLCK;
-	s->manual--;
-	scope_note(t, s->id, scope_holders(s));
+	if (kind == SCOPE_MANUAL) {
+		if (s->manual == 0)
+			return -ENOLCK;
+		s->manual--;
+		scope_note(t, s->id, s->manual);
+	} else {
+		if (s->attached == 0)
+			return -ENOLCK;
+		s->attached--;
+	}
 	if (scope_holders(s) > 0)
 		return (int) scope_holders(s);
 
@@ -319,7 +380,7 @@ static void save_one(struct scope *s, void *userdata)
 {
 	json_object *a = userdata, *o;
 
-	if (scope_holders(s) == 0)
+	if (s->manual == 0)
 		return;
 	o = json_object_new_object();
 	json_object_object_add(o, "key-id", json_object_new_string(s->id));
@@ -530,7 +591,9 @@ static void reinstall_one(struct scope *s, void *userdata)
 
 	if (s->serial > 0)
 		return;
-	r = scope_install(s->owner, s);
+	if (scope_holders(s) == 0)
+		return;
+	r = scope_install(s->owner, s, NULL);
 	if (r < 0)
 		log_error_errno(r, "Failed to reinstall key of scope %s (%u holders): %m", s->id,
 				scope_holders(s));
@@ -538,14 +601,33 @@ static void reinstall_one(struct scope *s, void *userdata)
 		log_info("Reinstalled key of scope %s (serial %d).", s->id, (int) s->serial);
 }
 
-int scopes_load(struct scopes *t)
+int scopes_load_records(struct scopes *t)
+{
+	return load_records(t);
+}
+
+static void drop_unheld(struct scope *s, void *userdata)
+{
+	struct scope ***list = userdata;
+
+	if (scope_holders(s) == 0)
+		*(*list)++ = s;
+}
+
+int scopes_reconcile(struct scopes *t)
 {
 	_cleanup_free_ key_serial_t *ids = NULL;
-	int r, n;
+	_cleanup_free_ struct scope **unheld = calloc(t->n + 1, sizeof(*unheld));
+	struct scope **end = unheld;
+	int n;
 
-	r = load_records(t);
-	if (r < 0)
-		return r;
+	if (!unheld)
+		return log_oom();
+	/* A scope whose holders all went while we were away has no business keeping a key. */
+	scopes_foreach(t, drop_unheld, &end);
+	for (struct scope **p = unheld; p < end; p++)
+		scope_remove(t, *p);
+
 	n = keyring_list(t->keyring, &ids);
 	if (n < 0)
 		return log_error_errno(n, "Failed to list the keyscope keyring: %m");

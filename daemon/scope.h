@@ -18,10 +18,18 @@
 /* Fetches key id's material from a key source into *ret. Returns 0 or -errno. */
 typedef int (*scope_fetch_t)(void *userdata, const char *id, struct secret_buf *ret);
 
+enum scope_hold {
+	SCOPE_MANUAL,		/* taken with KeyInstall, counted in scopes.json/journal */
+	SCOPE_ATTACH,		/* a dm-crypt mapping; counted from the attachment records */
+};
+
 struct scope {
 	char id[KEYID_MAX + 1];
 	key_serial_t serial;	/* 0 while not in the kernel */
 	unsigned manual;	/* holders taken with KeyInstall */
+	unsigned attached;	/* dm-crypt mappings that reference the key */
+	uint8_t (*verified)[32];	/* fingerprints of LUKS headers this key is known to open */
+	size_t n_verified;
 	uint64_t fetches;	/* times the material was fetched from the key source */
 	sd_event_source *linger;
 	struct scopes *owner;
@@ -38,28 +46,42 @@ struct scopes *scopes_free(struct scopes *t);
 
 key_serial_t scopes_keyring(struct scopes *t);
 
+/* Reads the saved manual holder counts (snapshot and journal). Returns 0 or -errno (logged). */
+int scopes_load_records(struct scopes *t);
+
+/* Counts one attachment holder of id found in the attachment records at start. */
+int scope_restore_attached(struct scopes *t, const char *id);
+
 /*
- * Reads the saved holder counts and reconciles them with the kernel: keys in the keyring that
- * nobody holds are invalidated, held keys that vanished are installed again. Returns 0 or
- * -errno (logged); a key that cannot be reinstalled is logged and keeps its record.
+ * Reconciles the holder counts with the kernel: keys in the keyring that nobody holds are
+ * invalidated, held keys that vanished are installed again. Returns 0 or -errno (logged); a
+ * key that cannot be reinstalled is logged and keeps its record.
  */
-int scopes_load(struct scopes *t);
+int scopes_reconcile(struct scopes *t);
+
+/* Fetches id's material from the key source into *ret (for checks before an acquire). */
+int scope_fetch(struct scopes *t, const char *id, struct secret_buf *ret);
+
+bool scope_is_verified(const struct scope *s, const uint8_t fp[static 32]);
+int scope_add_verified(struct scope *s, const uint8_t fp[static 32]);
 
 /* Writes the holder counts if they changed since the last save. Returns 0 or -errno. */
 int scopes_save(struct scopes *t);
 
 /*
- * Takes a manual holder on id's scope, installing its kernel key when needed.
+ * Takes a holder of the given kind on id's scope, installing its kernel key when needed: from
+ * material when the caller fetched it already (counted as this scope's fetch), else fetched.
  * Returns 0 and the scope, or -errno: -ENOENT unknown key-id, -EBADMSG unreadable key,
  * -EDQUOT/-ENOMEM kernel quota, others from the key source or the kernel.
  */
-int scope_acquire(struct scopes *t, const char *id, struct scope **ret);
+int scope_acquire(struct scopes *t, const char *id, enum scope_hold kind,
+		  const struct secret_buf *material, struct scope **ret);
 
 /*
- * Drops a manual holder. Returns the number of holders left, -ENOENT when id has no scope,
- * -ENOLCK when it has no manual holder.
+ * Drops a holder of the given kind. Returns the number of holders left, -ENOENT when id has no
+ * scope, -ENOLCK when it has no holder of that kind. The last holder invalidates the key.
  */
-int scope_release(struct scopes *t, const char *id);
+int scope_release(struct scopes *t, const char *id, enum scope_hold kind);
 
 struct scope *scope_find(struct scopes *t, const char *id);
 unsigned scope_holders(const struct scope *s);

@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <libdevmapper.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "dmcrypt.h"
+#include "macro.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct dm_task *, dm_task_destroy);
+#define _cleanup_dm_task_ _cleanup_(dm_task_destroyp)
+
+/* libdevmapper prints its own errors to stderr; keep them out of ours unless debugging. */
+static void dm_log_quiet(int level, const char *file, int line, int dm_errno_or_class,
+			 const char *f, ...)
+{
+}
+
+static void dm_quiet(void)
+{
+	static bool done;
+
+	if (!done) {
+		if (!getenv("KEYSCOPE_DM_DEBUG"))
+			dm_log_with_errno_init(dm_log_quiet);
+		done = true;
+	}
+}
+
+bool dmcrypt_name_is_valid(const char *name)
+{
+	size_t n = name ? strnlen(name, DMCRYPT_NAME_MAX + 1) : 0;
+
+	if (n == 0 || n > DMCRYPT_NAME_MAX || name[0] == '.' || name[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return !streq(name, "..") && !streq(name, "control");
+}
+
+int dmcrypt_table_params(const struct dmcrypt_params *p, char *buf, size_t size)
+{
+	int r;
+
+	if (!*p->cipher || strpbrk(p->cipher, " \t\n") || !*p->key_desc ||
+	    strpbrk(p->key_desc, " \t\n") || p->key_size == 0 || !*p->device ||
+	    strpbrk(p->device, " \t\n") || (p->sector_size != 512 && p->sector_size != 4096))
+		return -EINVAL;
+	r = snprintf(buf, size, "%s :%zu:logon:%s %llu %s %llu", p->cipher, p->key_size,
+		     p->key_desc, (unsigned long long) p->iv_offset, p->device,
+		     (unsigned long long) p->offset);
+	if (r < 0 || (size_t) r >= size)
+		return -ENOBUFS;
+	if (p->sector_size != 512) {
+		size_t n = (size_t) r;
+		r = snprintf(buf + n, size - n, " 1 sector_size:%u", p->sector_size);
+		if (r < 0 || (size_t) r >= size - n)
+			return -ENOBUFS;
+	}
+	return 0;
+}
+
+/* Runs a task and waits for udev; returns 0 or the task's errno. */
+static int dm_run(struct dm_task *dmt, bool udev_cookie)
+{
+	uint32_t cookie = 0;
+	int ok, e;
+
+	if (udev_cookie && !dm_task_set_cookie(dmt, &cookie, 0))
+		return -EIO;
+	ok = dm_task_run(dmt);
+	e = dm_task_get_errno(dmt);
+	if (udev_cookie)
+		(void) dm_udev_wait(cookie);
+	if (ok)
+		return 0;
+	return e > 0 ? -e : -EIO;
+}
+
+int dmcrypt_create(const char *name, const char *uuid, const struct dmcrypt_params *p)
+{
+	_cleanup_dm_task_ struct dm_task *dmt = NULL;
+	char params[2048];
+	int r;
+
+	dm_quiet();
+	if (!dmcrypt_name_is_valid(name))
+		return -EINVAL;
+	r = dmcrypt_table_params(p, params, sizeof(params));
+	if (r < 0)
+		return r;
+	dmt = dm_task_create(DM_DEVICE_CREATE);
+	if (!dmt)
+		return -ENOMEM;
+	if (!dm_task_set_name(dmt, name) || (uuid && !dm_task_set_uuid(dmt, uuid)) ||
+	    !dm_task_secure_data(dmt) || (p->read_only && !dm_task_set_ro(dmt)) ||
+	    !dm_task_add_target(dmt, 0, p->size, "crypt", params))
+		return -ENOMEM;
+	r = dm_run(dmt, true);
+	/* The kernel says EINVAL for a key it cannot find or of the wrong size; tell them
+	 * apart from other table errors by what we know: the mapping does not exist. */
+	if (r == -EBUSY || r == -EEXIST) {
+		struct dmcrypt_info info;
+		if (dmcrypt_info(name, &info) >= 0 && info.exists)
+			return -EEXIST;
+	}
+	return r;
+}
+
+int dmcrypt_remove(const char *name, bool deferred)
+{
+	_cleanup_dm_task_ struct dm_task *dmt = NULL;
+
+	dm_quiet();
+	dmt = dm_task_create(DM_DEVICE_REMOVE);
+	if (!dmt)
+		return -ENOMEM;
+	if (!dm_task_set_name(dmt, name) || (deferred && !dm_task_deferred_remove(dmt)))
+		return -ENOMEM;
+	return dm_run(dmt, true);
+}
+
+int dmcrypt_info(const char *name, struct dmcrypt_info *ret)
+{
+	_cleanup_dm_task_ struct dm_task *dmt = NULL;
+	struct dmcrypt_info info = {};
+	struct dm_info di;
+	uint64_t start, length;
+	char *type = NULL, *params = NULL;
+	const char *uuid;
+
+	dm_quiet();
+	dmt = dm_task_create(DM_DEVICE_TABLE);
+	if (!dmt)
+		return -ENOMEM;
+	if (!dm_task_set_name(dmt, name) || !dm_task_secure_data(dmt))
+		return -ENOMEM;
+	if (!dm_task_run(dmt)) {
+		int e = dm_task_get_errno(dmt);
+		if (e == ENXIO || e == ENODEV) {
+			*ret = info;
+			return 0;
+		}
+		return e > 0 ? -e : -EIO;
+	}
+	if (!dm_task_get_info(dmt, &di))
+		return -EIO;
+	if (!di.exists) {
+		*ret = info;
+		return 0;
+	}
+	info.exists = true;
+	info.suspended = di.suspended;
+	info.open_count = di.open_count;
+	info.major = di.major;
+	info.minor = di.minor;
+	uuid = dm_task_get_uuid(dmt);
+	if (uuid)
+		snprintf(info.uuid, sizeof(info.uuid), "%s", uuid);
+	(void) dm_get_next_target(dmt, NULL, &start, &length, &type, &params);
+	if (type)
+		snprintf(info.target, sizeof(info.target), "%s", type);
+	if (params)
+		snprintf(info.params, sizeof(info.params), "%s", params);
+	info.size = length;
+	*ret = info;
+	return 0;
+}
+
+static int dm_simple(int task, const char *name, bool cookie)
+{
+	_cleanup_dm_task_ struct dm_task *dmt = dm_task_create(task);
+
+	if (!dmt || !dm_task_set_name(dmt, name))
+		return -ENOMEM;
+	return dm_run(dmt, cookie);
+}
+
+int dmcrypt_resize(const char *name, uint64_t new_size)
+{
+	_cleanup_dm_task_ struct dm_task *dmt = NULL;
+	struct dmcrypt_info info;
+	int r;
+
+	r = dmcrypt_info(name, &info);
+	if (r < 0)
+		return r;
+	if (!info.exists)
+		return -ENXIO;
+	if (!streq(info.target, "crypt"))
+		return -EMEDIUMTYPE;
+	/* Refuse a table that carries a key instead of a reference: we would copy it. */
+	if (!strstr(info.params, ":logon:"))
+		return -EMEDIUMTYPE;
+	dmt = dm_task_create(DM_DEVICE_RELOAD);
+	if (!dmt)
+		return -ENOMEM;
+	if (!dm_task_set_name(dmt, name) || !dm_task_secure_data(dmt) ||
+	    !dm_task_add_target(dmt, 0, new_size, "crypt", info.params))
+		return -ENOMEM;
+	r = dm_run(dmt, false);
+	if (r < 0)
+		return r;
+	/* Resume swaps the loaded table in; the kernel suspends around it. */
+	return dm_simple(DM_DEVICE_RESUME, name, true);
+}
+
+int blockdev_size(const char *path, uint64_t *ret_sectors, unsigned *ret_logical_block)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	uint64_t bytes;
+	int lbs = 512;
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, BLKGETSIZE64, &bytes) < 0)
+		return -errno;
+	(void) ioctl(fd, BLKSSZGET, &lbs);
+	*ret_sectors = bytes / 512;
+	if (ret_logical_block)
+		*ret_logical_block = (unsigned) lbs;
+	return 0;
+}
+
+int blockdev_devnum(const char *path, uint32_t *ret_major, uint32_t *ret_minor)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return -errno;
+	if (!S_ISBLK(st.st_mode))
+		return -ENOTBLK;
+	*ret_major = major(st.st_rdev);
+	*ret_minor = minor(st.st_rdev);
+	return 0;
+}
+
+bool dmcrypt_available(void)
+{
+	_cleanup_dm_task_ struct dm_task *dmt = NULL;
+
+	dm_quiet();
+	if (access("/dev/mapper/control", F_OK) < 0)
+		return false;
+	dmt = dm_task_create(DM_DEVICE_VERSION);
+	return dmt && dm_task_run(dmt);
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * dm-crypt mappings whose key is a kernel key referenced by description, through libdevmapper.
+ * A table never carries key bytes: its key field is ":<bytes>:logon:<description>", and the
+ * kernel looks the key up in the keyrings of the process that loads the table.
+ * Functions return >= 0 on success and -errno on failure.
+ */
+#pragma once
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DMCRYPT_NAME_MAX 80	/* leaves room in the 128-byte DM UUID for CRYPT-LUKS2-<uuid>- */
+
+struct dmcrypt_params {
+	char cipher[64];		/* "aes-xts-plain64" */
+	size_t key_size;		/* bytes of the referenced key */
+	char key_desc[256];		/* "keyscope:<key-id>" */
+	uint64_t iv_offset;		/* sectors */
+	char device[PATH_MAX];		/* backing block device */
+	uint64_t offset;		/* data offset on the device, 512-byte sectors */
+	uint64_t size;			/* length of the mapping, 512-byte sectors */
+	unsigned sector_size;		/* 512 or 4096 */
+	bool read_only;
+};
+
+/* "[A-Za-z0-9._-]", 1..DMCRYPT_NAME_MAX, not starting with '.' or '-'. */
+bool dmcrypt_name_is_valid(const char *name);
+
+/* Writes the crypt target's parameter string into buf. Returns 0, -EINVAL or -ENOBUFS. */
+int dmcrypt_table_params(const struct dmcrypt_params *p, char *buf, size_t size);
+
+/*
+ * Creates mapping name with uuid and a single crypt target, secure-data flagged, waiting for
+ * udev when it runs. Returns 0; -EEXIST when the name is taken; -ENOKEY when the kernel could
+ * not find the key (not reachable from this process's keyrings, or of another size); -errno.
+ */
+int dmcrypt_create(const char *name, const char *uuid, const struct dmcrypt_params *p);
+
+/* Removes mapping name (deferred: when its last opener closes it). -EBUSY when open. */
+int dmcrypt_remove(const char *name, bool deferred);
+
+struct dmcrypt_info {
+	bool exists;
+	bool suspended;
+	int open_count;
+	uint32_t major, minor;
+	char uuid[130];
+	char target[16];		/* "crypt" for ours */
+	uint64_t size;			/* sectors */
+	char params[1024];		/* the crypt parameters as the kernel reports them */
+};
+
+/* Fills ret for mapping name; ret->exists false when there is none. Returns 0 or -errno. */
+int dmcrypt_info(const char *name, struct dmcrypt_info *ret);
+
+/* Reloads mapping name with its own parameters and a new length (suspend, reload, resume). */
+int dmcrypt_resize(const char *name, uint64_t new_size);
+
+/* Size of a block device in 512-byte sectors, and its logical block size. */
+int blockdev_size(const char *path, uint64_t *ret_sectors, unsigned *ret_logical_block);
+
+/* "major:minor" of a block device path; -ENOTBLK when it is not one. */
+int blockdev_devnum(const char *path, uint32_t *ret_major, uint32_t *ret_minor);
+
+/* Whether the kernel has device-mapper at all (/dev/mapper/control answers). */
+bool dmcrypt_available(void);

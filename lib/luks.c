@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <blkid/blkid.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <libcryptsetup.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dmcrypt.h"
+#include "luks.h"
+#include "macro.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct crypt_device *, crypt_free);
+#define _cleanup_crypt_ _cleanup_(crypt_freep)
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
+DEFINE_TRIVIAL_CLEANUP_FUNC(blkid_probe, blkid_free_probe);
+
+static void crypt_log_quiet(int level, const char *msg, void *usrptr)
+{
+}
+
+static int luks_open(const char *device, struct crypt_device **ret)
+{
+	struct crypt_device *cd;
+	int r;
+
+	r = crypt_init(&cd, device);
+	if (r < 0)
+		return r;
+	if (!getenv("KEYSCOPE_CRYPT_DEBUG"))
+		crypt_set_log_callback(cd, crypt_log_quiet, NULL);
+	r = crypt_load(cd, CRYPT_LUKS, NULL);
+	if (r < 0) {
+		crypt_free(cd);
+		/* crypt_load says EINVAL for "no LUKS header here" */
+		return r == -EINVAL ? -ENOMEDIUM : r;
+	}
+	*ret = cd;
+	return 0;
+}
+
+/* Finds the keyscope token; fills key_id/source/token. 0 when none. */
+static int token_read(struct crypt_device *cd, struct luks_info *info)
+{
+	for (int t = 0; t < 32; t++) {
+		_cleanup_(json_object_putp) json_object *o = NULL;
+		json_object *type, *id, *src;
+		const char *json;
+
+		if (crypt_token_json_get(cd, t, &json) < 0)
+			continue;
+		o = json_tokener_parse(json);
+		if (!o || !json_object_object_get_ex(o, "type", &type) ||
+		    !streq(json_object_get_string(type), LUKS_TOKEN_TYPE))
+			continue;
+		if (!json_object_object_get_ex(o, "key-id", &id) ||
+		    !keyid_is_valid(json_object_get_string(id)))
+			return -EBADMSG;
+		snprintf(info->key_id, sizeof(info->key_id), "%s", json_object_get_string(id));
+		if (json_object_object_get_ex(o, "key-source", &src))
+			snprintf(info->source, sizeof(info->source), "%s",
+				 json_object_get_string(src));
+		info->token = t;
+		return 1;
+	}
+	return 0;
+}
+
+/* SHA-256 over the UUID and the JSON of the header's digests: equal for a volume and its
+ * snapshots, different for another volume even if it claims the same key-id. */
+static int fingerprint(struct crypt_device *cd, const char *uuid, uint8_t out[static 32])
+{
+	_cleanup_(json_object_putp) json_object *o = NULL;
+	json_object *digests;
+	const char *json = NULL, *d;
+	unsigned len = 32;
+
+	if (streq(crypt_get_type(cd), CRYPT_LUKS2)) {
+		if (crypt_dump_json(cd, &json, 0) < 0 || !(o = json_tokener_parse(json)) ||
+		    !json_object_object_get_ex(o, "digests", &digests))
+			return -EBADMSG;
+		d = json_object_to_json_string_ext(digests, JSON_C_TO_STRING_PLAIN);
+	} else
+		d = "LUKS1";	/* LUKS1: the UUID alone; its digest is not exported */
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	if (!ctx)
+		return -ENOMEM;
+	int ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+		 EVP_DigestUpdate(ctx, uuid, strlen(uuid) + 1) &&
+		 EVP_DigestUpdate(ctx, d, strlen(d)) && EVP_DigestFinal_ex(ctx, out, &len);
+	EVP_MD_CTX_free(ctx);
+	return ok ? 0 : -EIO;
+}
+
+int luks_read(const char *device, struct luks_info *ret)
+{
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	struct luks_info info = { .token = -1 };
+	const char *c, *m, *u;
+	int r;
+
+	r = luks_open(device, &cd);
+	if (r < 0)
+		return r;
+	c = crypt_get_cipher(cd);
+	m = crypt_get_cipher_mode(cd);
+	u = crypt_get_uuid(cd);
+	if (!c || !m || !u)
+		return -EBADMSG;
+	snprintf(info.type, sizeof(info.type), "%s", crypt_get_type(cd));
+	snprintf(info.uuid, sizeof(info.uuid), "%s", u);
+	r = snprintf(info.cipher, sizeof(info.cipher), "%s-%s", c, m);
+	if (r < 0 || (size_t) r >= sizeof(info.cipher))
+		return -EBADMSG;
+	info.key_size = (size_t) crypt_get_volume_key_size(cd);
+	info.data_offset = crypt_get_data_offset(cd);
+	info.iv_offset = crypt_get_iv_offset(cd);
+	info.sector_size = (unsigned) crypt_get_sector_size(cd);
+	if (info.sector_size == 0)
+		info.sector_size = 512;
+	for (int k = 0; k < crypt_keyslot_max(crypt_get_type(cd)); k++) {
+		crypt_keyslot_info ki = crypt_keyslot_status(cd, k);
+		if (ki == CRYPT_SLOT_ACTIVE || ki == CRYPT_SLOT_ACTIVE_LAST)
+			info.keyslots++;
+	}
+	if (streq(info.type, "LUKS2")) {
+		r = token_read(cd, &info);
+		if (r < 0)
+			return r;
+	}
+	r = fingerprint(cd, info.uuid, info.fingerprint);
+	if (r < 0)
+		return r;
+	*ret = info;
+	return 0;
+}
+
+int luks_verify_key(const char *device, const void *key, size_t len)
+{
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	int r;
+
+	r = luks_open(device, &cd);
+	if (r < 0)
+		return r;
+	r = crypt_volume_key_verify(cd, key, len);
+	return r < 0 ? -EPERM : 0;
+}
+
+static int token_json(const char *key_id, const char *source, char *buf, size_t size)
+{
+	_cleanup_(json_object_putp) json_object *o = json_object_new_object();
+	const char *s;
+
+	if (!o || !keyid_is_valid(key_id))
+		return -EINVAL;
+	json_object_object_add(o, "type", json_object_new_string(LUKS_TOKEN_TYPE));
+	json_object_object_add(o, "keyslots", json_object_new_array());
+	json_object_object_add(o, "key-id", json_object_new_string(key_id));
+	json_object_object_add(o, "key-source", json_object_new_string(source));
+	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	if (strlen(s) >= size)
+		return -ENOBUFS;
+	strcpy(buf, s);
+	return 0;
+}
+
+int luks_format(const char *device, const void *key, size_t len, const char *key_id,
+		const char *source)
+{
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	struct crypt_params_luks2 params = { .label = "keyscope" };
+	char token[512];
+	uint64_t sectors;
+	unsigned lbs;
+	int r;
+
+	if (len != 32 && len != 64)
+		return -EINVAL;
+	r = token_json(key_id, source, token, sizeof(token));
+	if (r < 0)
+		return r;
+	r = blockdev_size(device, &sectors, &lbs);
+	if (r < 0)
+		return r;
+	/* 4096-byte sectors where the device allows: fewer IVs, aligned I/O. */
+	params.sector_size = (lbs <= 4096 && sectors % 8 == 0) ? 4096 : 512;
+	r = crypt_init(&cd, device);
+	if (r < 0)
+		return r;
+	if (!getenv("KEYSCOPE_CRYPT_DEBUG"))
+		crypt_set_log_callback(cd, crypt_log_quiet, NULL);
+	r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, key, len, &params);
+	if (r < 0)
+		return r;
+	r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, token);
+	return r < 0 ? r : 0;
+}
+
+int luks_set_token(const char *device, const char *key_id, const char *source)
+{
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	struct luks_info info = { .token = -1 };
+	char token[512];
+	int r;
+
+	r = token_json(key_id, source, token, sizeof(token));
+	if (r < 0)
+		return r;
+	r = luks_open(device, &cd);
+	if (r < 0)
+		return r;
+	if (!streq(crypt_get_type(cd), CRYPT_LUKS2))
+		return -EMEDIUMTYPE;
+	r = token_read(cd, &info);
+	if (r < 0)
+		return r;
+	r = crypt_token_json_set(cd, info.token >= 0 ? info.token : CRYPT_ANY_TOKEN, token);
+	return r < 0 ? r : 0;
+}
+
+int luks_volume_key_from_passphrase(const char *device, const void *pass, size_t len,
+				    struct secret_buf *ret)
+{
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	_cleanup_secret_buf_ struct secret_buf vk = {};
+	size_t vk_size;
+	int r;
+
+	r = luks_open(device, &cd);
+	if (r < 0)
+		return r;
+	vk_size = (size_t) crypt_get_volume_key_size(cd);
+	r = secret_buf_new(vk_size, &vk);
+	if (r < 0)
+		return r;
+	r = crypt_volume_key_get(cd, CRYPT_ANY_SLOT, (char *) vk.data, &vk_size, pass, len);
+	if (r < 0)
+		return r == -EPERM || r == -ENOENT ? -EPERM : r;
+	vk.len = vk_size;
+	*ret = vk;
+	vk = (struct secret_buf) {}; /* transferred */
+	return 0;
+}
+
+int device_probe_content(const char *device, char *what, size_t size)
+{
+	_cleanup_(blkid_free_probep) blkid_probe pr = blkid_new_probe_from_filename(device);
+	const char *type = NULL, *usage = NULL;
+	int r;
+
+	if (!pr)
+		return -errno ?: -EIO;
+	blkid_probe_enable_superblocks(pr, 1);
+	blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_USAGE);
+	blkid_probe_enable_partitions(pr, 1);
+	blkid_probe_set_partitions_flags(pr, BLKID_PARTS_MAGIC);
+	r = blkid_do_safeprobe(pr);
+	if (r == 1)
+		return 0;
+	if (r < 0) {
+		snprintf(what, size, "more than one signature (ambiguous)");
+		return 1;
+	}
+	if (blkid_probe_lookup_value(pr, "TYPE", &type, NULL) == 0) {
+		(void) blkid_probe_lookup_value(pr, "USAGE", &usage, NULL);
+		if (streq(type, "crypto_LUKS"))
+			snprintf(what, size, "a LUKS header");
+		else
+			snprintf(what, size, "%s %s", type,
+				 usage && streq(usage, "filesystem") ? "file system" : usage ?: "data");
+		return 1;
+	}
+	if (blkid_probe_lookup_value(pr, "PTTYPE", &type, NULL) == 0) {
+		snprintf(what, size, "a %s partition table", type);
+		return 1;
+	}
+	snprintf(what, size, "an unknown signature");
+	return 1;
+}

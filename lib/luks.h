@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * LUKS2 headers through libcryptsetup: format with a given volume key and a "keyscope" token,
+ * read a header and its token without any key, check a key against the header's digest.
+ * Functions return >= 0 on success and -errno on failure.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keyid.h"
+#include "secret.h"
+
+#define LUKS_TOKEN_TYPE "keyscope"
+#define LUKS_SOURCE_MAX 32
+
+struct luks_info {
+	char type[8];			/* "LUKS1" or "LUKS2" */
+	char uuid[40];			/* with dashes */
+	char cipher[64];		/* "aes-xts-plain64" */
+	size_t key_size;		/* volume key bytes */
+	uint64_t data_offset;		/* 512-byte sectors */
+	uint64_t iv_offset;
+	unsigned sector_size;
+	int token;			/* keyscope token id, -1 when none */
+	char key_id[KEYID_MAX + 1];	/* from the token */
+	char source[LUKS_SOURCE_MAX];	/* from the token */
+	uint8_t fingerprint[32];	/* SHA-256 over the UUID and the volume key digests */
+	int keyslots;			/* active keyslots */
+};
+
+/*
+ * Reads device's LUKS header. Returns 0; -ENOMEDIUM when the device has no LUKS header;
+ * -EBADMSG for a keyscope token that is malformed; -errno otherwise.
+ */
+int luks_read(const char *device, struct luks_info *ret);
+
+/* Checks key against the header's volume key digest. 0 when it matches, -EPERM when not. */
+int luks_verify_key(const char *device, const void *key, size_t len);
+
+/*
+ * Formats device as LUKS2 whose volume key is key (32 bytes: AES-128-XTS; 64: AES-256-XTS),
+ * 4096-byte sectors where the device allows, no keyslot, and a keyscope token naming key_id
+ * and source.
+ */
+int luks_format(const char *device, const void *key, size_t len, const char *key_id,
+		const char *source);
+
+/* Rewrites the keyscope token (rebind to another key-id). */
+int luks_set_token(const char *device, const char *key_id, const char *source);
+
+/* Unlocks a keyslot with a passphrase and returns the volume key in *ret. -EPERM: wrong. */
+int luks_volume_key_from_passphrase(const char *device, const void *pass, size_t len,
+				    struct secret_buf *ret);
+
+/*
+ * What a device holds, by its first bytes (libblkid): writes e.g. "LUKS2 header",
+ * "ext4 file system", "gpt partition table" into what and returns 1; 0 when it looks empty.
+ */
+int device_probe_content(const char *device, char *what, size_t size);
