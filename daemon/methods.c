@@ -16,68 +16,6 @@
 
 #define VERSION "0.1"
 
-static int bad_params(struct call *c, const char *const *allowed)
-{
-	char err[256];
-	int r = proto_check_fields(c->params, allowed, err, sizeof(err));
-
-	return r < 0 ? call_error(c, r, "keyscope.InvalidParameter", "%s", err) : 0;
-}
-
-static int get_key_id(struct call *c, const char *field, const char **ret)
-{
-	char err[256];
-	const char *id = NULL;
-	int r;
-
-	r = proto_get_string(c->params, field, true, PROTO_MAX_MESSAGE, &id, err, sizeof(err));
-	if (r < 0)
-		return call_error(c, r, "keyscope.InvalidParameter", "%s", err);
-	if (!keyid_is_valid(id))
-		return call_error(c, -EINVAL, "keyscope.InvalidKeyId",
-				  "'%.*s%s' is not a valid key-id: 1-%d characters of "
-				  "[A-Za-z0-9._-], starting with a letter or digit, no '..'",
-				  64, id, strlen(id) > 64 ? "..." : "", KEYID_MAX);
-	*ret = id;
-	return 0;
-}
-
-static int get_name(struct call *c, const char **ret)
-{
-	char err[256];
-	int r = proto_get_string(c->params, "name", false, STORE_NAME_MAX, ret, err, sizeof(err));
-
-	return r < 0 ? call_error(c, r, "keyscope.InvalidParameter", "%s", err) : 0;
-}
-
-/* Maps a store or kernel error about key id to the reply a person can act on. */
-static int key_error(struct call *c, int r, const char *id, const char *what)
-{
-	struct store *st = c->server->store;
-
-	switch (r) {
-	case -ENOENT:
-		return call_error(c, r, "keyscope.NoSuchKey", "no key %s in the key store", id);
-	case -EBADMSG:
-		return call_error(c, r, "keyscope.CorruptKey",
-				  "key file %s is corrupt, truncated, tampered with or sealed "
-				  "under another master key; restore it from a backup",
-				  store_path(st, id));
-	case -EDQUOT:
-	case -ENOMEM:
-		return call_error(c, r, "keyscope.KeyQuota",
-				  "%s %s: the kernel's key quota for root is full (or memory is "
-				  "short); raise /proc/sys/kernel/keys/root_maxkeys and "
-				  "root_maxbytes", what, id);
-	case -EINVAL:
-		return call_error(c, r, "keyscope.InvalidParameter", "%s %s: invalid argument",
-				  what, id);
-	default:
-		return call_error(c, r, "keyscope.KeyError", "%s %s failed: %s", what, id,
-				  strerror(-r));
-	}
-}
-
 static json_object *entry_to_json(const struct store_entry *e)
 {
 	json_object *o = json_object_new_object();
@@ -102,7 +40,7 @@ static int m_ping(struct call *c)
 	static const char *const allowed[] = { NULL };
 	int r;
 
-	if ((r = bad_params(c, allowed)) < 0)
+	if ((r = call_check_params(c, allowed)) < 0)
 		return r;
 	c->reply = json_object_new_object();
 	json_object_object_add(c->reply, "version", json_object_new_string(VERSION));
@@ -117,7 +55,7 @@ static int m_key_create(struct call *c)
 	uint64_t bits = 512;
 	int r;
 
-	if ((r = bad_params(c, allowed)) < 0 || (r = get_name(c, &name)) < 0)
+	if ((r = call_check_params(c, allowed)) < 0 || (r = call_get_name(c, &name)) < 0)
 		return r;
 	r = proto_get_uint(c->params, "bits", false, 65536, &bits, err, sizeof(err));
 	if (r < 0)
@@ -131,7 +69,7 @@ static int m_key_create(struct call *c)
 				  "name must be printable text of at most %d bytes",
 				  STORE_NAME_MAX);
 	if (r < 0)
-		return key_error(c, r, "(new)", "creating key");
+		return call_key_error(c, r, "(new)", "creating key");
 	log_info("Created key %s (%u bits) for uid %u pid %d.", id, (unsigned) bits,
 		 (unsigned) c->uid, (int) c->pid);
 	return reply_key_id(c, id);
@@ -144,7 +82,7 @@ static int m_key_import(struct call *c)
 	const char *name = NULL;
 	int r;
 
-	if ((r = bad_params(c, allowed)) < 0 || (r = get_name(c, &name)) < 0)
+	if ((r = call_check_params(c, allowed)) < 0 || (r = call_get_name(c, &name)) < 0)
 		return r;
 	if (c->payload.len != 32 && c->payload.len != 64)
 		return call_error(c, -EINVAL, "keyscope.InvalidKeyLength",
@@ -156,7 +94,7 @@ static int m_key_import(struct call *c)
 				  "name must be printable text of at most %d bytes",
 				  STORE_NAME_MAX);
 	if (r < 0)
-		return key_error(c, r, "(new)", "importing key");
+		return call_key_error(c, r, "(new)", "importing key");
 	log_info("Imported key %s (%zu bits) for uid %u pid %d.", id, c->payload.len * 8,
 		 (unsigned) c->uid, (int) c->pid);
 	return reply_key_id(c, id);
@@ -175,7 +113,7 @@ static int m_key_list(struct call *c)
 	size_t n;
 	int r;
 
-	if ((r = bad_params(c, allowed)) < 0)
+	if ((r = call_check_params(c, allowed)) < 0)
 		return r;
 	r = store_list(c->server->store, &e, &n, list_bad, NULL);
 	if (r < 0)
@@ -196,7 +134,7 @@ static int m_key_delete(struct call *c)
 	const char *id;
 	int r;
 
-	if ((r = bad_params(c, allowed)) < 0 || (r = get_key_id(c, "key-id", &id)) < 0)
+	if ((r = call_check_params(c, allowed)) < 0 || (r = call_get_key_id(c, "key-id", &id)) < 0)
 		return r;
 	s = scope_find(c->server->scopes, id);
 	if (s && scope_holders(s) > 0)
@@ -205,7 +143,7 @@ static int m_key_delete(struct call *c)
 				  scope_holders(s));
 	r = store_delete(c->server->store, id);
 	if (r < 0)
-		return key_error(c, r, id, "deleting key");
+		return call_key_error(c, r, id, "deleting key");
 	log_info("Deleted key %s for uid %u pid %d.", id, (unsigned) c->uid, (int) c->pid);
 	return reply_key_id(c, id);
 }
@@ -217,8 +155,8 @@ static int m_key_clone(struct call *c)
 	const char *src, *name = NULL;
 	int r;
 
-	if ((r = bad_params(c, allowed)) < 0 || (r = get_key_id(c, "key-id", &src)) < 0 ||
-	    (r = get_name(c, &name)) < 0)
+	if ((r = call_check_params(c, allowed)) < 0 || (r = call_get_key_id(c, "key-id", &src)) < 0 ||
+	    (r = call_get_name(c, &name)) < 0)
 		return r;
 	r = store_clone(c->server->store, src, name, id);
 	if (r == -EINVAL)
@@ -226,7 +164,7 @@ static int m_key_clone(struct call *c)
 				  "name must be printable text of at most %d bytes",
 				  STORE_NAME_MAX);
 	if (r < 0)
-		return key_error(c, r, src, "cloning key");
+		return call_key_error(c, r, src, "cloning key");
 	log_info("Cloned key %s as %s for uid %u pid %d.", src, id, (unsigned) c->uid,
 		 (int) c->pid);
 	c->reply = json_object_new_object();
@@ -257,11 +195,11 @@ static int m_key_install(struct call *c)
 	const char *id;
 	int r;
 
-	if ((r = bad_params(c, allowed)) < 0 || (r = get_key_id(c, "key-id", &id)) < 0)
+	if ((r = call_check_params(c, allowed)) < 0 || (r = call_get_key_id(c, "key-id", &id)) < 0)
 		return r;
 	r = scope_acquire(c->server->scopes, id, SCOPE_MANUAL, NULL, &s);
 	if (r < 0)
-		return key_error(c, r, id, "installing key");
+		return call_key_error(c, r, id, "installing key");
 	log_info("Holder taken on keyscope:%s (serial %d, %u holders) by uid %u pid %d.", id,
 		 (int) s->serial, scope_holders(s), (unsigned) c->uid, (int) c->pid);
 	c->reply = scope_to_json(s);
@@ -275,14 +213,14 @@ static int m_key_release(struct call *c)
 	const char *id;
 	int r;
 
-	if ((r = bad_params(c, allowed)) < 0 || (r = get_key_id(c, "key-id", &id)) < 0)
+	if ((r = call_check_params(c, allowed)) < 0 || (r = call_get_key_id(c, "key-id", &id)) < 0)
 		return r;
 	r = scope_release(c->server->scopes, id, SCOPE_MANUAL);
 	if (r == -ENOENT || r == -ENOLCK)
 		return call_error(c, r, "keyscope.NotHeld",
 				  "key %s has no holder taken with 'key install'", id);
 	if (r < 0)
-		return key_error(c, r, id, "releasing key");
+		return call_key_error(c, r, id, "releasing key");
 	s = scope_find(c->server->scopes, id);
 	log_info("Holder dropped on keyscope:%s (%d left%s) by uid %u pid %d.", id, r,
 		 s ? "" : ", key invalidated", (unsigned) c->uid, (int) c->pid);
@@ -308,7 +246,7 @@ static int m_scope_list(struct call *c)
 	json_object *a;
 	int r;
 
-	if ((r = bad_params(c, allowed)) < 0)
+	if ((r = call_check_params(c, allowed)) < 0)
 		return r;
 	a = json_object_new_array();
 	scopes_foreach(c->server->scopes, add_scope, a);

@@ -8,6 +8,7 @@
 
 #include <json-c/json.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
@@ -61,3 +62,18 @@ struct method {
 };
 
 const struct method *method_find(const char *name);
+
+/*
+ * Parameter helpers (params.c): each checks one thing, and on failure sets the call's error
+ * (keyscope.InvalidParameter, InvalidKeyId, ...) and returns a negative errno.
+ */
+int call_check_params(struct call *c, const char *const *allowed);
+int call_get_key_id(struct call *c, const char *field, const char **ret);
+int call_get_name(struct call *c, const char **ret);
+int call_get_string(struct call *c, const char *field, bool required, size_t max,
+		    const char **ret);
+int call_get_uint(struct call *c, const char *field, bool required, uint64_t max,
+		  uint64_t *ret);
+int call_get_bool(struct call *c, const char *field, bool *ret);
+/* Maps a store or kernel error about key id to the reply a person can act on. */
+int call_key_error(struct call *c, int r, const char *id, const char *what);
