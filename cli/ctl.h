@@ -43,3 +43,8 @@ long long json_int(json_object *o, const char *field);
 int key_main(int argc, char **argv);
 int scope_main(int argc, char **argv);
 int status_main(int argc, char **argv);
+int format_main(int argc, char **argv);
+int attach_main(int argc, char **argv);
+int detach_main(int argc, char **argv);
+int resize_main(int argc, char **argv);
+int rebind_main(int argc, char **argv);

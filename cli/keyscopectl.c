@@ -16,7 +16,12 @@
 static const struct command commands[] = {
 	{ "key", key_main, "create, import, list, delete, clone, install and release keys" },
 	{ "scope", scope_main, "list key scopes: key-id, kernel key serial, holders" },
-	{ "status", status_main, "the daemon's state and its scopes" },
+	{ "status", status_main, "the daemon's state, its scopes and attached volumes" },
+	{ "format", format_main, "LUKS2 with the delegated key as volume key, keyscope token" },
+	{ "attach", attach_main, "open a volume by keyring reference (LUKS2 token or --plain)" },
+	{ "detach", detach_main, "close a volume; the last holder removes its kernel key" },
+	{ "resize", resize_main, "reload a volume's table at its device's new size" },
+	{ "rebind", rebind_main, "point a (cloned) volume's token at another key-id" },
 };
 
 static void help(void)
@@ -29,7 +34,12 @@ static void help(void)
 	       "  key import [--name NAME] < RAW_KEY_BYTES    exactly 32 or 64 bytes\n"
 	       "  key list | key delete ID | key clone [--name NAME] ID\n"
 	       "  key install ID | key release ID             take / drop a holder\n"
-	       "  scope list | status\n\n"
+	       "  scope list | status\n"
+	       "  format DEVICE --key ID [--force]\n"
+	       "  attach DEVICE [--name NAME] [--key ID] [--read-only]\n"
+	       "         [--plain --key ID [--cipher C] [--key-size BITS] [--offset SECTORS]\n"
+	       "          [--sector-size N]]\n"
+	       "  detach NAME [--deferred] | resize NAME | rebind DEVICE --key NEW-ID\n\n"
 	       "Options:\n"
 	       "  -s, --socket PATH   keyscoped's socket (default $KEYSCOPE_SOCKET, else\n"
 	       "                      " KEYSCOPE_SOCKET_PATH ")\n"

@@ -18,6 +18,29 @@ static void print_scopes(json_object *rp)
 	}
 }
 
+static void print_attachments(json_object *rp)
+{
+	json_object *att, *van;
+
+	if (json_object_object_get_ex(rp, "attachments", &att) &&
+	    json_object_array_length(att) > 0) {
+		printf("\n%-24s %-24s %-8s %-38s %7s\n", "VOLUME", "DEVICE", "KIND", "KEY-ID",
+		       "HOLDERS");
+		for (size_t i = 0; i < json_object_array_length(att); i++) {
+			json_object *a = json_object_array_get_idx(att, i);
+			printf("%-24s %-24s %-8s %-38s %7lld\n", json_str(a, "name"),
+			       json_str(a, "device"), json_str(a, "kind"), json_str(a, "key-id"),
+			       json_int(a, "holders"));
+		}
+	}
+	if (json_object_object_get_ex(rp, "vanished", &van) && json_object_array_length(van) > 0) {
+		printf("\nvanished (closed behind keyscoped's back, holders released):");
+		for (size_t i = 0; i < json_object_array_length(van); i++)
+			printf(" %s", json_object_get_string(json_object_array_get_idx(van, i)));
+		printf("\n");
+	}
+}
+
 static int scope_list(int argc, char **argv)
 {
 	_cleanup_json_ json_object *reply = NULL;
@@ -69,5 +92,6 @@ int status_main(int argc, char **argv)
 	if (json_object_object_get_ex(rp, "scopes", &scopes))
 		printf("  scopes:    %zu\n\n", json_object_array_length(scopes));
 	print_scopes(rp);
+	print_attachments(rp);
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "attach.h"
 #include "config.h"
 #include "keyring.h"
 #include "log.h"
@@ -185,6 +186,9 @@ static int run(int argc, char **argv)
 	r = scopes_load_records(srv.scopes);
 	if (r < 0)
 		goto out;
+	r = attachments_load(cfg.state_dir, srv.scopes, &srv.attachments);
+	if (r < 0)
+		goto out;
 	r = scopes_reconcile(srv.scopes);
 	if (r < 0)
 		goto out;
@@ -213,6 +217,7 @@ static int run(int argc, char **argv)
 	(void) scopes_save(srv.scopes);
 out:
 	server_stop(&srv);
+	srv.attachments = attachments_free(srv.attachments);
 	srv.scopes = scopes_free(srv.scopes);
 	srv.store = store_free(srv.store);
 	sd_event_unref(event);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "attach.h"
 #include "keyid.h"
 #include "log.h"
 #include "proto.h"
@@ -270,6 +271,8 @@ static int m_status(struct call *c)
 	json_object_object_add(c->reply, "socket", json_object_new_string(cfg->socket_path));
 	json_object_object_add(c->reply, "clients",
 			       json_object_new_int((int) c->server->n_clients));
+	attachments_reconcile(c->server->attachments);
+	attachments_to_json(c->server->attachments, c->reply);
 	return 0;
 }
 
@@ -284,6 +287,12 @@ static const struct method methods[] = {
 	{ "keyscope.KeyClone", m_key_clone, true, false },
 	{ "keyscope.KeyInstall", m_key_install, true, false },
 	{ "keyscope.KeyRelease", m_key_release, true, false },
+	{ "keyscope.VolumeList", m_volume_list, false, false },
+	{ "keyscope.VolumeFormat", m_volume_format, true, false },
+	{ "keyscope.VolumeAttach", m_volume_attach, true, false },
+	{ "keyscope.VolumeDetach", m_volume_detach, true, false },
+	{ "keyscope.VolumeResize", m_volume_resize, true, false },
+	{ "keyscope.VolumeRebind", m_volume_rebind, true, false },
 };
 
 const struct method *method_find(const char *name)

@@ -22,6 +22,7 @@ struct server {
 	const struct config *config;
 	struct store *store;
 	struct scopes *scopes;
+	struct attachments *attachments;
 	int listen_fd;
 	sd_event_source *listen_source, *post_source;
 	struct client *clients;

@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* format, attach, detach, resize, rebind: volumes opened by keyring reference. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "keyid.h"
+#include "util.h"
+
+static int usage(const char *u)
+{
+	fprintf(stderr, "Usage: keyscopectl %s\n", u);
+	return 2;
+}
+
+static int call_print(const char *method, json_object *params, void (*print)(json_object *))
+{
+	_cleanup_json_ json_object *reply = NULL;
+	json_object *rp;
+
+	if (ctl_call(method, params, NULL, 0, &reply, &rp) < 0)
+		return 1;
+	if (ctl.json)
+		ctl_print_json(rp);
+	else if (print)
+		print(rp);
+	return 0;
+}
+
+static bool key_arg_ok(const char *id)
+{
+	if (keyid_is_valid(id))
+		return true;
+	fprintf(stderr, "keyscopectl: '%.64s' is not a valid key-id.\n", id);
+	return false;
+}
+
+static void print_format(json_object *rp)
+{
+	printf("%s: LUKS2 %s, %lld-bit key %s, %lld-byte sectors, UUID %s\n",
+	       json_str(rp, "device"), json_str(rp, "cipher"), json_int(rp, "key-size"),
+	       json_str(rp, "key-id"), json_int(rp, "sector-size"), json_str(rp, "luks-uuid"));
+}
+
+int format_main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "key", required_argument, NULL, 'k' },
+		{ "force", no_argument, NULL, 'f' },
+		{}
+	};
+	const char *key = NULL;
+	bool force = false;
+	json_object *p;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "k:f", options, NULL)) >= 0) {
+		if (c == 'k')
+			key = optarg;
+		else if (c == 'f')
+			force = true;
+		else
+			return usage("format DEVICE --key KEY-ID [--force]");
+	}
+	if (optind != argc - 1 || !key)
+		return usage("format DEVICE --key KEY-ID [--force]");
+	if (!key_arg_ok(key))
+		return 2;
+	p = json_object_new_object();
+	json_object_object_add(p, "device", json_object_new_string(argv[optind]));
+	json_object_object_add(p, "key-id", json_object_new_string(key));
+	if (force)
+		json_object_object_add(p, "force", json_object_new_boolean(1));
+	return call_print("keyscope.VolumeFormat", p, print_format);
+}
+
+static void print_attach(json_object *rp)
+{
+	printf("%s: %s on keyscope:%s (serial %lld, %lld holders)\n", json_str(rp, "path"),
+	       json_str(rp, "device"), json_str(rp, "key-id"), json_int(rp, "serial"),
+	       json_int(rp, "holders"));
+}
+
+#define ATTACH_USAGE                                                                          \
+	"attach DEVICE [--name NAME] [--key KEY-ID] [--read-only]\n"                          \
+	"       [--plain --key KEY-ID [--cipher CIPHER] [--key-size 256|512] [--offset SECTORS]\n" \
+	"        [--sector-size 512|4096]]"
+
+int attach_main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "plain", no_argument, NULL, 'p' },
+		{ "cipher", required_argument, NULL, 'c' },
+		{ "key-size", required_argument, NULL, 's' },
+		{ "offset", required_argument, NULL, 'o' },
+		{ "sector-size", required_argument, NULL, 'S' },
+		{ "read-only", no_argument, NULL, 'r' },
+		{}
+	};
+	json_object *p = json_object_new_object();
+	uint64_t v;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "n:k:", options, NULL)) >= 0) {
+		switch (c) {
+		case 'n': json_object_object_add(p, "name", json_object_new_string(optarg)); break;
+		case 'k':
+			if (!key_arg_ok(optarg))
+				goto bad;
+			json_object_object_add(p, "key-id", json_object_new_string(optarg));
+			break;
+		case 'p': json_object_object_add(p, "plain", json_object_new_boolean(1)); break;
+		case 'r': json_object_object_add(p, "read-only", json_object_new_boolean(1)); break;
+		case 'c': json_object_object_add(p, "cipher", json_object_new_string(optarg)); break;
+		case 's':
+		case 'o':
+		case 'S':
+			if (parse_uint64(optarg, 0, UINT32_MAX * 1024ull, &v) < 0) {
+				fprintf(stderr, "keyscopectl: '%s' is not a number.\n", optarg);
+				goto bad;
+			}
+			json_object_object_add(p, c == 's' ? "key-size" : c == 'o' ? "offset"
+										  : "sector-size",
+					       json_object_new_int64((int64_t) v));
+			break;
+		default:
+			goto bad;
+		}
+	}
+	if (optind != argc - 1)
+		goto bad;
+	json_object_object_add(p, "device", json_object_new_string(argv[optind]));
+	return call_print("keyscope.VolumeAttach", p, print_attach);
+bad:
+	json_object_put(p);
+	return usage(ATTACH_USAGE);
+}
+
+static void print_detach(json_object *rp)
+{
+	printf("detached %s; key %s has %lld holders left\n", json_str(rp, "name"),
+	       json_str(rp, "key-id"), json_int(rp, "holders"));
+}
+
+int detach_main(int argc, char **argv)
+{
+	static const struct option options[] = { { "deferred", no_argument, NULL, 'd' }, {} };
+	bool deferred = false;
+	json_object *p;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
+		if (c != 'd')
+			return usage("detach NAME [--deferred]");
+		deferred = true;
+	}
+	if (optind != argc - 1)
+		return usage("detach NAME [--deferred]");
+	p = json_object_new_object();
+	json_object_object_add(p, "name", json_object_new_string(argv[optind]));
+	if (deferred)
+		json_object_object_add(p, "deferred", json_object_new_boolean(1));
+	return call_print("keyscope.VolumeDetach", p, print_detach);
+}
+
+static void print_resize(json_object *rp)
+{
+	printf("%s: %lld -> %lld sectors\n", json_str(rp, "name"), json_int(rp, "old-size"),
+	       json_int(rp, "size"));
+}
+
+int resize_main(int argc, char **argv)
+{
+	json_object *p;
+
+	if (argc != 2)
+		return usage("resize NAME");
+	p = json_object_new_object();
+	json_object_object_add(p, "name", json_object_new_string(argv[1]));
+	return call_print("keyscope.VolumeResize", p, print_resize);
+}
+
+static void print_rebind(json_object *rp)
+{
+	printf("%s: key %s (was %s)\n", json_str(rp, "device"), json_str(rp, "key-id"),
+	       json_str(rp, "previous-key-id"));
+}
+
+int rebind_main(int argc, char **argv)
+{
+	static const struct option options[] = { { "key", required_argument, NULL, 'k' }, {} };
+	const char *key = NULL;
+	json_object *p;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "k:", options, NULL)) >= 0) {
+		if (c != 'k')
+			return usage("rebind DEVICE --key NEW-KEY-ID");
+		key = optarg;
+	}
+	if (optind != argc - 1 || !key)
+		return usage("rebind DEVICE --key NEW-KEY-ID");
+	if (!key_arg_ok(key))
+		return 2;
+	p = json_object_new_object();
+	json_object_object_add(p, "device", json_object_new_string(argv[optind]));
+	json_object_object_add(p, "key-id", json_object_new_string(key));
+	return call_print("keyscope.VolumeRebind", p, print_rebind);
+}
