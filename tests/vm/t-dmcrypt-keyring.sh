@@ -55,7 +55,7 @@ echo "read back 1 MiB through /dev/mapper/$name"
 
 dd if="$dev" of="$work/raw" bs=64k count=16 iflag=direct status=none
 grep -q "$pattern" "$work/raw" && vm_die "the pattern is on the raw disk in plaintext"
-head -c 1048576 /dev/zero | cmp -s - "$work/raw" && vm_die "nothing was written to the raw disk"
+cmp -s -n 1048576 /dev/zero "$work/raw" && vm_die "nothing was written to the raw disk"
 echo "raw disk holds ciphertext, not the pattern"
 
 # Without the key no new table loads (the live mapping keeps working on its copy).
