@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,11 @@ void config_init(struct config *c)
 		.log_level = LOG_INFO,
 		.max_clients = 256,
 		.client_timeout_sec = 30,
+		.request_key_uids = { 0 },
+		.n_request_key_uids = 1,
+		.request_key_timeout_sec = 300,
+		.expected_scopes = 256,
+		.volumes = true,
 	};
 }
 
@@ -64,6 +70,36 @@ static int set_read_group(struct config *c, const char *value)
 	return 0;
 }
 
+/* "0, 1000 backup": uids or user names, separated by commas or spaces; empty: nobody. */
+static int set_uid_list(struct config *c, const char *value)
+{
+	_cleanup_free_ char *copy = strdup(value);
+	uid_t uids[CONFIG_UIDS_MAX];
+	unsigned n = 0, u;
+	char *p, *w;
+
+	if (!copy)
+		return -ENOMEM;
+	p = copy;
+	while ((w = strsep(&p, ", \t"))) {
+		struct passwd *pw;
+
+		if (!*w)
+			continue;
+		if (n >= CONFIG_UIDS_MAX)
+			return -EINVAL;
+		if (parse_uint(w, 0, (unsigned) INT32_MAX - 1, &u) >= 0)
+			uids[n++] = u;
+		else if ((pw = getpwnam(w)))
+			uids[n++] = pw->pw_uid;
+		else
+			return -EINVAL;
+	}
+	memcpy(c->request_key_uids, uids, n * sizeof(uid_t));
+	c->n_request_key_uids = n;
+	return 0;
+}
+
 int config_set(struct config *c, const char *key, const char *value)
 {
 	key_serial_t k;
@@ -83,6 +119,14 @@ int config_set(struct config *c, const char *key, const char *value)
 		return parse_uint(value, 1, 3600, &c->client_timeout_sec);
 	if (streq(key, "read-group"))
 		return set_read_group(c, value);
+	if (streq(key, "request-key-uids"))
+		return set_uid_list(c, value);
+	if (streq(key, "request-key-timeout"))
+		return parse_uint(value, 1, 604800, &c->request_key_timeout_sec);
+	if (streq(key, "expected-scopes"))
+		return parse_uint(value, 1, 1000000, &c->expected_scopes);
+	if (streq(key, "volumes"))
+		return parse_bool(value, &c->volumes);
 	if (streq(key, "log-level")) {
 		r = log_level_from_string(value);
 		if (r < 0)

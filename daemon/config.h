@@ -7,6 +7,7 @@
 #define KEYSCOPE_CONFIG_FILE "/etc/keyscope/keyscoped.conf"
 #define KEYSCOPE_SOCKET_PATH "/run/keyscope/keyscoped.sock"
 #define KEYSCOPE_STATE_DIR "/var/lib/keyscope"
+#define CONFIG_UIDS_MAX 64
 
 struct config {
 	char *socket_path;
@@ -18,6 +19,13 @@ struct config {
 	gid_t read_group;	/* members may call read-only methods */
 	unsigned max_clients;
 	unsigned client_timeout_sec;	/* a half-sent request is dropped after this */
+	/* request-key upcalls (daemon/request.c, docs/request-key.md) */
+	uid_t request_key_uids[CONFIG_UIDS_MAX];	/* requesters that may cause a fetch */
+	unsigned n_request_key_uids;
+	unsigned request_key_timeout_sec;	/* lifetime of a key handed out by an upcall */
+	/* kernel checks (lib/kcheck.h) */
+	unsigned expected_scopes;	/* key scopes the node is sized for */
+	bool volumes;			/* the node opens dm-crypt volumes: needs device-mapper */
 };
 
 void config_init(struct config *c);

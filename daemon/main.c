@@ -17,6 +17,7 @@
 
 #include "attach.h"
 #include "config.h"
+#include "kernel.h"
 #include "keyring.h"
 #include "log.h"
 #include "scope.h"
@@ -161,6 +162,7 @@ static int run(int argc, char **argv)
 	(void) prctl(PR_SET_DUMPABLE, 0);
 	(void) setrlimit(RLIMIT_CORE, &(struct rlimit) { 0, 0 });
 	umask(0077);
+	(void) kernel_check_at_start(&cfg);
 
 	r = keyring_reach(cfg.keyring, &parent);
 	if (r < 0)

@@ -11,6 +11,7 @@
 #include "keyid.h"
 #include "log.h"
 #include "proto.h"
+#include "request.h"
 #include "scope.h"
 #include "server.h"
 #include "store.h"
@@ -287,6 +288,7 @@ static const struct method methods[] = {
 	{ "keyscope.KeyClone", m_key_clone, true, false },
 	{ "keyscope.KeyInstall", m_key_install, true, false },
 	{ "keyscope.KeyRelease", m_key_release, true, false },
+	{ "keyscope.KeyRequest", m_key_request, true, false },
 	{ "keyscope.VolumeList", m_volume_list, false, false },
 	{ "keyscope.VolumeFormat", m_volume_format, true, false },
 	{ "keyscope.VolumeAttach", m_volume_attach, true, false },

@@ -36,8 +36,6 @@ int keyring_parse_spec(const char *spec, key_serial_t *ret)
 int keyring_describe(key_serial_t key, struct key_info *ret)
 {
 	char buf[sizeof(ret->description) + 128];
-	char *fields[5], *p = buf;
-	unsigned long v[3];
 	long n;
 
 	n = keyctl(KEYCTL_DESCRIBE, key, buf, sizeof(buf) - 1);
@@ -46,6 +44,13 @@ int keyring_describe(key_serial_t key, struct key_info *ret)
 	if ((size_t) n >= sizeof(buf))
 		return -ENAMETOOLONG;
 	buf[n] = 0;
+	return keyring_describe_parse(buf, ret);
+}
+
+int keyring_describe_parse(char *buf, struct key_info *ret)
+{
+	char *fields[5], *p = buf;
+	unsigned long v[3];
 
 	/* "type;uid;gid;perm;description": the description may itself contain ';'. */
 	for (int i = 0; i < 4; i++) {

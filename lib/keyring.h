@@ -54,6 +54,8 @@ struct key_info {
 
 /* KEYCTL_DESCRIBE, split into its fields. Returns 0 or -errno (-EBADMSG if malformed). */
 int keyring_describe(key_serial_t key, struct key_info *ret);
+/* Parses the text KEYCTL_DESCRIBE returns (modified in place). Returns 0 or -EBADMSG. */
+int keyring_describe_parse(char *buf, struct key_info *ret);
 
 /* request_key(2) without callout, retried on EINTR. Returns the serial or -errno. */
 key_serial_t keyring_request(const char *type, const char *desc, key_serial_t dest);
