@@ -73,7 +73,7 @@ $(KEYSCOPED): $(call obj,daemon/main.c) $(DAEMON_A) $(LIB_A)
 	$(E) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DAEMON_LDLIBS)
 
-$(KEYSCOPECTL): $(call obj,$(CLI_SRC)) $(LIB_A)
+$(KEYSCOPECTL): $(call obj,$(CLI_SRC)) $(DAEMON_A) $(LIB_A)
 	$(E) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -139,6 +139,10 @@ install: all
 	install -m 0755 $(KEYSCOPED) $(DESTDIR)$(SBINDIR)/keyscoped
 	install -m 0755 $(KEYSCOPECTL) $(DESTDIR)$(BINDIR)/keyscopectl
 	$(if $(HELPER_SRC),install -m 0755 $(HELPER) $(DESTDIR)$(LIBEXECDIR)/keyscope-request-key)
+	install -d $(DESTDIR)$(SYSCONFDIR)/request-key.d
+	test -e $(DESTDIR)$(SYSCONFDIR)/request-key.d/keyscope.conf || \
+		sed 's|/usr/libexec/keyscope/|$(LIBEXECDIR)/|' kmod-helpers/keyscope.conf | \
+		install -m 0644 /dev/stdin $(DESTDIR)$(SYSCONFDIR)/request-key.d/keyscope.conf
 	install -m 0644 docs/keyscoped.8 docs/keyscopectl.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 docs/keyscoped.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	test -e $(DESTDIR)$(SYSCONFDIR)/keyscope/keyscoped.conf || \

@@ -43,6 +43,7 @@ long long json_int(json_object *o, const char *field);
 int key_main(int argc, char **argv);
 int scope_main(int argc, char **argv);
 int status_main(int argc, char **argv);
+int check_main(int argc, char **argv);
 int format_main(int argc, char **argv);
 int attach_main(int argc, char **argv);
 int detach_main(int argc, char **argv);

@@ -22,6 +22,7 @@ static const struct command commands[] = {
 	{ "detach", detach_main, "close a volume; the last holder removes its kernel key" },
 	{ "resize", resize_main, "reload a volume's table at its device's new size" },
 	{ "rebind", rebind_main, "point a (cloned) volume's token at another key-id" },
+	{ "check", check_main, "kernel features: keyring, logon, request-key, dm-crypt, quotas" },
 };
 
 static void help(void)
@@ -39,7 +40,8 @@ static void help(void)
 	       "  attach DEVICE [--name NAME] [--key ID] [--read-only]\n"
 	       "         [--plain --key ID [--cipher C] [--key-size BITS] [--offset SECTORS]\n"
 	       "          [--sector-size N]]\n"
-	       "  detach NAME [--deferred] | resize NAME | rebind DEVICE --key NEW-ID\n\n"
+	       "  detach NAME [--deferred] | resize NAME | rebind DEVICE --key NEW-ID\n"
+	       "  check [--config FILE] [--no-load]           runs without keyscoped\n\n"
 	       "Options:\n"
 	       "  -s, --socket PATH   keyscoped's socket (default $KEYSCOPE_SOCKET, else\n"
 	       "                      " KEYSCOPE_SOCKET_PATH ")\n"
