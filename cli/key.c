@@ -27,7 +27,7 @@ static int parse_name_bits(int argc, char **argv, const char **name, unsigned *b
 	};
 	int c;
 
-	optind = 1;
+	optind = 0; /* 0: GNU getopt re-initialises its state between commands */
 	while ((c = getopt_long(argc, argv, "+n:b:", options, NULL)) >= 0) {
 		if (c == 'n')
 			*name = optarg;

@@ -55,7 +55,7 @@ int format_main(int argc, char **argv)
 	json_object *p;
 	int c;
 
-	optind = 1;
+	optind = 0; /* 0: GNU getopt re-initialises its state between commands */
 	while ((c = getopt_long(argc, argv, "k:f", options, NULL)) >= 0) {
 		if (c == 'k')
 			key = optarg;
@@ -105,7 +105,7 @@ int attach_main(int argc, char **argv)
 	uint64_t v;
 	int c;
 
-	optind = 1;
+	optind = 0; /* 0: GNU getopt re-initialises its state between commands */
 	while ((c = getopt_long(argc, argv, "n:k:", options, NULL)) >= 0) {
 		switch (c) {
 		case 'n': json_object_object_add(p, "name", json_object_new_string(optarg)); break;
@@ -154,7 +154,7 @@ int detach_main(int argc, char **argv)
 	json_object *p;
 	int c;
 
-	optind = 1;
+	optind = 0; /* 0: GNU getopt re-initialises its state between commands */
 	while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
 		if (c != 'd')
 			return usage("detach NAME [--deferred]");
@@ -199,7 +199,7 @@ int rebind_main(int argc, char **argv)
 	json_object *p;
 	int c;
 
-	optind = 1;
+	optind = 0; /* 0: GNU getopt re-initialises its state between commands */
 	while ((c = getopt_long(argc, argv, "k:", options, NULL)) >= 0) {
 		if (c != 'k')
 			return usage("rebind DEVICE --key NEW-KEY-ID");

@@ -22,15 +22,11 @@ static void dm_log_quiet(int level, const char *file, int line, int dm_errno_or_
 {
 }
 
+/* Every time: libcryptsetup installs its own libdevmapper logger when it runs. */
 static void dm_quiet(void)
 {
-	static bool done;
-
-	if (!done) {
-		if (!getenv("KEYSCOPE_DM_DEBUG"))
-			dm_log_with_errno_init(dm_log_quiet);
-		done = true;
-	}
+	if (!getenv("KEYSCOPE_DM_DEBUG"))
+		dm_log_with_errno_init(dm_log_quiet);
 }
 
 bool dmcrypt_name_is_valid(const char *name)

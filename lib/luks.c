@@ -61,6 +61,13 @@ static int token_read(struct crypt_device *cd, struct luks_info *info)
 		if (json_object_object_get_ex(o, "key-source", &src))
 			snprintf(info->source, sizeof(info->source), "%s",
 				 json_object_get_string(src));
+		/* A LUKS2 header without keyslots records no volume key size; ours says it. */
+		if (info->key_size == 0 && json_object_object_get_ex(o, "key-size", &src)) {
+			int64_t ks = json_object_get_int64(src);
+			if (ks != 32 && ks != 64)
+				return -EBADMSG;
+			info->key_size = (size_t) ks;
+		}
 		info->token = t;
 		return 1;
 	}
@@ -148,7 +155,8 @@ int luks_verify_key(const char *device, const void *key, size_t len)
 	return r < 0 ? -EPERM : 0;
 }
 
-static int token_json(const char *key_id, const char *source, char *buf, size_t size)
+static int token_json(const char *key_id, const char *source, size_t key_size, char *buf,
+		      size_t size)
 {
 	_cleanup_(json_object_putp) json_object *o = json_object_new_object();
 	const char *s;
@@ -159,6 +167,7 @@ static int token_json(const char *key_id, const char *source, char *buf, size_t 
 	json_object_object_add(o, "keyslots", json_object_new_array());
 	json_object_object_add(o, "key-id", json_object_new_string(key_id));
 	json_object_object_add(o, "key-source", json_object_new_string(source));
+	json_object_object_add(o, "key-size", json_object_new_int((int) key_size));
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	if (strlen(s) >= size)
 		return -ENOBUFS;
@@ -178,7 +187,7 @@ int luks_format(const char *device, const void *key, size_t len, const char *key
 
 	if (len != 32 && len != 64)
 		return -EINVAL;
-	r = token_json(key_id, source, token, sizeof(token));
+	r = token_json(key_id, source, len, token, sizeof(token));
 	if (r < 0)
 		return r;
 	r = blockdev_size(device, &sectors, &lbs);
@@ -205,15 +214,16 @@ int luks_set_token(const char *device, const char *key_id, const char *source)
 	char token[512];
 	int r;
 
-	r = token_json(key_id, source, token, sizeof(token));
-	if (r < 0)
-		return r;
 	r = luks_open(device, &cd);
 	if (r < 0)
 		return r;
 	if (!streq(crypt_get_type(cd), CRYPT_LUKS2))
 		return -EMEDIUMTYPE;
+	info.key_size = (size_t) crypt_get_volume_key_size(cd);
 	r = token_read(cd, &info);
+	if (r < 0)
+		return r;
+	r = token_json(key_id, source, info.key_size, token, sizeof(token));
 	if (r < 0)
 		return r;
 	r = crypt_token_json_set(cd, info.token >= 0 ? info.token : CRYPT_ANY_TOKEN, token);

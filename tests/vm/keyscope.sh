@@ -41,7 +41,7 @@ ks_field() {
 ks_world() {
 	{ dmsetup ls 2>/dev/null | sort; grep ' keyscope:' /proc/keys | awk '{print $1, $NF}' | sort
 	  ls -l "$KS_DIR/state/keys" 2>/dev/null | awk '{print $NF}'
-	  cat "$KS_DIR/state/attachments.json" 2>/dev/null; echo
+	  cat "$KS_DIR/state/attachments.json" 2>/dev/null || true; echo
 	  ks --json scope list 2>/dev/null | tr -d ' \n'; } >"$1"
 }
 

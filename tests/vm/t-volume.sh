@@ -30,8 +30,9 @@ serial=$(ks_field "$out" serial)
 
 table=$(dmsetup table --showkeys data)
 echo "table: $table"
+mm=$(printf '%d:%d' "0x$(stat -c %t "$vol")" "0x$(stat -c %T "$vol")")
 case $table in
-*" crypt aes-xts-plain64 :64:logon:keyscope:$id 0 $vol "*) ;;
+*" crypt aes-xts-plain64 :64:logon:keyscope:$id 0 $mm "*) ;;
 *) vm_die "table does not reference keyscope:$id: $table" ;;
 esac
 echo "$table" | grep -Eq '[0-9a-f]{64}' && vm_die "table carries a hex key"
@@ -70,7 +71,8 @@ keyctl search @u logon "keyscope:$id" >/dev/null 2>&1 && vm_die "key kept for a 
 dd if="$vol" of="$copy" bs=1M status=none
 clone=$(ks key clone "$id")
 ks rebind "$copy" --key "$clone"
-cryptsetup luksDump "$copy" | grep -q "$clone" || vm_die "token of the copy not rebound"
+cryptsetup token export --token-id 0 "$copy" | grep -q "\"key-id\":\"$clone\"" ||
+	vm_die "token of the copy not rebound: $(cryptsetup token export --token-id 0 "$copy")"
 ks attach "$vol" --name orig >/dev/null
 ks attach "$copy" --name clone >/dev/null
 s1=$(keyctl search @u logon "keyscope:$id")
