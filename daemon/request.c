@@ -42,7 +42,12 @@ int m_key_request(struct call *c)
 	if (c->uid != 0)	/* the method table says so too; the handler runs as root */
 		return call_error(c, -EPERM, "keyscope.PermissionDenied",
 				  "KeyRequest is for the request-key handler, which runs as root");
-	text_escape(info, strlen(info), REQUEST_CALLOUT_LOG, callout, sizeof(callout));
+	/* The handler sends the callout info escaped already; anything else is escaped here. */
+	if (text_is_escaped(info))
+		(void) snprintf(callout, sizeof(callout), "%.*s%s", REQUEST_CALLOUT_LOG, info,
+				strlen(info) > REQUEST_CALLOUT_LOG ? "..." : "");
+	else
+		text_escape(info, strlen(info), REQUEST_CALLOUT_LOG, callout, sizeof(callout));
 
 	if (!uid_allowed(cfg, (uid_t) uid)) {
 		log_notice("Audit: request-key of keyscope:%s for uid %u refused: uid not in "

@@ -330,12 +330,15 @@ static unsigned ask_daemon(const char *id, const char *callout, struct secret_bu
 	if (error)
 		fail(error_to_errno(error), "keyscoped refused: %.256s (%.64s)", message ?: "",
 		     error);
-	if (!json_object_object_get_ex(reply, "parameters", &p) ||
-	    proto_get_string(p, "key-id", true, KEYID_MAX, &rid, err, sizeof(err)) < 0 ||
-	    proto_get_uint(p, "timeout", true, 604800, &timeout, err, sizeof(err)) < 0 ||
-	    !streq(rid, id) || timeout == 0)
-		fail(EBADMSG, "keyscoped's reply is malformed: %s", rid && !streq(rid, id) ?
-		     "another key-id" : timeout == 0 && rid ? "no timeout" : err);
+	if (!json_object_object_get_ex(reply, "parameters", &p))
+		fail(EBADMSG, "keyscoped's reply is malformed: no parameters");
+	if (proto_get_string(p, "key-id", true, KEYID_MAX, &rid, err, sizeof(err)) < 0 ||
+	    proto_get_uint(p, "timeout", true, 604800, &timeout, err, sizeof(err)) < 0)
+		fail(EBADMSG, "keyscoped's reply is malformed: %s", err);
+	if (!streq(rid, id))
+		fail(EBADMSG, "keyscoped's reply is for another key-id");
+	if (timeout == 0)
+		fail(EBADMSG, "keyscoped's reply has timeout 0: keys handed out must expire");
 	if (ret->len != 32 && ret->len != 64)
 		fail(EBADMSG, "keyscoped's reply carries %zu bytes of key, not 32 or 64",
 		     ret->len);

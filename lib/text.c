@@ -33,3 +33,22 @@ char *text_escape(const void *in, size_t len, size_t max_in, char *out, size_t o
 	out[j] = 0;
 	return out;
 }
+
+static bool is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+bool text_is_escaped(const char *s)
+{
+	for (; *s; s++) {
+		if (*s < 0x20 || *s > 0x7e || *s == '"')
+			return false;
+		if (*s == '\\') {
+			if (s[1] != 'x' || !is_hex(s[2]) || !is_hex(s[3]))
+				return false;
+			s += 3;
+		}
+	}
+	return true;
+}

@@ -2,6 +2,7 @@
 /* Untrusted text made safe to log: bounded, printable ASCII, the rest escaped. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /*
@@ -11,3 +12,7 @@
  * (outsize >= 1); it needs 4 * max_in + 4 bytes to hold everything. Returns out.
  */
 char *text_escape(const void *in, size_t len, size_t max_in, char *out, size_t outsize);
+
+/* Is s (NUL-terminated) already in text_escape()'s form: printable ASCII, no '"', and every
+ * '\\' followed by "xHH"? */
+bool text_is_escaped(const char *s);
