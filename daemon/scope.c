@@ -227,6 +227,7 @@ static int scope_install(struct scopes *t, struct scope *s, const struct secret_
 	if (k < 0)
 		return k;
 	s->serial = k;
+	s->key_len = material->len;
 	log_debug("Installed %s as key %d.", desc, (int) k);
 	return 0;
 }

@@ -28,6 +28,7 @@ struct scope {
 	key_serial_t serial;	/* 0 while not in the kernel */
 	unsigned manual;	/* holders taken with KeyInstall */
 	unsigned attached;	/* dm-crypt mappings that reference the key */
+	size_t key_len;		/* bytes of the installed key; 0 when adopted at start */
 	uint8_t (*verified)[32];	/* fingerprints of LUKS headers this key is known to open */
 	size_t n_verified;
 	uint64_t fetches;	/* times the material was fetched from the key source */
