@@ -293,18 +293,43 @@ static void check_logon(struct kcheck_result *res, bool have_keyring, key_serial
 	(void) keyctl(KEYCTL_UNLINK, ring, KEY_SPEC_PROCESS_KEYRING);
 }
 
-static void check_request_key_bin(struct kcheck_result *res, const struct kcheck_options *o)
+/*
+ * The kernel runs /sbin/request-key in the root of PID 1, not ours: from a chroot or a
+ * container our own /sbin/request-key proves nothing. Returns "/proc/1/root" when that root
+ * differs from ours and we may look into it, "" otherwise.
+ */
+static const char *init_root(void)
+{
+	struct stat a, b;
+
+	if (stat("/", &a) < 0 || stat("/proc/1/root/", &b) < 0)
+		return "";
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino ? "" : "/proc/1/root";
+}
+
+static const char *where(const char *root)
+{
+	return root[0] ? " in the root of PID 1 (/proc/1/root), where the kernel runs request-key"
+		       : "";
+}
+
+static void check_request_key_bin(struct kcheck_result *res, const struct kcheck_options *o,
+				  const char *root)
 {
 	struct kcheck_item *it = item_add(res, "request-key", o->need_request_key);
 	const char *path = o->request_key_path ?: "/sbin/request-key";
+	char full[4096];
 	struct stat st;
+	int k;
 
-	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || access(path, X_OK) < 0)
+	k = snprintf(full, sizeof(full), "%s%s", o->request_key_path ? "" : root, path);
+	if (k < 0 || (size_t) k >= sizeof(full) || stat(full, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    access(full, X_OK) < 0)
 		item_set(it, KCHECK_MISSING, "install keyutils (apt-get install keyutils)",
-			 "%s, which the kernel runs for key requests with callout info, is not an "
-			 "executable file", path);
+			 "%s%s, which the kernel runs for key requests with callout info, is not an "
+			 "executable file", path, where(root));
 	else
-		item_set(it, KCHECK_OK, NULL, "%s is installed", path);
+		item_set(it, KCHECK_OK, NULL, "%s is installed%s", path, where(root));
 }
 
 /* Scans one request-key config file. Returns 1 when a line sends our requests to prog. */
@@ -334,41 +359,48 @@ static int conf_filter(const struct dirent *d)
 	return d->d_name[0] != '.' && n > 5 && streq(d->d_name + n - 5, ".conf");
 }
 
-static void check_request_key_conf(struct kcheck_result *res, const struct kcheck_options *o)
+static void check_request_key_conf(struct kcheck_result *res, const struct kcheck_options *o,
+				   const char *root)
 {
 	struct kcheck_item *it = item_add(res, "request-key-handler", o->need_request_key);
 	const char *dir = o->request_key_dir ?: "/etc/request-key.d";
 	struct dirent **ents = NULL;
-	char path[4096], prog[1024] = "", found[4096] = "";
+	char rdir[4096], path[8192], prog[1024] = "", found[4096] = "", full[8192];
 	unsigned line = 0;
-	int n;
+	int n, k;
 
+	if (o->request_key_dir)
+		root = "";
 	/* /sbin/request-key reads every drop-in and then /etc/request-key.conf. */
-	n = scandir(dir, &ents, conf_filter, alphasort);
+	k = snprintf(rdir, sizeof(rdir), "%s%s", root, dir);
+	n = k < 0 || (size_t) k >= sizeof(rdir) ? -1 : scandir(rdir, &ents, conf_filter, alphasort);
 	for (int i = 0; i < n; i++) {
-		int k = snprintf(path, sizeof(path), "%s/%s", dir, ents[i]->d_name);
+		k = snprintf(path, sizeof(path), "%s/%s", rdir, ents[i]->d_name);
 		if (!found[0] && k > 0 && (size_t) k < sizeof(path) &&
 		    scan_rk_file(path, prog, sizeof(prog), &line) == 1)
-			memcpy(found, path, sizeof(found));
+			(void) snprintf(found, sizeof(found), "%s/%s", dir, ents[i]->d_name);
 		free(ents[i]);
 	}
 	free(ents);
+	(void) snprintf(path, sizeof(path), "%s/etc/request-key.conf", root);
 	if (!found[0] && !o->request_key_dir &&
-	    scan_rk_file("/etc/request-key.conf", prog, sizeof(prog), &line) == 1)
+	    scan_rk_file(path, prog, sizeof(prog), &line) == 1)
 		strcpy(found, "/etc/request-key.conf");
 
+	k = snprintf(full, sizeof(full), "%s%s", root, prog);
 	if (!found[0])
 		item_set(it, KCHECK_MISSING,
 			 "install keyscope's drop-in /etc/request-key.d/keyscope.conf (make install)",
-			 "no 'create logon keyscope:* *' line in %s/*.conf or /etc/request-key.conf: "
-			 "keyctl request2 logon keyscope:<key-id> cannot reach keyscoped", dir);
-	else if (access(prog, X_OK) < 0)
+			 "no 'create logon keyscope:* *' line in %s/*.conf or /etc/request-key.conf%s: "
+			 "keyctl request2 logon keyscope:<key-id> cannot reach keyscoped", dir,
+			 where(root));
+	else if (k < 0 || (size_t) k >= sizeof(full) || access(full, X_OK) < 0)
 		item_set(it, KCHECK_MISSING, "reinstall keyscope (make install) or fix the line",
-			 "%s:%u runs %s, which is not an executable file: %s", found, line, prog,
-			 strerror(errno));
+			 "%s:%u runs %s, which is not an executable file%s", found, line, prog,
+			 where(root));
 	else
-		item_set(it, KCHECK_OK, NULL, "%s:%u sends logon keyscope:* requests to %s", found,
-			 line, prog);
+		item_set(it, KCHECK_OK, NULL, "%s:%u sends logon keyscope:* requests to %s%s",
+			 found, line, prog, where(root));
 }
 
 /* ---- device-mapper ---------------------------------------------------------------------- */
@@ -637,8 +669,8 @@ int kcheck_run(const struct kcheck_options *o, struct kcheck_result *ret)
 	*ret = (struct kcheck_result) {};
 	have_keyring = check_keyring(ret, &ring);
 	check_logon(ret, have_keyring, ring);
-	check_request_key_bin(ret, o);
-	check_request_key_conf(ret, o);
+	check_request_key_bin(ret, o, init_root());
+	check_request_key_conf(ret, o, init_root());
 	check_dm(ret, o);
 	check_quotas(ret, o);
 
