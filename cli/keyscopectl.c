@@ -37,7 +37,7 @@ static void help(void)
 	       "  key install ID | key release ID             take / drop a holder\n"
 	       "  scope list | status\n"
 	       "  format DEVICE --key ID [--force]\n"
-	       "  attach DEVICE [--name NAME] [--key ID] [--read-only]\n"
+	       "  attach DEVICE [--name NAME] [--key ID] [--read-only] [--passphrase hex]\n"
 	       "         [--plain --key ID [--cipher C] [--key-size BITS] [--offset SECTORS]\n"
 	       "          [--sector-size N]]\n"
 	       "  detach NAME [--deferred] | resize NAME | rebind DEVICE --key NEW-ID\n"

@@ -84,7 +84,7 @@ static void print_attach(json_object *rp)
 }
 
 #define ATTACH_USAGE                                                                          \
-	"attach DEVICE [--name NAME] [--key KEY-ID] [--read-only]\n"                          \
+	"attach DEVICE [--name NAME] [--key KEY-ID] [--read-only] [--passphrase hex]\n"        \
 	"       [--plain --key KEY-ID [--cipher CIPHER] [--key-size 256|512] [--offset SECTORS]\n" \
 	"        [--sector-size 512|4096]]"
 
@@ -99,6 +99,7 @@ int attach_main(int argc, char **argv)
 		{ "offset", required_argument, NULL, 'o' },
 		{ "sector-size", required_argument, NULL, 'S' },
 		{ "read-only", no_argument, NULL, 'r' },
+		{ "passphrase", required_argument, NULL, 'P' },
 		{}
 	};
 	json_object *p = json_object_new_object();
@@ -117,6 +118,15 @@ int attach_main(int argc, char **argv)
 		case 'p': json_object_object_add(p, "plain", json_object_new_boolean(1)); break;
 		case 'r': json_object_object_add(p, "read-only", json_object_new_boolean(1)); break;
 		case 'c': json_object_object_add(p, "cipher", json_object_new_string(optarg)); break;
+		case 'P':
+			if (!streq(optarg, "hex")) {
+				fprintf(stderr, "keyscopectl: --passphrase takes 'hex' (the key's "
+						"lowercase hex is the LUKS passphrase, as os-brick "
+						"formats volumes).\n");
+				goto bad;
+			}
+			json_object_object_add(p, "passphrase", json_object_new_string(optarg));
+			break;
 		case 's':
 		case 'o':
 		case 'S':

@@ -61,6 +61,7 @@ static int attachments_save(struct attachments *a)
 		json_object_object_add(o, "kind", json_object_new_string(x->kind));
 		json_object_object_add(o, "luks-uuid", json_object_new_string(x->luks_uuid));
 		json_object_object_add(o, "key-id", json_object_new_string(x->key_id));
+		json_object_object_add(o, "source-key-id", json_object_new_string(x->source_key_id));
 		json_object_object_add(o, "dm-uuid", json_object_new_string(x->dm_uuid));
 		json_object_object_add(o, "since", json_object_new_int64((int64_t) x->since));
 		json_object_array_add(arr, o);
@@ -112,9 +113,12 @@ static int record_parse(json_object *o, struct attachment *x)
 	    copy_field(o, "kind", x->kind, sizeof(x->kind), true) < 0 ||
 	    copy_field(o, "luks-uuid", x->luks_uuid, sizeof(x->luks_uuid), false) < 0 ||
 	    copy_field(o, "key-id", x->key_id, sizeof(x->key_id), true) < 0 ||
+	    copy_field(o, "source-key-id", x->source_key_id, sizeof(x->source_key_id), false) < 0 ||
 	    copy_field(o, "dm-uuid", x->dm_uuid, sizeof(x->dm_uuid), true) < 0 ||
-	    !dmcrypt_name_is_valid(x->name) || !keyid_is_valid(x->key_id))
+	    !dmcrypt_name_is_valid(x->name) || !scope_id_is_valid(x->key_id))
 		return -EBADMSG;
+	if (!*x->source_key_id && keyid_is_valid(x->key_id))
+		snprintf(x->source_key_id, sizeof(x->source_key_id), "%.*s", KEYID_MAX, x->key_id);
 	if (json_object_object_get_ex(o, "since", &v))
 		x->since = (uint64_t) json_object_get_int64(v);
 	return 0;
@@ -241,7 +245,8 @@ static json_object *attachment_to_json(struct attachments *a, const struct attac
 	json_object_object_add(o, "device", json_object_new_string(x->device));
 	json_object_object_add(o, "kind", json_object_new_string(x->kind));
 	json_object_object_add(o, "luks-uuid", json_object_new_string(x->luks_uuid));
-	json_object_object_add(o, "key-id", json_object_new_string(x->key_id));
+	json_object_object_add(o, "key-id", json_object_new_string(x->source_key_id));
+	json_object_object_add(o, "scope", json_object_new_string(x->key_id));
 	json_object_object_add(o, "dm-uuid", json_object_new_string(x->dm_uuid));
 	json_object_object_add(o, "serial", json_object_new_int(s ? s->serial : 0));
 	json_object_object_add(o, "holders", json_object_new_int(s ? (int) scope_holders(s) : 0));
@@ -384,7 +389,8 @@ static int default_name(const char *dev, char *buf, size_t size)
 }
 
 struct attach_req {
-	const char *dev, *name, *key_id;
+	const char *dev, *name, *key_id, *passphrase;
+	char scope_id[SCOPE_ID_MAX + 1];
 	bool plain, read_only;
 	const char *cipher;
 	uint64_t key_bits, offset, sector_size;
@@ -395,7 +401,7 @@ static int attach_params(struct call *c, struct attach_req *q)
 {
 	static const char *const allowed[] = { "device", "name", "key-id", "plain", "cipher",
 					       "key-size", "offset", "sector-size", "read-only",
-					       NULL };
+					       "passphrase", NULL };
 	int r;
 
 	q->cipher = "aes-xts-plain64";
@@ -406,6 +412,7 @@ static int attach_params(struct call *c, struct attach_req *q)
 	    (r = call_get_bool(c, "plain", &q->plain)) < 0 ||
 	    (r = call_get_bool(c, "read-only", &q->read_only)) < 0 ||
 	    (r = call_get_string(c, "cipher", false, 63, &q->cipher)) < 0 ||
+	    (r = call_get_string(c, "passphrase", false, 16, &q->passphrase)) < 0 ||
 	    (r = call_get_uint(c, "key-size", false, 512, &q->key_bits)) < 0 ||
 	    (r = call_get_uint(c, "offset", false, UINT64_MAX / 2, &q->offset)) < 0 ||
 	    (r = call_get_uint(c, "sector-size", false, 4096, &q->sector_size)) < 0)
@@ -416,6 +423,10 @@ static int attach_params(struct call *c, struct attach_req *q)
 	if (q->key_bits != 256 && q->key_bits != 512)
 		return call_error(c, -EINVAL, "keyscope.InvalidParameter",
 				  "key-size must be 256 or 512 bits");
+	if (q->passphrase && (!streq(q->passphrase, "hex") || q->plain || !q->key_id))
+		return call_error(c, -EINVAL, "keyscope.InvalidParameter",
+				  "passphrase must be \"hex\" (the os-brick way: the lowercase hex of "
+				  "the delegated key unlocks a keyslot), with key-id and without plain");
 	if (q->sector_size != 512 && q->sector_size != 4096)
 		return call_error(c, -EINVAL, "keyscope.InvalidParameter",
 				  "sector-size must be 512 or 4096");
@@ -457,6 +468,52 @@ static int hold_luks(struct call *c, struct attach_req *q, const struct luks_inf
 	if (r < 0)
 		return call_key_error(c, r, q->key_id, "installing key");
 	(void) scope_add_verified(s, info->fingerprint);
+	*ret = s;
+	return 0;
+}
+
+/*
+ * Volumes formatted elsewhere (os-brick): the delegated key's lowercase hex is a keyslot
+ * passphrase. Unlock it once, here, and install the recovered volume key as the scope
+ * "vk:<LUKS UUID>" that every snapshot of the volume shares: their opens then skip the key
+ * derivation entirely.
+ */
+static int hold_passphrase(struct call *c, struct attach_req *q, const struct luks_info *info,
+			   struct scope **ret)
+{
+	struct scopes *t = c->server->scopes;
+	_cleanup_secret_buf_ struct secret_buf key = {}, hex = {}, vk = {};
+	struct scope *s = scope_find(t, q->scope_id);
+	uint8_t fp[32];
+	int r;
+
+	/* The volume key scope is open to the key-ids that unlocked a keyslot, not to any. */
+	r = luks_fingerprint_bind(info->fingerprint, q->key_id, fp);
+	if (r < 0)
+		return r;
+	if (!s || s->serial <= 0 || !scope_is_verified(s, fp)) {
+		r = scope_fetch(t, q->key_id, &key);
+		if (r < 0)
+			return call_key_error(c, r, q->key_id, "fetching key");
+		r = secret_buf_new(key.len * 2 + 1, &hex);
+		if (r < 0)
+			return r;
+		hex_encode(key.data, key.len, (char *) hex.data);
+		r = luks_volume_key_from_passphrase(q->dev, hex.data, key.len * 2, &vk);
+		if (r == -EPERM)
+			return call_error(c, r, "keyscope.WrongKey",
+					  "the hex of key %s unlocks no keyslot of %s; nothing was "
+					  "attached", q->key_id, q->dev);
+		if (r < 0)
+			return call_error(c, r, "keyscope.BadHeader", "unlocking %s failed: %s",
+					  q->dev, strerror(-r));
+		log_info("Unlocked a keyslot of %s with key %s: its volume key becomes scope %s.",
+			 q->dev, q->key_id, q->scope_id);
+	}
+	r = scope_acquire(t, q->scope_id, SCOPE_ATTACH, vk.len ? &vk : NULL, &s);
+	if (r < 0)
+		return call_key_error(c, r, q->scope_id, "installing volume key");
+	(void) scope_add_verified(s, fp);
 	*ret = s;
 	return 0;
 }
@@ -505,7 +562,12 @@ int m_volume_attach(struct call *c)
 	if (r < 0 && r != -ENOMEDIUM)
 		return call_error(c, r, "keyscope.BadHeader", "cannot read the LUKS header of %s: %s",
 				  q.dev, strerror(-r));
-	if (!q.plain) {
+	if (q.passphrase) {
+		if (info.keyslots == 0)
+			return call_error(c, -EINVAL, "keyscope.BadHeader",
+					  "%s has no keyslot to unlock with a passphrase", q.dev);
+		snprintf(q.scope_id, sizeof(q.scope_id), SCOPE_VK_PREFIX "%s", info.uuid);
+	} else if (!q.plain) {
 		if (info.token >= 0 && q.key_id && !streq(q.key_id, info.key_id))
 			return call_error(c, -EINVAL, "keyscope.InvalidParameter",
 					  "%s's keyscope token names key %s, not %s; use 'keyscopectl "
@@ -521,13 +583,15 @@ int m_volume_attach(struct call *c)
 					  q.dev, info.key_size);
 	} else if (!q.key_id)
 		return call_error(c, -EINVAL, "keyscope.InvalidParameter", "--plain needs --key");
+	if (!q.passphrase)
+		snprintf(q.scope_id, sizeof(q.scope_id), "%s", q.key_id);
 
 	r = blockdev_size(q.dev, &sectors, NULL);
 	if (r < 0)
 		return call_error(c, r, "keyscope.NoSuchDevice", "size of %s: %s", q.dev, strerror(-r));
 	snprintf(p.cipher, sizeof(p.cipher), "%s", q.plain ? q.cipher : info.cipher);
 	p.key_size = q.plain ? q.key_bits / 8 : info.key_size;
-	(void) keyid_to_description(q.key_id, p.key_desc, sizeof(p.key_desc));
+	(void) scope_id_to_description(q.scope_id, p.key_desc, sizeof(p.key_desc));
 	p.iv_offset = q.plain ? 0 : info.iv_offset;
 	snprintf(p.device, sizeof(p.device), "%s", q.dev);
 	p.offset = q.plain ? q.offset : info.data_offset;
@@ -548,7 +612,8 @@ int m_volume_attach(struct call *c)
 	for (char *k = x->kind; *k; k++)
 		*k = (char) (*k >= 'A' && *k <= 'Z' ? *k + 32 : *k);
 	snprintf(x->luks_uuid, sizeof(x->luks_uuid), "%s", q.plain ? "" : info.uuid);
-	snprintf(x->key_id, sizeof(x->key_id), "%s", q.key_id);
+	snprintf(x->key_id, sizeof(x->key_id), "%s", q.scope_id);
+	snprintf(x->source_key_id, sizeof(x->source_key_id), "%s", q.key_id);
 	x->since = (uint64_t) time(NULL);
 	if (q.plain)
 		snprintf(x->dm_uuid, sizeof(x->dm_uuid), "CRYPT-PLAIN-%s", q.name);
@@ -568,12 +633,13 @@ int m_volume_attach(struct call *c)
 			free(x);
 			return call_key_error(c, r, q.key_id, "installing key");
 		}
-	} else if ((r = hold_luks(c, &q, &info, &s)) < 0) {
+	} else if ((r = q.passphrase ? hold_passphrase(c, &q, &info, &s)
+				     : hold_luks(c, &q, &info, &s)) < 0) {
 		free(x);
 		return r;
 	}
 	if (s->key_len && s->key_len != p.key_size) {
-		(void) scope_release(c->server->scopes, q.key_id, SCOPE_ATTACH);
+		(void) scope_release(c->server->scopes, q.scope_id, SCOPE_ATTACH);
 		free(x);
 		return call_error(c, -EINVAL, "keyscope.KeyNotUsable",
 				  "key %s is %zu bytes but the table for %s needs %zu; nothing was "
@@ -581,7 +647,7 @@ int m_volume_attach(struct call *c)
 	}
 	r = dmcrypt_create(q.name, x->dm_uuid, &p);
 	if (r < 0) {
-		(void) scope_release(c->server->scopes, q.key_id, SCOPE_ATTACH);
+		(void) scope_release(c->server->scopes, q.scope_id, SCOPE_ATTACH);
 		free(x);
 		return attach_error(c, r, &q, p.key_size);
 	}
@@ -591,14 +657,14 @@ int m_volume_attach(struct call *c)
 	if (r < 0) {
 		a->list = x->next;
 		(void) dmcrypt_remove(q.name, false);
-		(void) scope_release(c->server->scopes, q.key_id, SCOPE_ATTACH);
+		(void) scope_release(c->server->scopes, q.scope_id, SCOPE_ATTACH);
 		free(x);
 		return call_error(c, r, "keyscope.StateError",
 				  "cannot record the attachment in %s (%s); rolled back", a->path,
 				  strerror(-r));
 	}
 	log_info("Attached %s as /dev/mapper/%s by reference to keyscope:%s (serial %d, %u "
-		 "holders) for uid %u pid %d.", q.dev, q.name, q.key_id, (int) s->serial,
+		 "holders) for uid %u pid %d.", q.dev, q.name, q.scope_id, (int) s->serial,
 		 scope_holders(s), (unsigned) c->uid, (int) c->pid);
 	c->reply = attachment_to_json(a, x);
 	json_object_object_add(c->reply, "fetches", json_object_new_int64((int64_t) s->fetches));

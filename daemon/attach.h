@@ -19,7 +19,8 @@ struct attachment {
 	char device[PATH_MAX];
 	char kind[16];			/* "luks2", "luks1", "plain" */
 	char luks_uuid[40];		/* "" for plain */
-	char key_id[KEYID_MAX + 1];
+	char key_id[SCOPE_ID_MAX + 1];	/* the scope: a key-id or "vk:<LUKS UUID>" */
+	char source_key_id[KEYID_MAX + 1];	/* the delegated key (differs for "vk:" scopes) */
 	char dm_uuid[130];
 	uint64_t since;			/* seconds since the epoch */
 	struct attachment *next;

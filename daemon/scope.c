@@ -46,7 +46,7 @@ struct scopes {
 /* Records id's new holder count for the next scopes_save(). */
 static void scope_note(struct scopes *t, const char *id, unsigned holders)
 {
-	size_t need = KEYID_MAX + 16;
+	size_t need = SCOPE_ID_MAX + 16;
 
 	if (t->pending_alloc - t->pending_len < need) {
 		size_t a = t->pending_alloc ? t->pending_alloc * 2 : 4096;
@@ -163,7 +163,7 @@ int scope_add_verified(struct scope *s, const uint8_t fp[static 32])
 
 int scope_fetch(struct scopes *t, const char *id, struct secret_buf *ret)
 {
-	if (!keyid_is_valid(id))
+	if (!keyid_is_valid(id))	/* a volume key scope has nothing to fetch */
 		return -EINVAL;
 	return t->fetch(t->userdata, id, ret);
 }
@@ -173,7 +173,7 @@ struct scope *scope_find(struct scopes *t, const char *id)
 	struct scope key;
 	void *node;
 
-	if (strlen(id) > KEYID_MAX)
+	if (strlen(id) > SCOPE_ID_MAX)
 		return NULL;
 	strcpy(key.id, id);
 	node = tfind(&key, &t->root, scope_cmp);
@@ -213,10 +213,13 @@ static int scope_install(struct scopes *t, struct scope *s, const struct secret_
 	key_serial_t k;
 	int r;
 
-	r = keyid_to_description(s->id, desc, sizeof(desc));
+	r = scope_id_to_description(s->id, desc, sizeof(desc));
 	if (r < 0)
 		return r;
 	if (!material) {
+		/* A volume key comes only from unlocking a keyslot (attach --passphrase). */
+		if (!keyid_is_valid(s->id))
+			return -ENOKEY;
 		r = t->fetch(t->userdata, s->id, &key);
 		if (r < 0)
 			return r;
@@ -240,7 +243,7 @@ static bool scope_key_alive(const struct scope *s)
 
 	if (s->serial <= 0 || keyring_describe(s->serial, &info) < 0)
 		return false;
-	id = keyid_from_description(info.description);
+	id = scope_id_from_description(info.description);
 	return streq(info.type, "logon") && id && streq(id, s->id);
 }
 
@@ -266,7 +269,7 @@ int scope_acquire(struct scopes *t, const char *id, enum scope_hold kind,
 	bool created = false;
 	int r;
 
-	if (!keyid_is_valid(id))
+	if (!scope_id_is_valid(id))
 		return -EINVAL;
 	if (!s) {
 		r = scope_add(t, id, &s);
@@ -299,7 +302,7 @@ int scope_restore_attached(struct scopes *t, const char *id)
 	struct scope *s = scope_find(t, id);
 	int r;
 
-	if (!keyid_is_valid(id))
+	if (!scope_id_is_valid(id))
 		return -EINVAL;
 	if (!s) {
 		r = scope_add(t, id, &s);
@@ -504,7 +507,7 @@ static int journal_replay(struct scopes *t)
 
 		n++;
 		if (!sp || (*sp = 0, parse_uint64(line, 0, UINT32_MAX, &count) < 0) ||
-		    !keyid_is_valid(sp + 1)) {
+		    !scope_id_is_valid(sp + 1)) {
 			log_warning("%s:%u: malformed line, ignoring.", t->journal_path, n + 1);
 			continue;
 		}
@@ -541,7 +544,7 @@ static int load_records(struct scopes *t)
 
 		if (!json_object_object_get_ex(o, "key-id", &id) ||
 		    !json_object_object_get_ex(o, "manual", &m) ||
-		    !keyid_is_valid(json_object_get_string(id))) {
+		    !scope_id_is_valid(json_object_get_string(id))) {
 			log_warning("%s: entry %zu is malformed, ignoring.", t->state_path, i);
 			continue;
 		}
@@ -566,7 +569,7 @@ static void adopt_kernel_key(struct scopes *t, key_serial_t k)
 	r = keyring_describe(k, &info);
 	if (r < 0)
 		return;
-	id = keyid_from_description(info.description);
+	id = scope_id_from_description(info.description);
 	if (!streq(info.type, "logon") || !id) {
 		log_warning("Key %d (%s:%s) in the keyscope keyring is not ours, leaving it.",
 			    (int) k, info.type, info.description);

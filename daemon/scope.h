@@ -24,7 +24,7 @@ enum scope_hold {
 };
 
 struct scope {
-	char id[KEYID_MAX + 1];
+	char id[SCOPE_ID_MAX + 1];	/* a key-id, or "vk:<LUKS UUID>" */
 	key_serial_t serial;	/* 0 while not in the kernel */
 	unsigned manual;	/* holders taken with KeyInstall */
 	unsigned attached;	/* dm-crypt mappings that reference the key */

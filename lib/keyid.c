@@ -69,3 +69,32 @@ int keyid_generate(char buf[static 37])
 		 u[12], u[13], u[14], u[15]);
 	return 0;
 }
+
+bool scope_id_is_valid(const char *id)
+{
+	if (id && strneq(id, SCOPE_VK_PREFIX, sizeof(SCOPE_VK_PREFIX) - 1))
+		return keyid_is_valid(id + sizeof(SCOPE_VK_PREFIX) - 1);
+	return keyid_is_valid(id);
+}
+
+int scope_id_to_description(const char *id, char *buf, size_t size)
+{
+	int r;
+
+	if (!scope_id_is_valid(id))
+		return -EINVAL;
+	r = snprintf(buf, size, KEY_DESC_PREFIX "%s", id);
+	if (r < 0 || (size_t) r >= size)
+		return -ENOBUFS;
+	return 0;
+}
+
+const char *scope_id_from_description(const char *desc)
+{
+	const char *id;
+
+	if (!desc || !strneq(desc, KEY_DESC_PREFIX, sizeof(KEY_DESC_PREFIX) - 1))
+		return NULL;
+	id = desc + sizeof(KEY_DESC_PREFIX) - 1;
+	return scope_id_is_valid(id) ? id : NULL;
+}

@@ -12,7 +12,7 @@
  */
 #define KEYID_MAX 128
 #define KEY_DESC_PREFIX "keyscope:"
-#define KEY_DESC_MAX (sizeof(KEY_DESC_PREFIX) - 1 + KEYID_MAX)
+#define KEY_DESC_MAX (sizeof(KEY_DESC_PREFIX) - 1 + 3 + KEYID_MAX)	/* room for "vk:" */
 
 bool keyid_is_valid(const char *id);
 
@@ -24,6 +24,17 @@ int keyid_to_description(const char *id, char *buf, size_t size);
 
 /* Returns the key-id inside a "keyscope:<id>" description, or NULL if it is not one. */
 const char *keyid_from_description(const char *desc);
+
+/*
+ * A scope is named by a key-id, or, for a volume whose delegated key is a LUKS passphrase (the
+ * os-brick way), by "vk:<LUKS UUID>": the scope of the volume key recovered from its keyslot,
+ * shared by the volume's snapshots. ':' never occurs in a key-id, so the two cannot collide.
+ */
+#define SCOPE_VK_PREFIX "vk:"
+#define SCOPE_ID_MAX (sizeof(SCOPE_VK_PREFIX) - 1 + KEYID_MAX)
+bool scope_id_is_valid(const char *id);
+int scope_id_to_description(const char *id, char *buf, size_t size);
+const char *scope_id_from_description(const char *desc);
 
 /* Writes a fresh random key-id (a UUID v4 string, 37 bytes with NUL). Returns 0 or -errno. */
 int keyid_generate(char buf[static 37]);

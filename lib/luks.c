@@ -74,6 +74,20 @@ static int token_read(struct crypt_device *cd, struct luks_info *info)
 	return 0;
 }
 
+int luks_fingerprint_bind(const uint8_t fp[static 32], const char *key_id, uint8_t out[static 32])
+{
+	unsigned len = 32;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int ok;
+
+	if (!ctx)
+		return -ENOMEM;
+	ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) && EVP_DigestUpdate(ctx, fp, 32) &&
+	     EVP_DigestUpdate(ctx, key_id, strlen(key_id)) && EVP_DigestFinal_ex(ctx, out, &len);
+	EVP_MD_CTX_free(ctx);
+	return ok ? 0 : -EIO;
+}
+
 /* SHA-256 over the UUID and the JSON of the header's digests: equal for a volume and its
  * snapshots, different for another volume even if it claims the same key-id. */
 static int fingerprint(struct crypt_device *cd, const char *uuid, uint8_t out[static 32])

@@ -37,6 +37,9 @@ struct luks_info {
  */
 int luks_read(const char *device, struct luks_info *ret);
 
+/* out = SHA-256(fp || key_id): a header fingerprint bound to the key-id that unlocked it. */
+int luks_fingerprint_bind(const uint8_t fp[static 32], const char *key_id, uint8_t out[static 32]);
+
 /* Checks key against the header's volume key digest. 0 when it matches, -EPERM when not. */
 int luks_verify_key(const char *device, const void *key, size_t len);
 

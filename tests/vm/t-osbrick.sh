@@ -1,0 +1,55 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# vm: --disk vol:64M --disk cow:32M
+# A volume formatted the os-brick way (LUKS2, passphrase = lowercase hex of the delegated key
+# on stdin) opens with --passphrase hex: keyscoped unlocks a keyslot once and installs the
+# recovered volume key as scope vk:<LUKS UUID>; its snapshot opens with no key derivation.
+# The key's bytes live only in this shell's memory and in pipes, never in argv or a file.
+set -eu
+. "$KEYSCOPE_TOP/tests/vm/lib.sh"
+. "$KEYSCOPE_TOP/tests/vm/keyscope.sh"
+
+vol=$(vm_disk vol)
+cow=$(vm_disk cow)
+ks_start
+hex=$(head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n')
+printf '%s' "$hex" | cryptsetup --batch-mode luksFormat --type luks2 --cipher aes-xts-plain64 \
+	--key-size 256 --key-file=- "$vol"
+id=$(printf "$(printf '%s' "$hex" | sed 's/../\\x&/g')" | ks key import --name os-brick)
+hex=
+uuid=$(cryptsetup luksUUID "$vol")
+
+t0=$EPOCHREALTIME
+out=$(ks --json attach "$vol" --key "$id" --passphrase hex --name ob)
+t1=$EPOCHREALTIME
+echo "$out"
+serial=$(ks_field "$out" serial)
+[ "$(ks_field "$out" scope)" = "vk:$uuid" ] || vm_die "scope is not vk:$uuid"
+dmsetup table --showkeys ob | grep -q " :32:logon:keyscope:vk:$uuid 0 " ||
+	vm_die "table: $(dmsetup table --showkeys ob)"
+[ "$(keyctl search @u logon "keyscope:vk:$uuid")" = "$serial" ] || vm_die "volume key not in the kernel"
+yes os-brick-volume-data | head -c 1048576 >"$KS_DIR/plain"
+dd if="$KS_DIR/plain" of=/dev/mapper/ob bs=64k oflag=direct status=none
+sync
+
+# Its snapshot: same scope, same key, no keyslot unlock (no Argon2 derivation).
+dmsetup create obraw --table "0 $(blockdev --getsz "$vol") snapshot $vol $cow N 8"
+t2=$EPOCHREALTIME
+out=$(ks --json attach /dev/mapper/obraw --key "$id" --passphrase hex --name obsnap)
+t3=$EPOCHREALTIME
+[ "$(ks_field "$out" serial)" = "$serial" ] || vm_die "snapshot got another key"
+[ "$(ks_field "$out" holders)" = 2 ] || vm_die "snapshot holders: $out"
+[ "$(grep -c 'Unlocked a keyslot' "$KS_LOG")" = 1 ] || vm_die "the snapshot unlocked a keyslot again"
+dd if=/dev/mapper/obsnap bs=64k count=16 iflag=direct status=none | cmp -s - "$KS_DIR/plain" ||
+	vm_die "snapshot data differs"
+awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" \
+	'BEGIN { printf "first open (keyslot unlock) %.2f s, snapshot open %.2f s\n", b - a, d - c }'
+
+# A key whose hex is not the passphrase unlocks nothing, and leaves nothing.
+other=$(ks key create --bits 256)
+ks detach obsnap >/dev/null
+dmsetup remove obraw
+ks_expect_fail "unlocks no keyslot" ks attach "$vol" --key "$other" --passphrase hex --name bad
+ks detach ob >/dev/null
+keyctl search @u logon "keyscope:vk:$uuid" >/dev/null 2>&1 && vm_die "volume key left in the kernel"
+echo ok
