@@ -309,8 +309,8 @@ static const char *init_root(void)
 
 static const char *where(const char *root)
 {
-	return root[0] ? " in the root of PID 1 (/proc/1/root), where the kernel runs request-key"
-		       : "";
+	return root[0] ? " in PID 1's root (/proc/1/root), which is where the kernel runs "
+			 "request-key" : "";
 }
 
 static void check_request_key_bin(struct kcheck_result *res, const struct kcheck_options *o,
@@ -326,8 +326,7 @@ static void check_request_key_bin(struct kcheck_result *res, const struct kcheck
 	if (k < 0 || (size_t) k >= sizeof(full) || stat(full, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    access(full, X_OK) < 0)
 		item_set(it, KCHECK_MISSING, "install keyutils (apt-get install keyutils)",
-			 "%s%s, which the kernel runs for key requests with callout info, is not an "
-			 "executable file", path, where(root));
+			 "%s is not an executable file%s", path, where(root));
 	else
 		item_set(it, KCHECK_OK, NULL, "%s is installed%s", path, where(root));
 }
