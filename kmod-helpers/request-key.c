@@ -262,6 +262,10 @@ static const char *check_key(const struct key_info *info, const char *desc_arg)
 		fail(EINVAL, "the description on the command line is not the key's: is the "
 		     "request-key.conf line '%%k %%d %%c %%u'?");
 	id = keyid_from_description(info->description);
+	if (!id && scope_id_from_description(info->description))
+		fail(EINVAL, "keyscope:" SCOPE_VK_PREFIX "<LUKS UUID> is a volume key keyscoped "
+		     "recovers from a keyslot while it holds the scope (keyscopectl attach "
+		     "--passphrase); upcalls hand out delegated keys only");
 	if (!id)
 		fail(EINVAL, "the description is not " KEY_DESC_PREFIX "<key-id> with a key-id of "
 		     "1-%d characters of [A-Za-z0-9._-], starting with a letter or digit",

@@ -52,6 +52,8 @@ dry --describe "logon;0;0" 7 "keyscope:$id" "volume=x" 0
 expect_dry 1 "malformed --describe text" "malformed describe text"
 dry 7 "keyscope:../x" "volume=x" 0
 expect_dry 1 "error EINVAL" "a key-id with '..'"
+dry 7 "keyscope:vk:6f1c2f1e-4c1b-4b7e-9a55-0c4a0d2b9e01" "volume=x" 0
+expect_dry 1 "upcalls hand out delegated keys only" "a recovered volume key's scope (vk:)"
 
 # The real daemon: a good reply, and its errors.
 dry 7 "keyscope:$id" "volume=x" 0
@@ -108,6 +110,7 @@ fake "not json"
 dry 7 "keyscope:$id" "volume=x" 0
 expect_dry 1 "error EIO" "a reply that is not JSON"
 kill "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null || true; FAKE_PID=
+rm -f "$KEYSCOPE_SOCKET"
 "$KS_FAKE" --hold "$KEYSCOPE_SOCKET" &
 FAKE_PID=$!
 for _ in $(seq 50); do [ -S "$KEYSCOPE_SOCKET" ] && break; sleep 0.05; done
