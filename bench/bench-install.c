@@ -5,9 +5,10 @@
  *   bench-install raw N            add_key(2) of N random 64-byte logon keys into a fresh
  *                                  keyring in @s, then invalidate them: the kernel's own rate
  *   bench-install create SOCKET N  create N keys in keyscoped's store; prints their key-ids
- *   bench-install daemon SOCKET W < IDS
+ *   bench-install daemon SOCKET W [B] < IDS
  *                                  KeyInstall each key-id through keyscoped with W requests in
- *                                  flight, timed; then KeyRelease them all (not timed)
+ *                                  flight (B key-ids per request, default 1), timed; then
+ *                                  KeyRelease them all (not timed)
  *
  * Prints "<mode> <n> keys <seconds> s <keys/s> keys/s" on stdout.
  */
@@ -75,19 +76,38 @@ static int expect_ok(json_object *reply, const char *what)
 	return 0;
 }
 
-/* Sends one request per key-id with up to window in flight; collects every reply. */
-static int pipeline(struct proto_client *c, const char *method, char **ids, size_t n,
-		    size_t window)
+/* Formats a request for ids[0..n) (one "key-id", or "key-ids" when batch > 1). */
+static size_t request_text(char *buf, size_t size, const char *method, char **ids, size_t n,
+			   size_t batch)
 {
-	size_t sent = 0, done = 0;
-	char text[KEYID_MAX + 128];
+	size_t k;
 
+	if (batch <= 1)
+		return (size_t) snprintf(buf, size,
+					 "{\"method\":\"%s\",\"parameters\":{\"key-id\":\"%s\"}}",
+					 method, ids[0]);
+	k = (size_t) snprintf(buf, size, "{\"method\":\"%s\",\"parameters\":{\"key-ids\":[",
+			      method);
+	for (size_t i = 0; i < n && k < size; i++)
+		k += (size_t) snprintf(buf + k, size - k, "%s\"%s\"", i ? "," : "", ids[i]);
+	k += (size_t) snprintf(buf + k, size - k, "]}}");
+	return k;
+}
+
+/* Sends requests of batch key-ids with up to window requests in flight; collects replies. */
+static int pipeline(struct proto_client *c, const char *method, char **ids, size_t n,
+		    size_t window, size_t batch)
+{
+	size_t sent = 0, done = 0, nreq = (n + batch - 1) / batch;
+	static char text[PROTO_MAX_MESSAGE];
+
+	n = nreq;
 	while (done < n) {
 		while (sent < n && sent - done < window) {
-			int k = snprintf(text, sizeof(text),
-					 "{\"method\":\"%s\",\"parameters\":{\"key-id\":\"%s\"}}",
-					 method, ids[sent]);
-			if (proto_send(c, text, (size_t) k, NULL, 0) < 0)
+			size_t first = sent * batch;
+			size_t k = request_text(text, sizeof(text), method, ids + first,
+						batch, batch);
+			if (k >= sizeof(text) || proto_send(c, text, k, NULL, 0) < 0)
 				return -1;
 			sent++;
 		}
@@ -103,7 +123,7 @@ static int pipeline(struct proto_client *c, const char *method, char **ids, size
 	return 0;
 }
 
-static int bench_daemon(const char *sock, size_t window)
+static int bench_daemon(const char *sock, size_t window, size_t batch)
 {
 	struct proto_client c;
 	char **ids = NULL, line[256];
@@ -127,11 +147,13 @@ static int bench_daemon(const char *sock, size_t window)
 		return 1;
 	}
 	t0 = now_usec();
-	if (pipeline(&c, "keyscope.KeyInstall", ids, n, window) < 0)
+	/* whole batches only: the tail that does not fill one is left out */
+	n -= n % batch;
+	if (pipeline(&c, "keyscope.KeyInstall", ids, n, window, batch) < 0)
 		return 1;
 	t = now_usec() - t0;
-	report("keyscoped-install", n, t);
-	if (pipeline(&c, "keyscope.KeyRelease", ids, n, window) < 0)
+	report(batch > 1 ? "keyscoped-install-batched" : "keyscoped-install", n, t);
+	if (pipeline(&c, "keyscope.KeyRelease", ids, n, window, batch) < 0)
 		return 1;
 	proto_client_done(&c);
 	for (size_t i = 0; i < n; i++)
@@ -175,8 +197,13 @@ int main(int argc, char **argv)
 		return bench_raw((size_t) n);
 	if (argc == 4 && streq(argv[1], "create") && parse_uint64(argv[3], 1, 1000000, &n) >= 0)
 		return bench_create(argv[2], (size_t) n);
-	if (argc == 4 && streq(argv[1], "daemon") && parse_uint64(argv[3], 1, 4096, &n) >= 0)
-		return bench_daemon(argv[2], (size_t) n);
-	fprintf(stderr, "Usage: bench-install raw N | create SOCKET N | daemon SOCKET WINDOW < IDS\n");
+	if ((argc == 4 || argc == 5) && streq(argv[1], "daemon") &&
+	    parse_uint64(argv[3], 1, 4096, &n) >= 0) {
+		uint64_t b = 1;
+		if (argc == 5 && parse_uint64(argv[4], 1, 1024, &b) < 0)
+			return 2;
+		return bench_daemon(argv[2], (size_t) n, (size_t) b);
+	}
+	fprintf(stderr, "Usage: bench-install raw N | create SOCKET N | daemon SOCKET WINDOW [BATCH] < IDS\n");
 	return 2;
 }

@@ -182,20 +182,36 @@ static void print_scope_line(json_object *s)
 	       json_int(s, "serial"), json_int(s, "holders"));
 }
 
+/* "install|release [--] KEY-ID...": one key-id, or several in one all-or-nothing request. */
 static int key_hold(int argc, char **argv, const char *method, const char *usage)
 {
 	_cleanup_json_ json_object *reply = NULL;
-	json_object *rp;
-	const char *id = NULL;
-	int r = check_id_arg(argc, argv, usage, &id);
+	json_object *rp, *params, *scopes;
+	int first = 1;
 
-	if (r)
-		return r;
-	if (ctl_call(method, params_with("key-id", id, NULL, NULL), NULL, 0, &reply,
-		     &rp) < 0)
+	if (argc >= 2 && streq(argv[1], "--"))
+		first = 2;
+	if (argc <= first)
+		return usage_error(usage);
+	for (int i = first; i < argc; i++)
+		if (!keyid_is_valid(argv[i]))
+			return invalid_id(argv[i]);
+	if (argc - first == 1)
+		params = params_with("key-id", argv[first], NULL, NULL);
+	else {
+		json_object *a = json_object_new_array();
+		for (int i = first; i < argc; i++)
+			json_object_array_add(a, json_object_new_string(argv[i]));
+		params = json_object_new_object();
+		json_object_object_add(params, "key-ids", a);
+	}
+	if (ctl_call(method, params, NULL, 0, &reply, &rp) < 0)
 		return 1;
 	if (ctl.json)
 		ctl_print_json(rp);
+	else if (json_object_object_get_ex(rp, "scopes", &scopes))
+		for (size_t i = 0; i < json_object_array_length(scopes); i++)
+			print_scope_line(json_object_array_get_idx(scopes, i));
 	else
 		print_scope_line(rp);
 	return 0;
@@ -203,12 +219,12 @@ static int key_hold(int argc, char **argv, const char *method, const char *usage
 
 static int key_install(int argc, char **argv)
 {
-	return key_hold(argc, argv, "keyscope.KeyInstall", "key install KEY-ID");
+	return key_hold(argc, argv, "keyscope.KeyInstall", "key install KEY-ID...");
 }
 
 static int key_release(int argc, char **argv)
 {
-	return key_hold(argc, argv, "keyscope.KeyRelease", "key release KEY-ID");
+	return key_hold(argc, argv, "keyscope.KeyRelease", "key release KEY-ID...");
 }
 
 static int key_list(int argc, char **argv)

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "attach.h"
@@ -190,50 +191,170 @@ static json_object *scope_to_json(const struct scope *s)
 	return o;
 }
 
-static int m_key_install(struct call *c)
+#define KEY_BATCH_MAX 1024
+
+/*
+ * "key-id": one key, or "key-ids": an array of 1..KEY_BATCH_MAX (the boot-time case: many
+ * volumes at once, one round trip). Every id is checked before anything changes.
+ */
+static int get_key_ids(struct call *c, const char ***ret, size_t *ret_n, bool *ret_batch)
 {
-	static const char *const allowed[] = { "key-id", NULL };
-	struct scope *s;
-	const char *id;
+	json_object *a;
+	const char **ids;
+	size_t n;
 	int r;
 
-	if ((r = call_check_params(c, allowed)) < 0 || (r = call_get_key_id(c, "key-id", &id)) < 0)
+	if (!json_object_object_get_ex(c->params, "key-ids", &a)) {
+		const char *id;
+		r = call_get_key_id(c, "key-id", &id);
+		if (r < 0)
+			return r;
+		ids = malloc(sizeof(*ids));
+		if (!ids)
+			return -ENOMEM;
+		ids[0] = id;
+		*ret = ids;
+		*ret_n = 1;
+		*ret_batch = false;
+		return 0;
+	}
+	if (json_object_object_get_ex(c->params, "key-id", NULL))
+		return call_error(c, -EINVAL, "keyscope.InvalidParameter",
+				  "give 'key-id' or 'key-ids', not both");
+	if (!json_object_is_type(a, json_type_array) || json_object_array_length(a) == 0 ||
+	    json_object_array_length(a) > KEY_BATCH_MAX)
+		return call_error(c, -EINVAL, "keyscope.InvalidParameter",
+				  "'key-ids' must be an array of 1..%d key-ids", KEY_BATCH_MAX);
+	n = json_object_array_length(a);
+	ids = calloc(n, sizeof(*ids));
+	if (!ids)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(a, i);
+		const char *id = json_object_get_string(v);
+		if (!json_object_is_type(v, json_type_string) || !keyid_is_valid(id) ||
+		    strlen(id) != (size_t) json_object_get_string_len(v)) {
+			free(ids);
+			return call_error(c, -EINVAL, "keyscope.InvalidKeyId",
+					  "'key-ids'[%zu] is not a valid key-id", i);
+		}
+		ids[i] = id;
+	}
+	*ret = ids;
+	*ret_n = n;
+	*ret_batch = true;
+	return 0;
+}
+
+static json_object *released_to_json(struct call *c, const char *id)
+{
+	struct scope *s = scope_find(c->server->scopes, id);
+	json_object *o;
+
+	if (s)
+		return scope_to_json(s);
+	o = json_object_new_object();
+	json_object_object_add(o, "key-id", json_object_new_string(id));
+	json_object_object_add(o, "serial", json_object_new_int(0));
+	json_object_object_add(o, "holders", json_object_new_int(0));
+	return o;
+}
+
+/* The reply: the one scope, or {"scopes": [...]} for a batch, in the order asked. */
+static void reply_scopes(struct call *c, const char **ids, size_t n, bool batch)
+{
+	json_object *a;
+
+	if (!batch) {
+		c->reply = released_to_json(c, ids[0]);
+		return;
+	}
+	a = json_object_new_array_ext((int) n);
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(a, released_to_json(c, ids[i]));
+	c->reply = json_object_new_object();
+	json_object_object_add(c->reply, "scopes", a);
+}
+
+static int m_key_install(struct call *c)
+{
+	static const char *const allowed[] = { "key-id", "key-ids", NULL };
+	_cleanup_free_ const char **ids = NULL;
+	struct scope *s;
+	bool batch;
+	size_t n;
+	int r;
+
+	if ((r = call_check_params(c, allowed)) < 0 || (r = get_key_ids(c, &ids, &n, &batch)) < 0)
 		return r;
-	r = scope_acquire(c->server->scopes, id, SCOPE_MANUAL, NULL, &s);
-	if (r < 0)
-		return call_key_error(c, r, id, "installing key");
-	log_info("Holder taken on keyscope:%s (serial %d, %u holders) by uid %u pid %d.", id,
-		 (int) s->serial, scope_holders(s), (unsigned) c->uid, (int) c->pid);
-	c->reply = scope_to_json(s);
+	for (size_t i = 0; i < n; i++) {
+		r = scope_acquire(c->server->scopes, ids[i], SCOPE_MANUAL, NULL, &s);
+		if (r < 0) {
+			/* All or nothing: drop the holders this request took so far. */
+			for (size_t j = 0; j < i; j++)
+				(void) scope_release(c->server->scopes, ids[j], SCOPE_MANUAL);
+			return call_key_error(c, r, ids[i], "installing key");
+		}
+		log_info("Holder taken on keyscope:%s (serial %d, %u holders) by uid %u pid %d.",
+			 ids[i], (int) s->serial, scope_holders(s), (unsigned) c->uid, (int) c->pid);
+	}
+	reply_scopes(c, ids, n, batch);
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/* Each key-id must have as many manual holders as the request drops, before any is dropped. */
+static int check_held(struct call *c, const char **ids, size_t n)
+{
+	_cleanup_free_ const char **sorted = malloc(n * sizeof(*sorted));
+
+	if (!sorted)
+		return -ENOMEM;
+	memcpy(sorted, ids, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), cmp_str);
+	for (size_t i = 0, run = 1; i < n; i++, run++) {
+		struct scope *s;
+		if (i + 1 < n && streq(sorted[i], sorted[i + 1]))
+			continue;
+		s = scope_find(c->server->scopes, sorted[i]);
+		if (!s || s->manual < run)
+			return call_error(c, -ENOLCK, "keyscope.NotHeld",
+					  "key %s has %u holders taken with 'key install', fewer "
+					  "than the %zu to release", sorted[i], s ? s->manual : 0, run);
+		run = 0;
+	}
 	return 0;
 }
 
 static int m_key_release(struct call *c)
 {
-	static const char *const allowed[] = { "key-id", NULL };
-	struct scope *s;
-	const char *id;
+	static const char *const allowed[] = { "key-id", "key-ids", NULL };
+	_cleanup_free_ const char **ids = NULL;
+	bool batch;
+	size_t n;
 	int r;
 
-	if ((r = call_check_params(c, allowed)) < 0 || (r = call_get_key_id(c, "key-id", &id)) < 0)
+	if ((r = call_check_params(c, allowed)) < 0 || (r = get_key_ids(c, &ids, &n, &batch)) < 0)
 		return r;
-	r = scope_release(c->server->scopes, id, SCOPE_MANUAL);
-	if (r == -ENOENT || r == -ENOLCK)
-		return call_error(c, r, "keyscope.NotHeld",
-				  "key %s has no holder taken with 'key install'", id);
-	if (r < 0)
-		return call_key_error(c, r, id, "releasing key");
-	s = scope_find(c->server->scopes, id);
-	log_info("Holder dropped on keyscope:%s (%d left%s) by uid %u pid %d.", id, r,
-		 s ? "" : ", key invalidated", (unsigned) c->uid, (int) c->pid);
-	if (s)
-		c->reply = scope_to_json(s);
-	else {
-		c->reply = json_object_new_object();
-		json_object_object_add(c->reply, "key-id", json_object_new_string(id));
-		json_object_object_add(c->reply, "serial", json_object_new_int(0));
-		json_object_object_add(c->reply, "holders", json_object_new_int(0));
+	if (!batch && !(scope_find(c->server->scopes, ids[0]) &&
+			scope_find(c->server->scopes, ids[0])->manual > 0))
+		return call_error(c, -ENOLCK, "keyscope.NotHeld",
+				  "key %s has no holder taken with 'key install'", ids[0]);
+	if ((r = check_held(c, ids, n)) < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		r = scope_release(c->server->scopes, ids[i], SCOPE_MANUAL);
+		if (r < 0)
+			return call_key_error(c, r, ids[i], "releasing key");
+		log_info("Holder dropped on keyscope:%s (%d left%s) by uid %u pid %d.", ids[i], r,
+			 r == 0 && !scope_find(c->server->scopes, ids[i]) ? ", key invalidated" : "",
+			 (unsigned) c->uid, (int) c->pid);
 	}
+	reply_scopes(c, ids, n, batch);
 	return 0;
 }
 
