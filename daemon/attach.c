@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "attach.h"
+#include "kernel.h"
 #include "log.h"
 #include "luks.h"
 #include "proto.h"
@@ -275,12 +276,16 @@ static struct attachments *attachments_of(struct call *c)
 
 static int need_dm(struct call *c)
 {
+	const char *why;
+
 	if (dmcrypt_available())
 		return 0;
+	/* The start-up kernel check (daemon/kernel.c) knows why; say it. */
+	why = kernel_dm_problem();
 	return call_error(c, -EOPNOTSUPP, "keyscope.NoDeviceMapper",
-			  "device-mapper is not available on this kernel (/dev/mapper/control is "
-			  "missing or does not answer): keyscoped serves keys here but cannot open "
-			  "volumes; 'keyscopectl check' says what to load");
+			  "device-mapper is not available on this kernel: %s. keyscoped serves "
+			  "keys here but cannot open volumes; 'keyscopectl check' says more",
+			  why ?: "/dev/mapper/control is missing or does not answer");
 }
 
 /* A block device given by absolute path. */

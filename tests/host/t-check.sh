@@ -3,7 +3,8 @@
 # no loadable modules) it reports device-mapper missing with the reason and exits non-zero;
 # with "volumes = no" and the upcall off it passes; a request-key drop-in that names the build's
 # handler satisfies the request-key item; --json says the same. keyscoped runs the same checks
-# at start, logs them, and serves keys without device-mapper.
+# at start, logs them, serves keys without device-mapper, and answers volume requests with the
+# device-mapper check's message.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/rk-lib.sh"
 
@@ -90,5 +91,13 @@ grep -q "Kernel check device-mapper: " "$DAEMON_LOG" || fail "no device-mapper l
 id=$(ctl key create)
 ctl key install "$id" >/dev/null || fail "the daemon does not serve keys"
 ctl key release "$id" >/dev/null
+# ... and answers a volume request with the device-mapper check's message.
+if [ ! -e /dev/mapper/control ] && [ -b /dev/loop0 ]; then
+	expect_fail_msg "keyscope.NoDeviceMapper" ctl attach /dev/loop0 --name ks-check-test
+	out=$(ctl attach /dev/loop0 --name ks-check-test 2>&1) || true
+	grep -q "device-mapper is not available on this kernel: no device-mapper in this kernel" \
+		<<<"$out" || fail "attach does not give the check's message: $out"
+	echo "attach without device-mapper: $out"
+fi
 grep "Kernel check" "$DAEMON_LOG" | sed 's/^/  /'
 echo ok
