@@ -111,3 +111,17 @@ long long json_int(json_object *o, const char *field)
 		return 0;
 	return (long long) json_object_get_int64(v);
 }
+
+int ctl_call_print(const char *method, json_object *params, void (*print)(json_object *))
+{
+	_cleanup_json_ json_object *reply = NULL;
+	json_object *rp;
+
+	if (ctl_call(method, params, NULL, 0, &reply, &rp) < 0)
+		return 1;
+	if (ctl.json)
+		ctl_print_json(rp);
+	else if (print)
+		print(rp);
+	return 0;
+}

@@ -34,6 +34,12 @@ int ctl_dispatch(const struct command *table, size_t n, const char *prefix, int 
 int ctl_call(const char *method, json_object *params, const void *payload, size_t payload_len,
 	     json_object **ret_reply, json_object **ret_params);
 
+/*
+ * Calls method (params reference taken) and prints the reply: as JSON with --json, else with
+ * print (may be NULL). Returns an exit status.
+ */
+int ctl_call_print(const char *method, json_object *params, void (*print)(json_object *));
+
 /* Prints the reply parameters as JSON (for --json). */
 void ctl_print_json(json_object *params);
 

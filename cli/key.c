@@ -54,19 +54,15 @@ static json_object *params_with(const char *k1, const char *v1, const char *k2,
 	return p;
 }
 
+static void print_id(json_object *rp)
+{
+	printf("%s\n", json_str(rp, "key-id"));
+}
+
 /* Prints the key-id of a reply (or the JSON) and returns an exit status. */
 static int print_key_id(const char *method, json_object *params)
 {
-	_cleanup_json_ json_object *reply = NULL;
-	json_object *rp;
-
-	if (ctl_call(method, params, NULL, 0, &reply, &rp) < 0)
-		return 1;
-	if (ctl.json)
-		ctl_print_json(rp);
-	else
-		printf("%s\n", json_str(rp, "key-id"));
-	return 0;
+	return ctl_call_print(method, params, print_id);
 }
 
 static int invalid_id(const char *id);

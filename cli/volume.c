@@ -14,20 +14,6 @@ static int usage(const char *u)
 	return 2;
 }
 
-static int call_print(const char *method, json_object *params, void (*print)(json_object *))
-{
-	_cleanup_json_ json_object *reply = NULL;
-	json_object *rp;
-
-	if (ctl_call(method, params, NULL, 0, &reply, &rp) < 0)
-		return 1;
-	if (ctl.json)
-		ctl_print_json(rp);
-	else if (print)
-		print(rp);
-	return 0;
-}
-
 static bool key_arg_ok(const char *id)
 {
 	if (keyid_is_valid(id))
@@ -73,7 +59,7 @@ int format_main(int argc, char **argv)
 	json_object_object_add(p, "key-id", json_object_new_string(key));
 	if (force)
 		json_object_object_add(p, "force", json_object_new_boolean(1));
-	return call_print("keyscope.VolumeFormat", p, print_format);
+	return ctl_call_print("keyscope.VolumeFormat", p, print_format);
 }
 
 static void print_attach(json_object *rp)
@@ -145,7 +131,7 @@ int attach_main(int argc, char **argv)
 	if (optind != argc - 1)
 		goto bad;
 	json_object_object_add(p, "device", json_object_new_string(argv[optind]));
-	return call_print("keyscope.VolumeAttach", p, print_attach);
+	return ctl_call_print("keyscope.VolumeAttach", p, print_attach);
 bad:
 	json_object_put(p);
 	return usage(ATTACH_USAGE);
@@ -176,7 +162,7 @@ int detach_main(int argc, char **argv)
 	json_object_object_add(p, "name", json_object_new_string(argv[optind]));
 	if (deferred)
 		json_object_object_add(p, "deferred", json_object_new_boolean(1));
-	return call_print("keyscope.VolumeDetach", p, print_detach);
+	return ctl_call_print("keyscope.VolumeDetach", p, print_detach);
 }
 
 static void print_resize(json_object *rp)
@@ -193,7 +179,7 @@ int resize_main(int argc, char **argv)
 		return usage("resize NAME");
 	p = json_object_new_object();
 	json_object_object_add(p, "name", json_object_new_string(argv[1]));
-	return call_print("keyscope.VolumeResize", p, print_resize);
+	return ctl_call_print("keyscope.VolumeResize", p, print_resize);
 }
 
 static void print_rebind(json_object *rp)
@@ -222,5 +208,5 @@ int rebind_main(int argc, char **argv)
 	p = json_object_new_object();
 	json_object_object_add(p, "device", json_object_new_string(argv[optind]));
 	json_object_object_add(p, "key-id", json_object_new_string(key));
-	return call_print("keyscope.VolumeRebind", p, print_rebind);
+	return ctl_call_print("keyscope.VolumeRebind", p, print_rebind);
 }

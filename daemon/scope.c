@@ -262,21 +262,35 @@ static void scope_drop_key(struct scopes *t, struct scope *s)
 	s->serial = 0;
 }
 
-int scope_acquire(struct scopes *t, const char *id, enum scope_hold kind,
-		  const struct secret_buf *material, struct scope **ret)
+/* Finds id's scope or adds an empty one; *ret_created says which. */
+static int scope_get(struct scopes *t, const char *id, struct scope **ret, bool *ret_created)
 {
-	struct scope *s = scope_find(t, id);
-	bool created = false;
+	struct scope *s;
 	int r;
 
 	if (!scope_id_is_valid(id))
 		return -EINVAL;
+	s = scope_find(t, id);
+	*ret_created = !s;
 	if (!s) {
 		r = scope_add(t, id, &s);
 		if (r < 0)
 			return r;
-		created = true;
 	}
+	*ret = s;
+	return 0;
+}
+
+int scope_acquire(struct scopes *t, const char *id, enum scope_hold kind,
+		  const struct secret_buf *material, struct scope **ret)
+{
+	struct scope *s;
+	bool created;
+	int r;
+
+	r = scope_get(t, id, &s, &created);
+	if (r < 0)
+		return r;
 	if (!scope_key_alive(s)) {
 		s->serial = 0;
 		r = scope_install(t, s, material);
@@ -299,16 +313,13 @@ int scope_acquire(struct scopes *t, const char *id, enum scope_hold kind,
 
 int scope_restore_attached(struct scopes *t, const char *id)
 {
-	struct scope *s = scope_find(t, id);
+	struct scope *s;
+	bool created;
 	int r;
 
-	if (!scope_id_is_valid(id))
-		return -EINVAL;
-	if (!s) {
-		r = scope_add(t, id, &s);
-		if (r < 0)
-			return r;
-	}
+	r = scope_get(t, id, &s, &created);
+	if (r < 0)
+		return r;
 	s->attached++;
 	return 0;
 }

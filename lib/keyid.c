@@ -31,24 +31,14 @@ bool keyid_is_valid(const char *id)
 
 int keyid_to_description(const char *id, char *buf, size_t size)
 {
-	int r;
-
-	if (!keyid_is_valid(id))
-		return -EINVAL;
-	r = snprintf(buf, size, KEY_DESC_PREFIX "%s", id);
-	if (r < 0 || (size_t) r >= size)
-		return -ENOBUFS;
-	return 0;
+	return keyid_is_valid(id) ? scope_id_to_description(id, buf, size) : -EINVAL;
 }
 
 const char *keyid_from_description(const char *desc)
 {
-	const char *id;
+	const char *id = scope_id_from_description(desc);
 
-	if (!desc || !strneq(desc, KEY_DESC_PREFIX, sizeof(KEY_DESC_PREFIX) - 1))
-		return NULL;
-	id = desc + sizeof(KEY_DESC_PREFIX) - 1;
-	return keyid_is_valid(id) ? id : NULL;
+	return id && keyid_is_valid(id) ? id : NULL;
 }
 
 int keyid_generate(char buf[static 37])

@@ -74,13 +74,13 @@ static void test_to_description(void **state)
 	assert_int_equal(keyid_to_description("a", buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "keyscope:a");
 
-	/* The longest id fits KEY_DESC_MAX + 1 exactly. */
+	/* The longest id fits; KEY_DESC_MAX leaves room for a "vk:" scope prefix. */
 	memset(max, 'k', KEYID_MAX);
 	max[KEYID_MAX] = 0;
 	snprintf(want, sizeof(want), "keyscope:%s", max);
 	assert_int_equal(keyid_to_description(max, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, want);
-	assert_int_equal(strlen(buf), KEY_DESC_MAX);
+	assert_int_equal(strlen(buf) + strlen(SCOPE_VK_PREFIX), KEY_DESC_MAX);
 
 	/* Exact buffer size: strlen("keyscope:a") + 1 = 11. */
 	assert_int_equal(keyid_to_description("a", buf, 11), 0);
@@ -152,12 +152,30 @@ static void test_generate(void **state)
 		assert_string_not_equal(ids[i - 1], ids[i]);
 }
 
+static void test_scope_ids(void **state)
+{
+	char buf[KEY_DESC_MAX + 1];
+
+	assert_true(scope_id_is_valid("abc"));
+	assert_true(scope_id_is_valid("vk:6f1c2f1e-4c1b-4b7e-9a55-0c4a0d2b9e01"));
+	assert_false(scope_id_is_valid("vk:"));
+	assert_false(scope_id_is_valid("vk:a/b"));
+	assert_false(scope_id_is_valid("xx:abc"));
+	assert_false(keyid_is_valid("vk:abc"));	/* a volume key scope is never a key-id */
+	assert_int_equal(scope_id_to_description("vk:abc", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "keyscope:vk:abc");
+	assert_string_equal(scope_id_from_description("keyscope:vk:abc"), "vk:abc");
+	assert_null(keyid_from_description("keyscope:vk:abc"));
+	assert_int_equal(keyid_to_description("vk:abc", buf, sizeof(buf)), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid),
 		cmocka_unit_test(test_invalid),
 		cmocka_unit_test(test_to_description),
+		cmocka_unit_test(test_scope_ids),
 		cmocka_unit_test(test_from_description),
 		cmocka_unit_test(test_generate),
 	};
