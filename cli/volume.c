@@ -65,7 +65,7 @@ int format_main(int argc, char **argv)
 static void print_attach(json_object *rp)
 {
 	printf("%s: %s on keyscope:%s (serial %lld, %lld holders)\n", json_str(rp, "path"),
-	       json_str(rp, "device"), json_str(rp, "key-id"), json_int(rp, "serial"),
+	       json_str(rp, "device"), json_str(rp, "scope"), json_int(rp, "serial"),
 	       json_int(rp, "holders"));
 }
 

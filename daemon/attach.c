@@ -72,8 +72,20 @@ static int attachments_save(struct attachments *a)
 	return write_file_atomic_flags(a->path, text, strlen(text), 0600, 0);
 }
 
+static void vanished_remove(struct attachments *a, const char *name)
+{
+	for (size_t i = 0; i < a->n_vanished; i++)
+		if (streq(a->vanished[i], name)) {
+			memmove(a->vanished[i], a->vanished[i + 1],
+				sizeof(a->vanished[0]) * (a->n_vanished - i - 1));
+			a->n_vanished--;
+			return;
+		}
+}
+
 static void vanished_add(struct attachments *a, const char *name)
 {
+	vanished_remove(a, name);
 	if (a->n_vanished == VANISHED_MAX) {
 		memmove(a->vanished[0], a->vanished[1], sizeof(a->vanished[0]) * (VANISHED_MAX - 1));
 		a->n_vanished--;
@@ -668,6 +680,7 @@ int m_volume_attach(struct call *c)
 				  "cannot record the attachment in %s (%s); rolled back", a->path,
 				  strerror(-r));
 	}
+	vanished_remove(a, q.name);
 	log_info("Attached %s as /dev/mapper/%s by reference to keyscope:%s (serial %d, %u "
 		 "holders) for uid %u pid %d.", q.dev, q.name, q.scope_id, (int) s->serial,
 		 scope_holders(s), (unsigned) c->uid, (int) c->pid);
@@ -703,6 +716,16 @@ int m_volume_detach(struct call *c)
 	if ((r = call_check_params(c, allowed)) < 0 || (r = get_attachment(c, &x)) < 0 ||
 	    (r = call_get_bool(c, "deferred", &deferred)) < 0)
 		return r;
+	/* Never remove a mapping that is no longer ours (closed behind our back and the name
+	 * reused by another tool): drop our record and holder instead. */
+	if (dmcrypt_info(x->name, &di) >= 0 && di.exists && !streq(di.uuid, x->dm_uuid)) {
+		r = call_error(c, -ESTALE, "keyscope.NoSuchVolume",
+			       "/dev/mapper/%s is not keyscope's mapping any more (DM UUID %s, "
+			       "ours was %s); its record and holder were dropped, the mapping "
+			       "left alone", x->name, di.uuid, x->dm_uuid);
+		attachments_reconcile(a);	/* frees x */
+		return r;
+	}
 	r = dmcrypt_remove(x->name, deferred);
 	if (r == -EBUSY) {
 		int opens = dmcrypt_info(x->name, &di) >= 0 ? di.open_count : -1;
@@ -720,7 +743,8 @@ int m_volume_detach(struct call *c)
 		 left == 0 ? " and was invalidated" : "", (unsigned) c->uid, (int) c->pid);
 	c->reply = json_object_new_object();
 	json_object_object_add(c->reply, "name", json_object_new_string(x->name));
-	json_object_object_add(c->reply, "key-id", json_object_new_string(x->key_id));
+	json_object_object_add(c->reply, "key-id", json_object_new_string(x->source_key_id));
+	json_object_object_add(c->reply, "scope", json_object_new_string(x->key_id));
 	json_object_object_add(c->reply, "holders", json_object_new_int(left < 0 ? 0 : left));
 	attachment_unlink(a, x);
 	free(x);
@@ -805,7 +829,7 @@ int m_volume_rebind(struct call *c)
 	json_object_object_add(c->reply, "device", json_object_new_string(dev));
 	json_object_object_add(c->reply, "key-id", json_object_new_string(id));
 	json_object_object_add(c->reply, "previous-key-id",
-			       json_object_new_string(info.token >= 0 ? info.key_id : ""));
+			       json_object_new_string(info.token >= 0 ? info.key_id : "(none)"));
 	return 0;
 }
 

@@ -181,7 +181,8 @@ static json_object *scope_to_json(const struct scope *s)
 	json_object *o = json_object_new_object();
 	char desc[KEY_DESC_MAX + 1];
 
-	(void) keyid_to_description(s->id, desc, sizeof(desc));
+	if (scope_id_to_description(s->id, desc, sizeof(desc)) < 0)
+		desc[0] = 0;
 	json_object_object_add(o, "key-id", json_object_new_string(s->id));
 	json_object_object_add(o, "description", json_object_new_string(desc));
 	json_object_object_add(o, "serial", json_object_new_int(s->serial));
@@ -382,9 +383,13 @@ static int m_scope_list(struct call *c)
 
 static int m_status(struct call *c)
 {
-	int r = m_scope_list(c);
 	const struct config *cfg = c->server->config;
+	int r;
 
+	/* Reconcile first: a mapping closed behind our back releases its holder, which the
+	 * scope list below must already show. */
+	attachments_reconcile(c->server->attachments);
+	r = m_scope_list(c);
 	if (r < 0)
 		return r;
 	json_object_object_add(c->reply, "version", json_object_new_string(VERSION));
@@ -393,7 +398,6 @@ static int m_status(struct call *c)
 	json_object_object_add(c->reply, "socket", json_object_new_string(cfg->socket_path));
 	json_object_object_add(c->reply, "clients",
 			       json_object_new_int((int) c->server->n_clients));
-	attachments_reconcile(c->server->attachments);
 	attachments_to_json(c->server->attachments, c->reply);
 	return 0;
 }

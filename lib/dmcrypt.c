@@ -157,6 +157,7 @@ int dmcrypt_info(const char *name, struct dmcrypt_info *ret)
 	}
 	info.exists = true;
 	info.suspended = di.suspended;
+	info.read_only = di.read_only;
 	info.open_count = di.open_count;
 	info.major = di.major;
 	info.minor = di.minor;
@@ -201,7 +202,9 @@ int dmcrypt_resize(const char *name, uint64_t new_size)
 	dmt = dm_task_create(DM_DEVICE_RELOAD);
 	if (!dmt)
 		return -ENOMEM;
+	/* A read-only mapping stays read-only: the reload carries the flag. */
 	if (!dm_task_set_name(dmt, name) || !dm_task_secure_data(dmt) ||
+	    (info.read_only && !dm_task_set_ro(dmt)) ||
 	    !dm_task_add_target(dmt, 0, new_size, "crypt", info.params))
 		return -ENOMEM;
 	r = dm_run(dmt, false);

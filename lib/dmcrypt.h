@@ -45,6 +45,7 @@ int dmcrypt_remove(const char *name, bool deferred);
 struct dmcrypt_info {
 	bool exists;
 	bool suspended;
+	bool read_only;
 	int open_count;
 	uint32_t major, minor;
 	char uuid[130];

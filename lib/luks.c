@@ -4,12 +4,16 @@
 #include <json-c/json.h>
 #include <libcryptsetup.h>
 #include <openssl/evp.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "dmcrypt.h"
 #include "luks.h"
 #include "macro.h"
+
+#define LUKS1_HDR 592
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct crypt_device *, crypt_free);
 #define _cleanup_crypt_ _cleanup_(crypt_freep)
@@ -102,8 +106,23 @@ static int fingerprint(struct crypt_device *cd, const char *uuid, uint8_t out[st
 		    !json_object_object_get_ex(o, "digests", &digests))
 			return -EBADMSG;
 		d = json_object_to_json_string_ext(digests, JSON_C_TO_STRING_PLAIN);
-	} else
-		d = "LUKS1";	/* LUKS1: the UUID alone; its digest is not exported */
+	} else {
+		/* LUKS1 exports no digest: take the binary header itself (magic, cipher, key
+		 * size, master key digest, its salt and iterations: the first 592 bytes). */
+		const char *dev = crypt_get_device_name(cd);
+		static char hex[2 * LUKS1_HDR + 1];
+		uint8_t raw[LUKS1_HDR];
+		int fd = dev ? open(dev, O_RDONLY | O_CLOEXEC) : -1;
+		ssize_t k = fd >= 0 ? pread(fd, raw, sizeof(raw), 0) : -1;
+
+		if (fd >= 0)
+			close(fd);
+		if (k != (ssize_t) sizeof(raw))
+			return -EIO;
+		for (size_t i = 0; i < sizeof(raw); i++)
+			snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+		d = hex;
+	}
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	if (!ctx)
 		return -ENOMEM;

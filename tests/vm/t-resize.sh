@@ -31,6 +31,14 @@ dd if=/dev/mapper/vol bs=64k count=16 iflag=direct status=none | cmp -s - "$KS_D
 now=$(ks --json scope list | tr -d ' \n' | sed -n 's/.*"fetches":\([0-9]*\).*/\1/p')
 [ "$now" = "$fetches" ] || vm_die "resize fetched the key ($fetches -> $now)"
 ks_expect_fail "no volume named 'nope'" ks resize nope
+
+# A read-only attachment stays read-only across a resize.
+ks attach /dev/mapper/grow --name ro --read-only >/dev/null
+dmsetup reload grow --table "0 98304 linear $disk 0"
+dmsetup resume grow
+ks resize ro >/dev/null
+dmsetup info ro | grep -q 'State: *ACTIVE (READ-ONLY)' || vm_die "resize made a read-only volume writable"
+ks detach ro >/dev/null
 ks detach vol >/dev/null
 dmsetup remove grow
 echo ok

@@ -66,6 +66,17 @@ ks attach "$vol" --name data >/dev/null
 cryptsetup close data
 ks status | grep -q "vanished.* data" || vm_die "closed mapping not reported: $(ks status)"
 keyctl search @u logon "keyscope:$id" >/dev/null 2>&1 && vm_die "key kept for a closed mapping"
+ks attach "$vol" --name data >/dev/null
+ks status | grep -q "vanished" && vm_die "a re-attached name is still listed as vanished"
+
+# Closed behind our back and the name taken by another tool: detach must not remove theirs.
+cryptsetup close data
+dmsetup create data --table "0 8 linear $copy 0"
+out=$(ks detach data 2>&1) && vm_die "detach of a foreign mapping succeeded: $out"
+echo "$out" | grep -q "is not keyscope's mapping any more" || vm_die "detach message: $out"
+dmsetup info data >/dev/null 2>&1 || vm_die "detach removed another tool's mapping"
+keyctl search @u logon "keyscope:$id" >/dev/null 2>&1 && vm_die "holder kept for a foreign mapping"
+dmsetup remove data
 
 # clone-key: a full copy moves to a fresh key-id with the same material, no re-encryption.
 dd if="$vol" of="$copy" bs=1M status=none
