@@ -244,12 +244,27 @@ int blockdev_devnum(const char *path, uint32_t *ret_major, uint32_t *ret_minor)
 	return 0;
 }
 
+static bool misc_has_device_mapper(void)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/misc", "re");
+	char line[128];
+
+	if (!f)
+		return true;	/* cannot tell: let libdevmapper answer */
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, " device-mapper\n"))
+			return true;
+	return false;
+}
+
 bool dmcrypt_available(void)
 {
 	_cleanup_dm_task_ struct dm_task *dmt = NULL;
 
 	dm_quiet();
-	if (access("/dev/mapper/control", F_OK) < 0)
+	/* Ask libdevmapper only when the kernel registered device-mapper: on a kernel without
+	 * it, libdevmapper would mknod a /dev/mapper/control that answers nothing. */
+	if (access("/dev/mapper/control", F_OK) < 0 || !misc_has_device_mapper())
 		return false;
 	dmt = dm_task_create(DM_DEVICE_VERSION);
 	return dmt && dm_task_run(dmt);
