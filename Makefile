@@ -16,7 +16,7 @@ BUILDDIR ?= build/out
 CFLAGS ?= -O2 -g
 V ?= 0
 
-PKGS := libkeyutils json-c libsystemd libcrypto libcryptsetup devmapper blkid libkmod
+PKGS := libkeyutils json-c libsystemd libcrypto libcryptsetup devmapper blkid libkmod libcurl
 CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 \
 	-Wstrict-prototypes -Wmissing-prototypes -Wvla -fno-strict-aliasing \
 	-fstack-protector-strong -D_FORTIFY_SOURCE=2 -D_GNU_SOURCE -MMD -MP \

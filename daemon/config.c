@@ -27,6 +27,14 @@ void config_init(struct config *c)
 		.request_key_timeout_sec = 300,
 		.expected_scopes = 256,
 		.volumes = true,
+		.barbican_roles = strdup("creator"),
+		.barbican_connect_timeout_sec = 5,
+		.barbican_timeout_sec = 10,
+		.barbican_deadline_sec = 30,
+		.barbican_retries = 4,
+		.barbican_concurrency = 8,
+		.barbican_cache_ttl_sec = 7 * 86400,
+		.barbican_consumer_service = strdup("keyscope"),
 	};
 }
 
@@ -35,6 +43,16 @@ void config_done(struct config *c)
 	free(c->socket_path);
 	free(c->state_dir);
 	free(c->keyring);
+	free(c->barbican_url);
+	free(c->barbican_ca_file);
+	free(c->barbican_client_cert);
+	free(c->barbican_client_key);
+	free(c->barbican_project_id);
+	free(c->barbican_user_id);
+	free(c->barbican_roles);
+	free(c->keystone_url);
+	free(c->app_credential_file);
+	free(c->barbican_consumer_service);
 	*c = (struct config) {};
 }
 
@@ -100,6 +118,82 @@ static int set_uid_list(struct config *c, const char *value)
 	return 0;
 }
 
+/* An optional string: empty unsets it. */
+static int set_optional(char **dst, const char *value)
+{
+	if (isempty(value)) {
+		*dst = mfree(*dst);
+		return 0;
+	}
+	return set_string(dst, value);
+}
+
+static int set_url(char **dst, const char *value)
+{
+	if (!isempty(value) && !strneq(value, "https://", 8) && !strneq(value, "http://", 7))
+		return -EINVAL;
+	return set_optional(dst, value);
+}
+
+static int set_path(char **dst, const char *value)
+{
+	if (!isempty(value) && value[0] != '/')
+		return -EINVAL;
+	return set_optional(dst, value);
+}
+
+/* Barbican's keys (docs/keyscoped.conf.5). Returns -ENOENT for a key that is not one. */
+static int config_set_barbican(struct config *c, const char *key, const char *value)
+{
+	if (streq(key, "barbican-url"))
+		return set_url(&c->barbican_url, value);
+	if (streq(key, "barbican-ca-file"))
+		return set_path(&c->barbican_ca_file, value);
+	if (streq(key, "barbican-client-cert"))
+		return set_path(&c->barbican_client_cert, value);
+	if (streq(key, "barbican-client-key"))
+		return set_path(&c->barbican_client_key, value);
+	if (streq(key, "barbican-auth")) {
+		if (streq(value, "none"))
+			c->barbican_auth = 0;
+		else if (streq(value, "app-credential"))
+			c->barbican_auth = 1;
+		else
+			return -EINVAL;
+		return 0;
+	}
+	if (streq(key, "barbican-project-id"))
+		return set_optional(&c->barbican_project_id, value);
+	if (streq(key, "barbican-user-id"))
+		return set_optional(&c->barbican_user_id, value);
+	if (streq(key, "barbican-roles"))
+		return set_optional(&c->barbican_roles, value);
+	if (streq(key, "keystone-url"))
+		return set_url(&c->keystone_url, value);
+	if (streq(key, "app-credential-file"))
+		return set_path(&c->app_credential_file, value);
+	if (streq(key, "barbican-connect-timeout"))
+		return parse_uint(value, 1, 600, &c->barbican_connect_timeout_sec);
+	if (streq(key, "barbican-timeout"))
+		return parse_uint(value, 1, 3600, &c->barbican_timeout_sec);
+	if (streq(key, "barbican-deadline"))
+		return parse_uint(value, 1, 86400, &c->barbican_deadline_sec);
+	if (streq(key, "barbican-retries"))
+		return parse_uint(value, 0, 100, &c->barbican_retries);
+	if (streq(key, "barbican-concurrency"))
+		return parse_uint(value, 1, 256, &c->barbican_concurrency);
+	if (streq(key, "barbican-cache"))
+		return parse_bool(value, &c->barbican_cache);
+	if (streq(key, "barbican-cache-ttl"))
+		return parse_uint(value, 60, 365 * 86400, &c->barbican_cache_ttl_sec);
+	if (streq(key, "barbican-prefetch"))
+		return parse_bool(value, &c->barbican_prefetch);
+	if (streq(key, "barbican-consumer-service"))
+		return isempty(value) || strlen(value) > 255 ? -EINVAL
+			: set_string(&c->barbican_consumer_service, value);
+	return -ENOENT;
+}
+
 int config_set(struct config *c, const char *key, const char *value)
 {
 	key_serial_t k;
@@ -134,7 +228,7 @@ int config_set(struct config *c, const char *key, const char *value)
 		c->log_level = r;
 		return 0;
 	}
-	return -ENOENT;
+	return config_set_barbican(c, key, value);
 }
 
 static char *strip(char *s)

@@ -26,6 +26,16 @@ struct config {
 	/* kernel checks (lib/kcheck.h) */
 	unsigned expected_scopes;	/* key scopes the node is sized for */
 	bool volumes;			/* the node opens dm-crypt volumes: needs device-mapper */
+	/* Barbican (daemon/barbican.h, daemon/source.h); barbican_url NULL: off */
+	char *barbican_url, *barbican_ca_file, *barbican_client_cert, *barbican_client_key;
+	int barbican_auth;		/* enum barbican_auth */
+	char *barbican_project_id, *barbican_user_id, *barbican_roles;
+	char *keystone_url, *app_credential_file;
+	unsigned barbican_connect_timeout_sec, barbican_timeout_sec, barbican_deadline_sec;
+	unsigned barbican_retries, barbican_concurrency;
+	bool barbican_cache, barbican_prefetch;
+	unsigned barbican_cache_ttl_sec;
+	char *barbican_consumer_service;
 };
 
 void config_init(struct config *c);
