@@ -19,6 +19,7 @@
 #include "log.h"
 #include "luks.h"
 #include "proto.h"
+#include "source.h"
 #include "util.h"
 
 #define ATTACHMENTS_FILE "attachments.json"
@@ -64,6 +65,7 @@ static int attachments_save(struct attachments *a)
 		json_object_object_add(o, "key-id", json_object_new_string(x->key_id));
 		json_object_object_add(o, "source-key-id", json_object_new_string(x->source_key_id));
 		json_object_object_add(o, "dm-uuid", json_object_new_string(x->dm_uuid));
+		json_object_object_add(o, "source", json_object_new_string(x->source));
 		json_object_object_add(o, "since", json_object_new_int64((int64_t) x->since));
 		json_object_array_add(arr, o);
 	}
@@ -127,9 +129,12 @@ static int record_parse(json_object *o, struct attachment *x)
 	    copy_field(o, "luks-uuid", x->luks_uuid, sizeof(x->luks_uuid), false) < 0 ||
 	    copy_field(o, "key-id", x->key_id, sizeof(x->key_id), true) < 0 ||
 	    copy_field(o, "source-key-id", x->source_key_id, sizeof(x->source_key_id), false) < 0 ||
+	    copy_field(o, "source", x->source, sizeof(x->source), false) < 0 ||
 	    copy_field(o, "dm-uuid", x->dm_uuid, sizeof(x->dm_uuid), true) < 0 ||
 	    !dmcrypt_name_is_valid(x->name) || !scope_id_is_valid(x->key_id))
 		return -EBADMSG;
+	if (!*x->source)
+		strcpy(x->source, "local");
 	if (!*x->source_key_id && keyid_is_valid(x->key_id))
 		snprintf(x->source_key_id, sizeof(x->source_key_id), "%.*s", KEYID_MAX, x->key_id);
 	if (json_object_object_get_ex(o, "since", &v))
@@ -246,6 +251,22 @@ void attachments_reconcile(struct attachments *a)
 		(void) attachments_save(a);
 }
 
+/* What Barbican knows the volume as: its LUKS UUID (shared by its snapshots), or the device. */
+static const char *consumer_resource(const struct attachment *x)
+{
+	return *x->luks_uuid ? x->luks_uuid : x->device;
+}
+
+/* Whether another attachment (a snapshot of the same volume) still consumes x's secret. */
+static bool consumer_in_use(struct attachments *a, const struct attachment *x)
+{
+	for (struct attachment *y = a->list; y; y = y->next)
+		if (y != x && streq(y->source_key_id, x->source_key_id) &&
+		    streq(consumer_resource(y), consumer_resource(x)))
+			return true;
+	return false;
+}
+
 static json_object *attachment_to_json(struct attachments *a, const struct attachment *x)
 {
 	json_object *o = json_object_new_object();
@@ -261,6 +282,7 @@ static json_object *attachment_to_json(struct attachments *a, const struct attac
 	json_object_object_add(o, "key-id", json_object_new_string(x->source_key_id));
 	json_object_object_add(o, "scope", json_object_new_string(x->key_id));
 	json_object_object_add(o, "dm-uuid", json_object_new_string(x->dm_uuid));
+	json_object_object_add(o, "source", json_object_new_string(x->source));
 	json_object_object_add(o, "serial", json_object_new_int(s ? s->serial : 0));
 	json_object_object_add(o, "holders", json_object_new_int(s ? (int) scope_holders(s) : 0));
 	json_object_object_add(o, "since", json_object_new_int64((int64_t) x->since));
@@ -362,7 +384,7 @@ int m_volume_format(struct call *c)
 	r = scope_fetch(c->server->scopes, id, &key);
 	if (r < 0)
 		return call_key_error(c, r, id, "formatting with key");
-	r = luks_format(dev, key.data, key.len, id, "local");
+	r = luks_format(dev, key.data, key.len, id, source_kind(c->server->source, id));
 	if (r < 0)
 		return call_error(c, r, "keyscope.FormatFailed", "formatting %s failed: %s", dev,
 				  strerror(-r));
@@ -631,6 +653,7 @@ int m_volume_attach(struct call *c)
 	snprintf(x->luks_uuid, sizeof(x->luks_uuid), "%s", q.plain ? "" : info.uuid);
 	snprintf(x->key_id, sizeof(x->key_id), "%s", q.scope_id);
 	snprintf(x->source_key_id, sizeof(x->source_key_id), "%s", q.key_id);
+	snprintf(x->source, sizeof(x->source), "%s", source_kind(c->server->source, q.key_id));
 	x->since = (uint64_t) time(NULL);
 	if (q.plain)
 		snprintf(x->dm_uuid, sizeof(x->dm_uuid), "CRYPT-PLAIN-%s", q.name);
@@ -684,6 +707,8 @@ int m_volume_attach(struct call *c)
 	log_info("Attached %s as /dev/mapper/%s by reference to keyscope:%s (serial %d, %u "
 		 "holders) for uid %u pid %d.", q.dev, q.name, q.scope_id, (int) s->serial,
 		 scope_holders(s), (unsigned) c->uid, (int) c->pid);
+	/* Barbican counts the volume as a consumer of its secret; never blocks the attach. */
+	source_consumer(c->server->source, x->source_key_id, consumer_resource(x), true);
 	c->reply = attachment_to_json(a, x);
 	json_object_object_add(c->reply, "fetches", json_object_new_int64((int64_t) s->fetches));
 	return 0;
@@ -747,6 +772,8 @@ int m_volume_detach(struct call *c)
 	json_object_object_add(c->reply, "scope", json_object_new_string(x->key_id));
 	json_object_object_add(c->reply, "holders", json_object_new_int(left < 0 ? 0 : left));
 	attachment_unlink(a, x);
+	if (!consumer_in_use(a, x))
+		source_consumer(c->server->source, x->source_key_id, consumer_resource(x), false);
 	free(x);
 	r = attachments_save(a);
 	if (r < 0)
@@ -819,7 +846,7 @@ int m_volume_rebind(struct call *c)
 		return call_error(c, -EPERM, "keyscope.WrongKey",
 				  "key %s does not open the LUKS header of %s; the token is unchanged",
 				  id, dev);
-	r = luks_set_token(dev, id, "local");
+	r = luks_set_token(dev, id, source_kind(c->server->source, id));
 	if (r < 0)
 		return call_error(c, r, "keyscope.RebindFailed", "rewriting the token of %s: %s",
 				  dev, strerror(-r));

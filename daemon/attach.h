@@ -22,6 +22,7 @@ struct attachment {
 	char key_id[SCOPE_ID_MAX + 1];	/* the scope: a key-id or "vk:<LUKS UUID>" */
 	char source_key_id[KEYID_MAX + 1];	/* the delegated key (differs for "vk:" scopes) */
 	char dm_uuid[130];
+	char source[16];		/* the key source: "local" or "barbican" */
 	uint64_t since;			/* seconds since the epoch */
 	struct attachment *next;
 };

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "scope.h"
 #include "server.h"
+#include "source.h"
 #include "store.h"
 #include "util.h"
 
@@ -96,9 +97,20 @@ static int parse_args(int argc, char **argv, struct args *a)
 	return 1;
 }
 
-static int source_local_fetch(void *userdata, const char *id, struct secret_buf *ret)
+/*
+ * Scopes whose keys could not be reinstalled at start because they come from Barbican: the
+ * reinstall runs again once their fetches are done, from the event loop, so that a key
+ * manager that is down delays those keys, never the daemon's start.
+ */
+static struct source_wait *startup_wait;
+
+static void on_startup_keys(void *userdata, int error)
 {
-	return store_get(userdata, id, ret);
+	struct server *srv = userdata;
+
+	if (error >= 0)
+		(void) scopes_reconcile(srv->scopes);
+	startup_wait = source_wait_free(startup_wait);
 }
 
 /* The keyscope keyring must be possessed for us to write it: reach @u from our session. */
@@ -181,17 +193,24 @@ static int run(int argc, char **argv)
 	srv.event = event;
 	srv.config = &cfg;
 	srv.start_usec = now_usec();
-	r = scopes_new(event, parent, cfg.state_dir, cfg.linger_sec, source_local_fetch,
-		       srv.store, &srv.scopes);
+	r = source_new(event, &cfg, srv.store, &srv.source);
 	if (r < 0)
 		goto out;
+	r = scopes_new(event, parent, cfg.state_dir, cfg.linger_sec, source_fetch, srv.source,
+		       &srv.scopes);
+	if (r < 0)
+		goto out;
+	source_set_scopes(srv.source, srv.scopes);
 	r = scopes_load_records(srv.scopes);
 	if (r < 0)
 		goto out;
 	r = attachments_load(cfg.state_dir, srv.scopes, &srv.attachments);
 	if (r < 0)
 		goto out;
+	source_collect_begin(srv.source);
 	r = scopes_reconcile(srv.scopes);
+	if (source_collect_end(srv.source, on_startup_keys, &srv, &startup_wait) < 0)
+		log_warning("Cannot fetch the keys of held scopes from Barbican, ignoring.");
 	if (r < 0)
 		goto out;
 
@@ -211,6 +230,7 @@ static int run(int argc, char **argv)
 		goto out;
 	log_info("Listening on %s; keyscope keyring %d in %s; state in %s.", cfg.socket_path,
 		 (int) scopes_keyring(srv.scopes), cfg.keyring, cfg.state_dir);
+	(void) source_start(srv.source);
 	(void) sd_notify(0, "READY=1\nSTATUS=Serving keys.");
 
 	r = sd_event_loop(event);
@@ -219,6 +239,8 @@ static int run(int argc, char **argv)
 	(void) scopes_save(srv.scopes);
 out:
 	server_stop(&srv);
+	/* Calls still waiting for Barbican end here, with nobody left to answer. */
+	srv.source = source_free(srv.source);
 	srv.attachments = attachments_free(srv.attachments);
 	srv.scopes = scopes_free(srv.scopes);
 	srv.store = store_free(srv.store);

@@ -15,6 +15,7 @@
 #include "request.h"
 #include "scope.h"
 #include "server.h"
+#include "source.h"
 #include "store.h"
 
 #define VERSION "0.1"
@@ -108,16 +109,47 @@ static void list_bad(const char *path, int error, void *userdata)
 	log_warning_errno(error, "Skipping unreadable key file %s: %m", path);
 }
 
+static void on_barbican_list(void *userdata, int error, const char *error_name,
+			     const char *message, json_object *keys)
+{
+	struct call *c = userdata;
+
+	if (error < 0)
+		call_error(c, error, error_name, "%s", message);
+	else {
+		c->reply = json_object_new_object();
+		json_object_object_add(c->reply, "keys", keys);
+	}
+	call_complete(c);
+}
+
 static int m_key_list(struct call *c)
 {
-	static const char *const allowed[] = { NULL };
+	static const char *const allowed[] = { "source", NULL };
 	_cleanup_free_ struct store_entry *e = NULL;
+	const char *source = "local";
 	json_object *a;
 	size_t n;
 	int r;
 
-	if ((r = call_check_params(c, allowed)) < 0)
+	if ((r = call_check_params(c, allowed)) < 0 ||
+	    (r = call_get_string(c, "source", false, 32, &source)) < 0)
 		return r;
+	if (streq(source, "barbican")) {
+		if (!source_has_barbican(c->server->source))
+			return call_error(c, -EOPNOTSUPP, "keyscope.NoKeySource",
+					  "no Barbican is configured (barbican-url in "
+					  "keyscoped.conf)");
+		r = source_list(c->server->source, on_barbican_list, c);
+		if (r < 0)
+			return call_error(c, r, "keyscope.InternalError",
+					  "listing Barbican's delegations: %s", strerror(-r));
+		call_defer(c);
+		return 0;
+	}
+	if (!streq(source, "local"))
+		return call_error(c, -EINVAL, "keyscope.InvalidParameter",
+				  "source must be \"local\" or \"barbican\"");
 	r = store_list(c->server->store, &e, &n, list_bad, NULL);
 	if (r < 0)
 		return call_error(c, r, "keyscope.StoreError", "listing the key store %s failed: %s",
@@ -151,6 +183,36 @@ static int m_key_delete(struct call *c)
 	return reply_key_id(c, id);
 }
 
+static void on_barbican_clone(void *userdata, int error, const char *error_name,
+			      const char *message, const char *new_id)
+{
+	struct call *c = userdata;
+	const char *src = json_object_get_string(json_object_object_get(c->params, "key-id"));
+
+	if (error < 0)
+		call_error(c, error, error_name, "%s", message);
+	else {
+		log_info("Cloned Barbican key %s as %s (readable by this node) for uid %u pid %d.",
+			 src, new_id, (unsigned) c->uid, (int) c->pid);
+		c->reply = json_object_new_object();
+		json_object_object_add(c->reply, "key-id", json_object_new_string(new_id));
+		json_object_object_add(c->reply, "source-key-id", json_object_new_string(src));
+		json_object_object_add(c->reply, "source", json_object_new_string("barbican"));
+	}
+	call_complete(c);
+}
+
+/* clone-key of a key the store does not hold: a new secret in Barbican. */
+static int clone_barbican(struct call *c, const char *src, const char *name)
+{
+	int r = source_clone(c->server->source, src, name, on_barbican_clone, c);
+
+	if (r < 0)
+		return call_key_error(c, r, src, "cloning key");
+	call_defer(c);
+	return 0;
+}
+
 static int m_key_clone(struct call *c)
 {
 	static const char *const allowed[] = { "key-id", "name", NULL };
@@ -162,6 +224,8 @@ static int m_key_clone(struct call *c)
 	    (r = call_get_name(c, &name)) < 0)
 		return r;
 	r = store_clone(c->server->store, src, name, id);
+	if (r == -ENOENT && source_has_barbican(c->server->source))
+		return clone_barbican(c, src, name);
 	if (r == -EINVAL)
 		return call_error(c, r, "keyscope.InvalidParameter",
 				  "name must be printable text of at most %d bytes",
@@ -189,6 +253,16 @@ static json_object *scope_to_json(const struct scope *s)
 	json_object_object_add(o, "holders", json_object_new_int((int) scope_holders(s)));
 	json_object_object_add(o, "manual", json_object_new_int((int) s->manual));
 	json_object_object_add(o, "fetches", json_object_new_int64((int64_t) s->fetches));
+	return o;
+}
+
+/* Adds where the key comes from: "local", "barbican", or "volume-key" for a vk: scope. */
+static json_object *scope_to_json_source(struct source *src, const struct scope *s)
+{
+	json_object *o = scope_to_json(s);
+
+	json_object_object_add(o, "source", json_object_new_string(
+		keyid_is_valid(s->id) ? source_kind(src, s->id) : "volume-key"));
 	return o;
 }
 
@@ -253,7 +327,7 @@ static json_object *released_to_json(struct call *c, const char *id)
 	json_object *o;
 
 	if (s)
-		return scope_to_json(s);
+		return scope_to_json_source(c->server->source, s);
 	o = json_object_new_object();
 	json_object_object_add(o, "key-id", json_object_new_string(id));
 	json_object_object_add(o, "serial", json_object_new_int(0));
@@ -277,6 +351,29 @@ static void reply_scopes(struct call *c, const char **ids, size_t n, bool batch)
 	json_object_object_add(c->reply, "scopes", a);
 }
 
+/*
+ * Asks the key source for every key that is not installed yet before anything changes: a
+ * batch of Barbican keys is fetched concurrently, in one wait, not one key per re-run.
+ */
+static int want_keys(struct call *c, const char **ids, size_t n)
+{
+	bool waiting = false;
+
+	for (size_t i = 0; i < n; i++) {
+		struct scope *s = scope_find(c->server->scopes, ids[i]);
+		int r;
+
+		if (s && s->serial > 0 && !s->revoked)
+			continue;
+		r = source_want(c->server->source, ids[i]);
+		if (r == -EINPROGRESS)
+			waiting = true;
+		else if (r < 0)
+			return r;
+	}
+	return waiting ? -EINPROGRESS : 0;
+}
+
 static int m_key_install(struct call *c)
 {
 	static const char *const allowed[] = { "key-id", "key-ids", NULL };
@@ -287,6 +384,9 @@ static int m_key_install(struct call *c)
 	int r;
 
 	if ((r = call_check_params(c, allowed)) < 0 || (r = get_key_ids(c, &ids, &n, &batch)) < 0)
+		return r;
+	r = want_keys(c, ids, n);
+	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
 		r = scope_acquire(c->server->scopes, ids[i], SCOPE_MANUAL, NULL, &s);
@@ -359,9 +459,16 @@ static int m_key_release(struct call *c)
 	return 0;
 }
 
+struct add_scope_ctx {
+	json_object *array;
+	struct source *source;
+};
+
 static void add_scope(struct scope *s, void *userdata)
 {
-	json_object_array_add(userdata, scope_to_json(s));
+	struct add_scope_ctx *x = userdata;
+
+	json_object_array_add(x->array, scope_to_json_source(x->source, s));
 }
 
 static int m_scope_list(struct call *c)
@@ -373,7 +480,8 @@ static int m_scope_list(struct call *c)
 	if ((r = call_check_params(c, allowed)) < 0)
 		return r;
 	a = json_object_new_array();
-	scopes_foreach(c->server->scopes, add_scope, a);
+	scopes_foreach(c->server->scopes, add_scope,
+		       &(struct add_scope_ctx) { a, c->server->source });
 	c->reply = json_object_new_object();
 	json_object_object_add(c->reply, "keyring", json_object_new_int(
 							    scopes_keyring(c->server->scopes)));
@@ -399,6 +507,7 @@ static int m_status(struct call *c)
 	json_object_object_add(c->reply, "clients",
 			       json_object_new_int((int) c->server->n_clients));
 	attachments_to_json(c->server->attachments, c->reply);
+	source_status(c->server->source, c->reply);
 	return 0;
 }
 

@@ -7,6 +7,7 @@
 #include "keyid.h"
 #include "proto.h"
 #include "server.h"
+#include "source.h"
 #include "store.h"
 
 int call_check_params(struct call *c, const char *const *allowed)
@@ -46,7 +47,14 @@ int call_get_name(struct call *c, const char **ret)
 int call_key_error(struct call *c, int r, const char *id, const char *what)
 {
 	struct store *st = c->server->store;
+	const char *name, *message;
 
+	/* Waiting for the key source is not an error: the server runs the handler again. */
+	if (r == -EINPROGRESS)
+		return r;
+	/* Barbican's refusals say what to do next better than an errno can. */
+	if (c->server->source && source_error(c->server->source, id, &name, &message))
+		return call_error(c, r, name, "%s", message);
 	switch (r) {
 	case -ENOENT:
 		return call_error(c, r, "keyscope.NoSuchKey", "no key %s in the key store", id);

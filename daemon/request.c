@@ -6,6 +6,7 @@
 #include "keyid.h"
 #include "log.h"
 #include "request.h"
+#include "scope.h"
 #include "store.h"
 #include "text.h"
 
@@ -57,7 +58,10 @@ int m_key_request(struct call *c)
 				  "uid %u may not cause key fetches: it is not in request-key-uids",
 				  (unsigned) uid);
 	}
-	r = store_get(c->server->store, id, &key);
+	/* The embedded store, or Barbican (the call waits for it: -EINPROGRESS). */
+	r = scope_fetch(c->server->scopes, id, &key);
+	if (r == -EINPROGRESS)
+		return r;
 	if (r < 0) {
 		log_notice("Audit: request-key of keyscope:%s for uid %u refused: %s (key %u, "
 			   "callout \"%s\", handler pid %d).", id, (unsigned) uid,

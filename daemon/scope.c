@@ -291,14 +291,17 @@ int scope_acquire(struct scopes *t, const char *id, enum scope_hold kind,
 	r = scope_get(t, id, &s, &created);
 	if (r < 0)
 		return r;
-	if (!scope_key_alive(s)) {
-		s->serial = 0;
+	if (!scope_key_alive(s) || s->revoked) {
+		/* A withdrawn key is fetched again: the key source says whether it still may. */
+		if (!s->revoked)
+			s->serial = 0;
 		r = scope_install(t, s, material);
 		if (r < 0) {
 			if (created)
 				scope_remove(t, s);
 			return r;
 		}
+		s->revoked = false;
 	} else if (material)
 		s->fetches++;	/* the caller fetched to check a header */
 	s->linger = sd_event_source_disable_unref(s->linger);
@@ -352,10 +355,15 @@ int scope_release(struct scopes *t, const char *id, enum scope_hold kind)
 			return -ENOLCK;
 		s->attached--;
 	}
+	if (kind == SCOPE_ATTACH && s->attached == 0 && s->revoked && s->serial > 0) {
+		log_info("Last mapping of withdrawn key %s released: invalidating its kernel key.",
+			 s->id);
+		scope_drop_key(t, s);
+	}
 	if (scope_holders(s) > 0)
 		return (int) scope_holders(s);
 
-	if (t->linger_sec > 0 && s->serial > 0) {
+	if (t->linger_sec > 0 && s->serial > 0 && !s->revoked) {
 		r = sd_event_add_time_relative(t->event, &s->linger, CLOCK_MONOTONIC,
 					       (uint64_t) t->linger_sec * 1000000u, 0,
 					       on_linger, s);
@@ -366,6 +374,22 @@ int scope_release(struct scopes *t, const char *id, enum scope_hold kind)
 	scope_drop_key(t, s);
 	scope_remove(t, s);
 	return 0;
+}
+
+int scope_revoke(struct scopes *t, const char *id)
+{
+	struct scope *s = scope_find(t, id);
+
+	if (!s)
+		return -ENOENT;
+	s->revoked = true;
+	s->linger = sd_event_source_disable_unref(s->linger);
+	if (s->attached > 0 || s->serial <= 0)
+		return 0;
+	scope_drop_key(t, s);
+	if (scope_holders(s) == 0)
+		scope_remove(t, s);
+	return 1;
 }
 
 struct walk_ctx {
@@ -609,7 +633,10 @@ static void reinstall_one(struct scope *s, void *userdata)
 	if (scope_holders(s) == 0)
 		return;
 	r = scope_install(s->owner, s, NULL);
-	if (r < 0)
+	if (r == -EINPROGRESS)
+		log_info("Key of scope %s (%u holders) is being fetched from its key source.",
+			 s->id, scope_holders(s));
+	else if (r < 0)
 		log_error_errno(r, "Failed to reinstall key of scope %s (%u holders): %m", s->id,
 				scope_holders(s));
 	else

@@ -32,6 +32,7 @@ struct scope {
 	uint8_t (*verified)[32];	/* fingerprints of LUKS headers this key is known to open */
 	size_t n_verified;
 	uint64_t fetches;	/* times the material was fetched from the key source */
+	bool revoked;		/* the key source withdrew the key: drop it with the last mapping */
 	sd_event_source *linger;
 	struct scopes *owner;
 };
@@ -83,6 +84,14 @@ int scope_acquire(struct scopes *t, const char *id, enum scope_hold kind,
  * scope, -ENOLCK when it has no holder of that kind. The last holder invalidates the key.
  */
 int scope_release(struct scopes *t, const char *id, enum scope_hold kind);
+
+/*
+ * The key source withdrew id (Barbican answered 403 or 404): its kernel key is invalidated now
+ * when no dm-crypt mapping references it, else when the last mapping is released; manual
+ * holders keep their count but no key. Returns 1 when the key was invalidated now, 0 when it
+ * waits for mappings or there is no key, -ENOENT when id has no scope.
+ */
+int scope_revoke(struct scopes *t, const char *id);
 
 struct scope *scope_find(struct scopes *t, const char *id);
 unsigned scope_holders(const struct scope *s);

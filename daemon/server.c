@@ -14,10 +14,12 @@
 #include "proto.h"
 #include "scope.h"
 #include "server.h"
+#include "source.h"
 #include "util.h"
 
 #define IN_SIZE (PROTO_MAX_MESSAGE + 1 + PROTO_MAX_PAYLOAD)
 #define OUT_HIGH_WATER (4u * 1024 * 1024)	/* stop reading a client that does not read */
+#define CALL_MAX_RUNS 4		/* a handler that keeps asking for new key-ids is stopped */
 
 struct client {
 	struct server *server;
@@ -33,6 +35,7 @@ struct client {
 	uint8_t *out;		/* secret memory: replies may carry key material */
 	size_t out_len, out_alloc;
 	bool dead;
+	struct call *pending;	/* a call waiting for the key source; later requests wait */
 };
 
 int call_error(struct call *c, int r, const char *error, const char *fmt, ...)
@@ -57,6 +60,8 @@ static void client_free(struct client *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	s->n_clients--;
+	if (c->pending)
+		c->pending->client = NULL;	/* it finishes on its own */
 	sd_event_source_disable_unref(c->io);
 	sd_event_source_disable_unref(c->timer);
 	safe_close(c->fd);
@@ -115,11 +120,88 @@ static int client_reply(struct client *c, struct call *call)
 	return r;
 }
 
-static void call_done(struct call *call)
+static void call_reset(struct call *call)
 {
 	json_object_put(call->reply);
-	secret_buf_done(&call->payload);
+	call->reply = NULL;
+	call->error = NULL;
+	call->message[0] = 0;
 	secret_buf_done(&call->reply_payload);
+}
+
+static void call_free(struct call *call)
+{
+	call_reset(call);
+	json_object_put(call->request);
+	secret_buf_done(&call->payload);
+	source_wait_free(call->wait);
+	free(call);
+}
+
+static bool call_waiting(const struct call *call)
+{
+	return call->deferred || call->wait;
+}
+
+void call_defer(struct call *c)
+{
+	c->deferred = true;
+}
+
+static void call_run(struct call *call);
+
+static void on_call_wait(void *userdata, int error)
+{
+	struct call *call = userdata;
+
+	if (error < 0) {
+		call->wait = source_wait_free(call->wait);
+		call_error(call, error, "keyscope.Cancelled", "keyscoped is stopping");
+		call_complete(call);
+		return;
+	}
+	call_reset(call);
+	call_run(call);
+	if (!call_waiting(call))
+		call_complete(call);
+}
+
+/*
+ * Runs the handler inside a key-source collection. A handler that returned -EINPROGRESS for
+ * key-ids that are now being fetched waits for them; the previous run's wait is freed only
+ * after this run, which used its results.
+ */
+static void call_run(struct call *call)
+{
+	struct source *src = call->server->source;
+	struct source_wait *prev = TAKE_PTR(call->wait), *w = NULL;
+	int r, k = 0;
+
+	call->runs++;
+	if (src)
+		source_collect_begin(src);
+	r = call->m->handler(call);
+	if (src)
+		k = source_collect_end(src, on_call_wait, call, &w);
+	if (r == -EINPROGRESS && !call->error && !call->deferred && k > 0 &&
+	    call->runs < CALL_MAX_RUNS) {
+		call_reset(call);
+		call->wait = w;
+		source_wait_free(prev);
+		return;
+	}
+	if (k > 0)
+		source_wait_free(w);
+	source_wait_free(prev);
+	if (call->deferred)
+		return;
+	if (r == -EINPROGRESS && !call->error)
+		call_error(call, -EAGAIN, "keyscope.KeySourceUnavailable",
+			   "%s: the key material did not arrive from the key source; try again",
+			   call->m->name);
+	else if (r < 0 && !call->error)
+		call_error(call, r, "keyscope.InternalError", "%s failed: %s", call->m->name,
+			   strerror(-r));
 }
 
 static void dispatch(struct client *c, struct call *call, json_object *req_obj)
@@ -155,17 +237,20 @@ static void dispatch(struct client *c, struct call *call, json_object *req_obj)
 	}
 	call->method = m->name;
 	call->params = req.parameters;
-	r = m->handler(call);
-	if (r < 0 && !call->error)
-		call_error(call, r, "keyscope.InternalError", "%s failed: %s", m->name,
-			   strerror(-r));
+	call->m = m;
+	call->request = json_object_get(req_obj);
+	call_run(call);
 }
 
-/* Handles one framed message of len bytes at c->in; payload bytes follow its NUL. */
+/*
+ * Handles one framed message of len bytes at c->in; payload bytes follow its NUL. Returns 1
+ * when it was answered, 2 when its call waits (the client's next requests wait too), 0 when
+ * more bytes are needed, -errno.
+ */
 static int client_handle(struct client *c, size_t len, size_t *ret_consumed)
 {
 	_cleanup_json_ json_object *o = NULL;
-	struct call call = { .server = c->server, .uid = c->uid, .pid = c->pid };
+	struct call *call;
 	json_object *ps;
 	char err[256];
 	size_t plen = 0;
@@ -181,20 +266,30 @@ static int client_handle(struct client *c, size_t len, size_t *ret_consumed)
 	if (c->in_len < len + 1 + plen)
 		return 0;	/* wait for the payload */
 
+	call = calloc(1, sizeof(*call));
+	if (!call)
+		return -ENOMEM;
+	*call = (struct call) { .server = c->server, .client = c, .uid = c->uid, .pid = c->pid };
 	if (r < 0)
-		call_error(&call, r, "keyscope.InvalidRequest", "%s", err);
+		call_error(call, r, "keyscope.InvalidRequest", "%s", err);
 	else {
 		if (plen) {
-			r = secret_buf_new(plen, &call.payload);
-			if (r < 0)
+			r = secret_buf_new(plen, &call->payload);
+			if (r < 0) {
+				call_free(call);
 				return r;
-			memcpy(call.payload.data, c->in + len + 1, plen);
+			}
+			memcpy(call->payload.data, c->in + len + 1, plen);
 		}
-		dispatch(c, &call, o);
+		dispatch(c, call, o);
 	}
-	r = client_reply(c, &call);
-	call_done(&call);
 	*ret_consumed = len + 1 + plen;
+	if (call_waiting(call)) {
+		c->pending = call;
+		return 2;
+	}
+	r = client_reply(c, call);
+	call_free(call);
 	return r < 0 ? r : 1;
 }
 
@@ -203,7 +298,7 @@ static void client_deadline_reset(struct client *c);
 
 static void client_process(struct client *c)
 {
-	for (;;) {
+	while (!c->pending) {
 		size_t len, consumed = 0;
 		int r = proto_frame(c->in, c->in_len, &len);
 
@@ -230,7 +325,7 @@ static void client_process(struct client *c)
 		secret_erase(c->in + c->in_len - consumed, consumed);
 		c->in_len -= consumed;
 		client_deadline_reset(c);
-		if (c->out_len > OUT_HIGH_WATER)
+		if (r == 2 || c->out_len > OUT_HIGH_WATER)
 			break;
 	}
 	client_arm(c);
@@ -259,7 +354,7 @@ static void client_arm(struct client *c)
 {
 	uint32_t ev = 0;
 
-	if (c->out_len <= OUT_HIGH_WATER && c->in_len < IN_SIZE && !c->dead)
+	if (c->out_len <= OUT_HIGH_WATER && c->in_len < IN_SIZE && !c->dead && !c->pending)
 		ev |= EPOLLIN;
 	if (c->out_len > 0)
 		ev |= EPOLLOUT;
@@ -267,8 +362,28 @@ static void client_arm(struct client *c)
 
 	/* The deadline moves only when a request completes (client_deadline_reset()), never
 	 * for a trickle of bytes, so neither an idle nor a slow client holds a slot for long. */
+	/* A client waiting for its own reply is not idle: the key source's deadline bounds it. */
 	(void) sd_event_source_set_time(c->timer, c->deadline);
-	(void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+	(void) sd_event_source_set_enabled(c->timer, c->pending ? SD_EVENT_OFF : SD_EVENT_ONESHOT);
+}
+
+void call_complete(struct call *call)
+{
+	struct client *c = call->client;
+
+	if (!c) {
+		log_debug("%s for pid %d finished after its client left; reply dropped.",
+			  call->m ? call->m->name : "call", (int) call->pid);
+		call_free(call);
+		return;
+	}
+	c->pending = NULL;
+	if (client_reply(c, call) < 0)
+		c->dead = true;
+	call_free(call);
+	client_deadline_reset(c);
+	/* Requests that arrived meanwhile; replies go out from on_post(). */
+	client_process(c);
 }
 
 static void client_deadline_reset(struct client *c)

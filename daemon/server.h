@@ -23,6 +23,7 @@ struct server {
 	struct store *store;
 	struct scopes *scopes;
 	struct attachments *attachments;
+	struct source *source;
 	int listen_fd;
 	sd_event_source *listen_source, *post_source;
 	struct client *clients;
@@ -37,9 +38,24 @@ void server_stop(struct server *s);
 /*
  * One request being answered. Handlers fill reply (parameters of a success) or call
  * call_error(); payload holds the request's key material, reply_payload the reply's.
+ *
+ * A handler may wait for the key source without blocking the daemon, in two ways:
+ *  - it returns -EINPROGRESS from a fetch that the key source could not answer at once
+ *    (source.h): it must have changed nothing; the server runs it again, from the start, once
+ *    the key-ids it asked for have arrived or failed;
+ *  - it starts an operation, calls call_defer() and returns 0: the operation fills the reply
+ *    or the error later and calls call_complete().
+ * Meanwhile the client's further requests wait (replies keep their order) and other clients
+ * are served. A client that goes away leaves the call to finish with nobody to answer.
  */
 struct call {
 	struct server *server;
+	struct client *client;		/* NULL once the client is gone */
+	json_object *request;		/* holds params alive while the call waits */
+	const struct method *m;
+	struct source_wait *wait;	/* the key-ids the last run asked for */
+	unsigned runs;
+	bool deferred;			/* call_defer() was called */
 	const char *method;
 	json_object *params;
 	struct secret_buf payload;
@@ -54,6 +70,11 @@ struct call {
 /* Sets the call's error name and message; returns r (negative) for "return call_error(...)". */
 int call_error(struct call *c, int r, const char *error, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/* The reply is sent by call_complete(), later, from the event loop. */
+void call_defer(struct call *c);
+/* Sends a deferred call's reply (or drops it when its client is gone) and frees c. */
+void call_complete(struct call *c);
 
 struct method {
 	const char *name;

@@ -748,6 +748,37 @@ int store_clone(struct store *s, const char *id, const char *name, char *ret_id)
 	return store_put(s, key.data, key.len, name, ret_id);
 }
 
+bool store_has(struct store *s, const char *id)
+{
+	struct stat st;
+
+	return keyid_is_valid(id) &&
+	       fstatat(AT_FDCWD, store_path(s, id), &st, AT_SYMLINK_NOFOLLOW) >= 0;
+}
+
+int store_seal_other(struct store *s, const char *aad_id, const void *key, size_t key_len,
+		     const char *name, uint64_t created, uint8_t **ret, size_t *ret_size)
+{
+	if (!keyid_is_valid(aad_id))
+		return -EINVAL;
+	return seal_blob(s->cipher, s->master, aad_id, key, key_len, name, created, ret,
+			 ret_size);
+}
+
+int store_unseal_other(struct store *s, const char *aad_id, const uint8_t *blob, size_t size,
+		       struct secret_buf *ret_key, struct store_entry *ret_entry)
+{
+	struct blob_view v;
+	int r;
+
+	if (!keyid_is_valid(aad_id))
+		return -EINVAL;
+	r = blob_parse(blob, size, &v);
+	if (r < 0)
+		return r;
+	return unseal_view(s->dec, aad_id, &v, ret_key, ret_entry);
+}
+
 int store_delete(struct store *s, const char *id)
 {
 	if (!keyid_is_valid(id))

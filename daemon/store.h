@@ -83,6 +83,20 @@ int store_delete(struct store *s, const char *id);
 int store_list(struct store *s, struct store_entry **ret, size_t *ret_n,
 	       void (*bad)(const char *path, int error, void *userdata), void *userdata);
 
+/* Whether the store holds a file for key id (not authenticated: for "which source"). */
+bool store_has(struct store *s, const char *id);
+
+/*
+ * Seals and unseals other secrets of the node under the master key, in the same format (the
+ * Barbican offline cache, daemon/source.c). aad_id names the purpose and the key, e.g.
+ * "cache.<key-id>": a blob sealed for one purpose is refused for any other, and never passes
+ * for a key of the store. Same results as store_seal() and store_unseal().
+ */
+int store_seal_other(struct store *s, const char *aad_id, const void *key, size_t key_len,
+		     const char *name, uint64_t created, uint8_t **ret, size_t *ret_size);
+int store_unseal_other(struct store *s, const char *aad_id, const uint8_t *blob, size_t size,
+		       struct secret_buf *ret_key, struct store_entry *ret_entry);
+
 /*
  * Pure functions on the sealed format, exposed for unit tests and the fuzz harness.
  * store_seal() returns a malloc'ed blob; store_unseal() parses untrusted bytes.
