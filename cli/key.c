@@ -225,12 +225,28 @@ static int key_release(int argc, char **argv)
 
 static int key_list(int argc, char **argv)
 {
+	static const struct option options[] = {
+		{ "source", required_argument, NULL, 's' },
+		{}
+	};
 	_cleanup_json_ json_object *reply = NULL;
-	json_object *rp, *keys;
+	json_object *rp, *keys, *params = NULL;
+	const char *source = NULL;
+	int c;
 
-	if (argc != 1)
-		return usage_error("key list");
-	if (ctl_call("keyscope.KeyList", NULL, NULL, 0, &reply, &rp) < 0)
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "+s:", options, NULL)) >= 0) {
+		if (c != 's')
+			return usage_error("key list [--source local|barbican]");
+		source = optarg;
+	}
+	if (optind != argc)
+		return usage_error("key list [--source local|barbican]");
+	if (source)
+		params = params_with("source", source, NULL, NULL);
+	c = ctl_call("keyscope.KeyList", params, NULL, 0, &reply, &rp);
+	json_object_put(params);
+	if (c < 0)
 		return 1;
 	if (ctl.json) {
 		ctl_print_json(rp);
@@ -247,8 +263,13 @@ static int key_list(int argc, char **argv)
 
 		if (gmtime_r(&t, &tm))
 			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		printf("%-36s %5lld %-20s %s\n", json_str(k, "key-id"), json_int(k, "bits"), when,
+		printf("%-36s %5lld %-20s %s", json_str(k, "key-id"), json_int(k, "bits"), when,
 		       json_str(k, "name"));
+		/* Barbican lists what is delegated, usable as a key or not: say which and why. */
+		if (json_object_object_get_ex(k, "usable", NULL) &&
+		    !json_object_get_boolean(json_object_object_get(k, "usable")))
+			printf("  (not usable: %s)", json_str(k, "problem"));
+		printf("\n");
 	}
 	return 0;
 }
@@ -256,7 +277,7 @@ static int key_list(int argc, char **argv)
 static const struct command key_commands[] = {
 	{ "create", key_create, "create a random key; prints its key-id" },
 	{ "import", key_import, "store the raw key (32 or 64 bytes) read from stdin" },
-	{ "list", key_list, "list the keys in the key store" },
+	{ "list", key_list, "list the keys in the key store (--source barbican: delegated)" },
 	{ "delete", key_delete, "delete a key that no scope holds" },
 	{ "clone", key_clone, "store the same material under a new key-id (clone-key)" },
 	{ "install", key_install, "take a holder on a key's scope (installs the kernel key)" },

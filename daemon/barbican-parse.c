@@ -603,11 +603,17 @@ int barbican_error_from_http(long status, int cc, const char *what, const char *
 			set_msg(m, ml, "%s: %s did not answer in time (barbican-timeout, "
 				 "barbican-deadline); check that Barbican is up and not overloaded",
 				 what, url);
-		} else if (cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_URL_MALFORMAT) {
+		} else if (cc == CURLE_URL_MALFORMAT) {
 			e.cls = BARBICAN_REFUSED;
 			e.error = -EINVAL;
 			set_msg(m, ml, "%s: %s is not a usable https:// URL (%s)", what, url,
 				 curl_easy_strerror((CURLcode) cc));
+		} else if (cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_WEIRD_SERVER_REPLY) {
+			/* The URL was checked at start: the server did not speak HTTP. */
+			e.cls = BARBICAN_BAD_REPLY;
+			e.error = -EPROTO;
+			set_msg(m, ml, "%s: %s did not answer in HTTP (%s); is barbican-url "
+				 "Barbican's address?", what, url, curl_easy_strerror((CURLcode) cc));
 		} else {
 			e.cls = BARBICAN_UNREACHABLE;
 			e.error = cc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED : -EHOSTUNREACH;

@@ -30,7 +30,7 @@ void config_init(struct config *c)
 		.barbican_roles = strdup("creator"),
 		.barbican_connect_timeout_sec = 5,
 		.barbican_timeout_sec = 10,
-		.barbican_deadline_sec = 30,
+		.barbican_deadline_sec = 20,
 		.barbican_retries = 4,
 		.barbican_concurrency = 8,
 		.barbican_cache_ttl_sec = 7 * 86400,
@@ -185,7 +185,7 @@ static int config_set_barbican(struct config *c, const char *key, const char *va
 	if (streq(key, "barbican-cache"))
 		return parse_bool(value, &c->barbican_cache);
 	if (streq(key, "barbican-cache-ttl"))
-		return parse_uint(value, 60, 365 * 86400, &c->barbican_cache_ttl_sec);
+		return parse_uint(value, 1, 365 * 86400, &c->barbican_cache_ttl_sec);
 	if (streq(key, "barbican-prefetch"))
 		return parse_bool(value, &c->barbican_prefetch);
 	if (streq(key, "barbican-consumer-service"))
