@@ -67,7 +67,7 @@ done
 echo "keyscopectl: $(wc -w <<<"$commands") commands, $n subcommands checked"
 
 # --- config keys: every key config_set() accepts ------------------------------------------
-keys=$(awk '/^int config_set\(/, /^}/' "$ROOT/daemon/config.c" |
+keys=$(awk '/^(static )?int config_set(_[a-z]+)?\(/, /^}/' "$ROOT/daemon/config.c" |
 	grep -oE 'streq\(key, "[^"]+"\)' | sed -E 's/.*"([^"]+)".*/\1/')
 [ "$(wc -w <<<"$keys")" -ge 5 ] || fail "found only '$keys' in config_set(): is config.c changed?"
 conf_text=$(man_text "$DOCS/keyscoped.conf.5")
