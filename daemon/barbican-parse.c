@@ -617,7 +617,7 @@ int barbican_error_from_http(long status, int cc, const char *what, const char *
 		} else {
 			e.cls = BARBICAN_UNREACHABLE;
 			e.error = cc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED : -EHOSTUNREACH;
-			set_msg(m, ml, "%s: cannot reach Barbican at %s (%s); check that it runs "
+			set_msg(m, ml, "%s: cannot reach %s (%s); check that it runs "
 				 "and that barbican-url is right", what, url,
 				 curl_easy_strerror((CURLcode) cc));
 		}
