@@ -244,9 +244,8 @@ static int key_list(int argc, char **argv)
 		return usage_error("key list [--source local|barbican]");
 	if (source)
 		params = params_with("source", source, NULL, NULL);
-	c = ctl_call("keyscope.KeyList", params, NULL, 0, &reply, &rp);
-	json_object_put(params);
-	if (c < 0)
+	/* ctl_call() takes params. */
+	if (ctl_call("keyscope.KeyList", params, NULL, 0, &reply, &rp) < 0)
 		return 1;
 	if (ctl.json) {
 		ctl_print_json(rp);
