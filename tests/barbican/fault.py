@@ -4,12 +4,14 @@
 
 modes:
   silent          accept the connection (and the TLS handshake), read, never answer
-  html500         500 Internal Server Error with an HTML body, to every request
+  html500         500 Internal Server Error with an HTML body (~400 bytes), to every request
+  forbidden       Barbican's 403 answers (JSON, ~150 bytes), the payload's before the metadata's
   truncated       metadata fine; the payload announces 32 bytes, sends 10 and closes
-  truncated-json  the metadata's JSON stops half-way (Content-Length larger than sent)
+  truncated-json  the metadata's JSON stops half-way (Content-Length larger than sent);
+                  the payload is fine
   big             a 10 MB body (with Content-Length) to every request
   big-chunked     a 10 MB body in chunks, no Content-Length, to every request
-  trickle         headers, then one byte a second
+  trickle         headers with a plausible length, then one byte a second
   garbage         a line that is not HTTP, then close
   redirect        302 to --location (the same path), to every request
   record          write one line per connection to --record, answer 404
@@ -76,14 +78,34 @@ class Handler(BaseHTTPRequestHandler):
             self.rfile.read(n)
         payload = self.path.split("?")[0].endswith("/payload")
         if mode == "html500":
-            body = b"<html><body><h1>500 Internal Server Error</h1>oops</body></html>"
+            # what a proxy in front of a broken Barbican sends: longer than any key
+            body = (b"<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>\n"
+                    b"<title>500 Internal Server Error</title>\n</head><body>\n"
+                    b"<h1>Internal Server Error</h1>\n<p>The server encountered an internal "
+                    b"error or misconfiguration and was unable to complete your request.</p>\n"
+                    b"<hr>\n<address>Apache/2.4.57 (Debian) Server at 127.0.0.1</address>\n"
+                    b"</body></html>\n")
             self.send(500, body, "text/html")
+        elif mode == "forbidden":
+            # Barbican's own 403 bodies; the payload's comes first
+            if payload:
+                body = (b'{"code": 403, "title": "Forbidden", "description": "Secret payload '
+                        b'retrieval attempt not allowed - please review your user/project '
+                        b'privileges"}')
+            else:
+                time.sleep(0.3)
+                body = (b'{"code": 403, "title": "Forbidden", "description": "Secret '
+                        b'retrieval attempt not allowed - please review your user/project '
+                        b'privileges"}')
+            self.send(403, body)
         elif mode == "truncated":
             if payload:
                 self.send(200, b"0123456789", "application/octet-stream", length=32)
                 self.close_connection = True
             else:
                 self.send(200, metadata(self))
+        elif mode == "truncated-json" and payload:
+            self.send(200, b"k" * 32, "application/octet-stream")
         elif mode == "truncated-json":
             body = metadata(self)
             self.send(200, body[:len(body) // 2], length=len(body))
@@ -102,12 +124,15 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.write_big(chunked=True)
         elif mode == "trickle":
+            # plausible lengths, so that only the pace is wrong
+            n = 32 if payload else 400
             self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", "1000")
+            self.send_header("Content-Type", "application/octet-stream" if payload
+                             else "application/json")
+            self.send_header("Content-Length", str(n))
             self.end_headers()
             try:
-                for _ in range(1000):
+                for _ in range(n):
                     self.wfile.write(b" ")
                     self.wfile.flush()
                     time.sleep(1)

@@ -20,9 +20,10 @@ BC_ATEXIT=: # more clean-up for a test to run at exit
 
 bc_cleanup() {
 	local rc=$?
-	eval "$BC_ATEXIT" || true
-	[ -z "$BC_OWN_SERVER" ] || "$BC_DIR/server" stop "$BC_OWN_SERVER" || true
-	(exit $rc)
+	set +e # a failing test must still stop its daemon and servers
+	eval "$BC_ATEXIT"
+	[ -z "$BC_OWN_SERVER" ] || "$BC_DIR/server" stop "$BC_OWN_SERVER"
+	(exit $rc) # cleanup takes the test's status from $?
 	cleanup
 }
 trap bc_cleanup EXIT

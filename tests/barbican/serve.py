@@ -207,6 +207,15 @@ def loop(lsock, ctx, app, port, keepalive_ok, log):
                 s.close()
 
 
+def listen(host, port):
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind((host, port))
+    lsock.listen(256)
+    lsock.setblocking(False)
+    return lsock
+
+
 def load_app(paste):
     from paste import deploy
     return deploy.loadapp("config:" + os.path.abspath(paste))
@@ -228,16 +237,13 @@ def main():
     if a.cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(a.cert, a.key)
-    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    lsock.bind((a.host, a.port))
-    lsock.listen(256)
-    lsock.setblocking(False)
     log = open(a.access_log, "a") if a.access_log else None
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-
     if a.workers <= 1:
-        loop(lsock, ctx, load_app(a.paste), a.port, not a.no_keepalive, log)
+        # Listen only once the application is loaded: until then a client is refused at
+        # once instead of waiting in the backlog.
+        app = load_app(a.paste)
+        loop(listen(a.host, a.port), ctx, app, a.port, not a.no_keepalive, log)
         return
     # Create the database and sync the secret stores once, then let each worker open its own
     # sqlite connections (they must not be shared across fork).
@@ -246,6 +252,7 @@ def main():
         load_app(a.paste)
         os._exit(0)
     os.waitpid(pid, 0)
+    lsock = listen(a.host, a.port)
     children = []
     for _ in range(a.workers):
         pid = os.fork()

@@ -28,6 +28,9 @@ done
 # Withdrawn while Barbican is up: the next fetch is refused, and the cached copy goes.
 acl_delete "$OWNER" "$k2"
 expect_fail_msg "not delegated to this node" ctl key install "$k2"
+grep -q "Dropped the cached copy of key $k2" "$DAEMON_LOG" ||
+	fail "no log line about dropping the cached copy of the withdrawn key"
+
 stop_daemon
 
 # Offline: Barbican stopped, daemon restarted.

@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 need_barbican_source
 
-DEADLINE=3
+DEADLINE=4
 SLACK_MS=1500
 port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 FAULT_PID=
@@ -23,7 +23,7 @@ fault_start() { # MODE [ARGS...]
 	fail "fault server ($1) did not listen"
 }
 fault_stop() {
-	[ -z "$FAULT_PID" ] || { kill "$FAULT_PID" 2>/dev/null; wait "$FAULT_PID" 2>/dev/null; }
+	[ -z "$FAULT_PID" ] || { kill "$FAULT_PID" 2>/dev/null; wait "$FAULT_PID" 2>/dev/null || true; }
 	FAULT_PID=
 }
 REC_PID=
@@ -36,7 +36,7 @@ hwm() { awk '/^VmHWM/ { print $2 }' "/proc/$DAEMON_PID/status"; }
 hwm0=$(hwm)
 
 # check MODE PATTERN: an install of a random key-id fails within the deadline with PATTERN in
-# its message, while status and a local install answer within a second.
+# its message, while status and a local install answer at once (well within the deadline).
 check() {
 	local mode=$1 pat=$2 id t0 ms rc out s0 sms
 	id=$(cat /proc/sys/kernel/random/uuid)
@@ -53,7 +53,11 @@ check() {
 	ctl key install "$local_id" >/dev/null || fail "$mode: local install failed meanwhile"
 	ctl key release "$local_id" >/dev/null || fail "$mode: local release failed meanwhile"
 	sms=$(elapsed_ms "$s0")
-	[ "$sms" -lt 1000 ] || fail "$mode: status + local install took $sms ms meanwhile"
+	# A daemon blocked by the fetch would answer only after it. The install still running
+	# now proves it was not; an install that ended already must have been quick.
+	if ! kill -0 $bg 2>/dev/null; then
+		[ "$sms" -lt 2000 ] || fail "$mode: status + local install took $sms ms meanwhile"
+	fi
 	wait $bg
 	read -r rc ms <"$T/rc"
 	out=$(cat "$T/out")
@@ -88,6 +92,10 @@ hwm1=$(hwm)
 	fail "keyscoped's peak RSS grew by $((hwm1 - hwm0)) KiB with 10 MB answers"
 echo "peak RSS: $hwm0 KiB at start, $hwm1 KiB after the faults"
 
+# A 403 with Barbican's own body (longer than a key) is a 403, whichever request fails first.
+fault_start forbidden;      check forbidden "not delegated to this node"
+fault_stop
+
 # A 404 is not retried.
 fault_start record;         check not-found "404|not found"
 n=$(wc -l <"$T/fault.log")
@@ -105,7 +113,7 @@ fault_stop
 sleep 0.2
 [ ! -s "$T/rec" ] || fail "keyscoped followed a redirect to another host: $(cat "$T/rec")"
 kill $REC_PID
-wait $REC_PID 2>/dev/null
+wait $REC_PID 2>/dev/null || true
 REC_PID=
 stop_daemon
 
