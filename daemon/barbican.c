@@ -39,6 +39,7 @@
 #define TOKEN_MARGIN_SEC 60		/* renew a token this long before it expires */
 #define TOKEN_HEADER_MAX 8192
 #define LIST_MAX_ITEMS 100000u
+#define ERROR_BODY_MAX (64u * 1024)	/* an error page is read (and dropped) up to this */
 
 enum op_kind { OP_FETCH, OP_LIST, OP_STORE, OP_CONSUMER, OP_AUTH };
 enum req_state { REQ_IDLE, REQ_QUEUED, REQ_WAIT_TOKEN, REQ_ACTIVE, REQ_BACKOFF };
@@ -60,6 +61,7 @@ struct bb_req {
 	size_t cap;
 	uint8_t *resp;
 	size_t resp_len, resp_alloc;
+	size_t error_body;		/* bytes of a non-2xx body, dropped */
 	bool overflow;
 	CURL *easy;
 	struct curl_slist *headers;
@@ -200,6 +202,7 @@ static void resp_reset(struct bb_req *r)
 		r->resp = mfree(r->resp);
 	}
 	r->resp_len = r->resp_alloc = 0;
+	r->error_body = 0;
 	r->overflow = false;
 	r->status = 0;
 	r->have_retry_after = false;
@@ -280,7 +283,15 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	struct bb_req *r = userdata;
 	size_t n = size * nmemb;
+	long code = 0;
 
+	/* An error's body is not the reply: a 403 or an HTML 500 page is larger than a key. Its
+	 * status says what happened; the body is dropped, and a huge one cut short. */
+	(void) curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
+	if (code < 200 || code > 299) {
+		r->error_body += n;
+		return r->error_body > ERROR_BODY_MAX ? 0 : n;
+	}
 	if (n > r->cap - r->resp_len) {
 		r->overflow = true;
 		return 0;	/* CURLE_WRITE_ERROR: the transfer stops here */
@@ -427,7 +438,9 @@ static int req_setup(struct bb_req *r, uint64_t now)
 	k |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	k |= curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
 	k |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-	k |= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) r->cap);
+	/* Also applies to error pages, which are read up to ERROR_BODY_MAX. */
+	k |= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
+			      (curl_off_t) (r->cap > ERROR_BODY_MAX ? r->cap : ERROR_BODY_MAX));
 	k |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) (conn_ms < left_ms ? conn_ms
 										  : left_ms));
 	k |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (total_ms < left_ms ? total_ms
@@ -650,6 +663,10 @@ static void check_done(struct barbican *b)
 		if (!r)
 			continue;
 		(void) curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &r->status);
+		/* A non-2xx answer cut short while its page was dropped: the status tells. */
+		if ((cc == CURLE_WRITE_ERROR || cc == CURLE_FILESIZE_EXCEEDED ||
+		     cc == CURLE_PARTIAL_FILE) && r->status >= 300 && !r->overflow)
+			cc = CURLE_OK;
 		if (cc != CURLE_OK)
 			r->status = 0;
 		if (cc != CURLE_OK && r->errbuf[0])
