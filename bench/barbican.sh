@@ -7,7 +7,8 @@
 #
 # Every key is a 64-byte (512-bit) symmetric secret of user-a in project-a, delegated by read
 # ACL to the node user (project-access false). The table gives keys/s, Barbican requests per key
-# (from the server's access log), the client's CPU seconds and the server's CPU seconds.
+# (from the server's access log), the client's CPU seconds and the server's CPU seconds, and keys
+# per server CPU second: the rate this client would reach if the server had its CPUs to itself.
 #
 # Settings: BENCH_KEYS (500), BENCH_WORKERS (4), BENCH_CONCURRENCY (keyscoped's
 # barbican-concurrency, 8), BENCH_WINDOW (install requests in flight, 32).
@@ -142,10 +143,12 @@ run_curl() {
 		"$(sub "$(cpu_of "$(cat "$D/srv/pid")")" "$s0")"
 }
 
-# keyscoped: a fresh daemon (cache off: every key comes from Barbican), WINDOW install requests
-# in flight through bench-install, CONC requests to Barbican in flight inside the daemon.
-run_keyscoped() {
-	local r0 s0 k0 out
+# keyscoped: a fresh daemon (cache off: every key comes from Barbican), install requests through
+# bench-install: WINDOW in flight with one key-id each (each key: metadata + payload), or all N
+# key-ids in one request (a boot: the daemon lists the delegations first, a few requests, and
+# then fetches each payload alone); CONC requests to Barbican in flight inside the daemon.
+run_keyscoped() { # SERVER-LABEL WINDOW BATCH
+	local r0 s0 k0 out how
 	rm -rf "$D/state" "$D/sock"
 	cat >"$D/conf" <<EOF
 barbican-url = $BARBICAN_URL
@@ -164,9 +167,14 @@ EOF
 	pid=$!
 	for _ in $(seq 100); do [ -S "$D/sock" ] && break; sleep 0.05; done
 	r0=$(requests) s0=$(cpu_of "$(cat "$D/srv/pid")") k0=$(cpu_of "$pid")
-	out=$("$B/bench/bench-install" daemon "$D/sock" "$WINDOW" 1 <"$D/ids") ||
+	out=$("$B/bench/bench-install" daemon "$D/sock" "$2" "$3" <"$D/ids") ||
 		{ tail -n 5 "$D/keyscoped.log" >&2; exit 1; }
-	row "$1" "keyscoped ($WINDOW installs in flight, barbican-concurrency $CONC)" \
+	if [ "$3" = 1 ]; then
+		how="keyscoped, 1 key per install request, $2 in flight"
+	else
+		how="keyscoped, $3 keys per install request"
+	fi
+	row "$1" "$how (barbican-concurrency $CONC)" \
 		"$(awk '{ print $4 }' <<<"$out")" $(($(requests) - r0)) \
 		"$(sub "$(cpu_of "$pid")" "$k0")" "$(sub "$(cpu_of "$(cat "$D/srv/pid")")" "$s0")"
 	kill "$pid"
@@ -177,7 +185,8 @@ EOF
 measure() { # SERVER-LABEL
 	run_barbicanclient "$1"
 	run_curl "$1"
-	run_keyscoped "$1"
+	run_keyscoped "$1" "$WINDOW" 1
+	run_keyscoped "$1" 1 "$N"
 }
 
 measure "1 process"
@@ -189,14 +198,15 @@ echo "keyscope Barbican bench: $N delegated 64-byte keys, $(nproc) cores, $(unam
 echo "server: Barbican $(dpkg-query -W -f '${Version}' python3-barbican) (sqlite, simple_crypto,"
 echo "HTTPS on 127.0.0.1 with keep-alive), tests/barbican/serve.py; CPU in seconds (user + system)."
 echo
-echo "| server | client | keys/s | seconds | requests/key | client CPU s | server CPU s | vs barbicanclient |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|"
+echo "| server | client | keys/s | seconds | requests/key | client CPU s | server CPU s | keys per server CPU s | vs barbicanclient |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 base=
 for r in "${rows[@]}"; do
 	IFS='|' read -r srv how secs req ccpu scpu <<<"$r"
 	case $how in python3-barbicanclient*) base=$secs ;; esac
-	printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$srv" "$how" \
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$srv" "$how" \
 		"$(awk -v n="$N" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')" "$secs" \
 		"$(awk -v r="$req" -v n="$N" 'BEGIN { printf "%.2f", r / n }')" "$ccpu" "$scpu" \
+		"$(awk -v n="$N" -v c="$scpu" 'BEGIN { printf "%.0f", (c > 0 ? n / c : 0) }')" \
 		"$(awk -v b="$base" -v s="$secs" 'BEGIN { printf "%.2f x", b / s }')"
 done
