@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,16 +25,21 @@ static int fail(int r, char *err, size_t errlen, const char *fmt, ...)
 	return r;
 }
 
-int proto_frame(const uint8_t *buf, size_t len, size_t *ret_len)
+int proto_frame_max(const uint8_t *buf, size_t len, size_t max, size_t *ret_len)
 {
-	size_t n = len < PROTO_MAX_MESSAGE + 1 ? len : PROTO_MAX_MESSAGE + 1;
+	size_t n = len < max + 1 ? len : max + 1;
 	const uint8_t *nul = memchr(buf, 0, n);
 
 	if (nul) {
 		*ret_len = (size_t) (nul - buf);
 		return 1;
 	}
-	return len > PROTO_MAX_MESSAGE ? -EMSGSIZE : 0;
+	return len > max ? -EMSGSIZE : 0;
+}
+
+int proto_frame(const uint8_t *buf, size_t len, size_t *ret_len)
+{
+	return proto_frame_max(buf, len, PROTO_MAX_MESSAGE, ret_len);
 }
 
 /* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. */
@@ -113,6 +119,12 @@ static bool json_tokens_strict(const char *p, size_t n)
 
 int proto_parse(const char *text, size_t len, json_object **ret, char *err, size_t errlen)
 {
+	return proto_parse_max(text, len, PROTO_MAX_MESSAGE, ret, err, errlen);
+}
+
+int proto_parse_max(const char *text, size_t len, size_t max, json_object **ret, char *err,
+		    size_t errlen)
+{
 	json_tokener *tok;
 	json_object *o;
 	enum json_tokener_error e;
@@ -120,9 +132,8 @@ int proto_parse(const char *text, size_t len, json_object **ret, char *err, size
 
 	if (len == 0)
 		return fail(-EBADMSG, err, errlen, "empty message");
-	if (len > PROTO_MAX_MESSAGE)
-		return fail(-EBADMSG, err, errlen, "message larger than %d bytes",
-			    PROTO_MAX_MESSAGE);
+	if (len > max || len > INT_MAX)
+		return fail(-EBADMSG, err, errlen, "message larger than %zu bytes", max);
 	if (memchr(text, 0, len))
 		return fail(-EBADMSG, err, errlen, "NUL byte inside the message");
 	if (!utf8_valid((const uint8_t *) text, len))
@@ -406,24 +417,48 @@ int proto_send(struct proto_client *c, const char *text, size_t len, const void 
 	return 0;
 }
 
+/* Doubles the (secret) receive buffer, up to one largest reply and its payload. */
+static int client_grow(struct proto_client *c)
+{
+	size_t max = PROTO_MAX_REPLY + 1 + PROTO_MAX_PAYLOAD, n = c->alloc * 2;
+	uint8_t *b;
+
+	if (c->alloc >= max)
+		return -EMSGSIZE;
+	if (n > max)
+		n = max;
+	b = secret_alloc(n);
+	if (!b)
+		return -ENOMEM;
+	memcpy(b, c->buf, c->len);
+	secret_free(c->buf);
+	c->buf = b;
+	c->alloc = n;
+	return 0;
+}
+
 int proto_recv(struct proto_client *c, json_object **ret, struct secret_buf *ret_payload)
 {
 	uint64_t deadline = now_usec() + (uint64_t) c->timeout_ms * 1000;
 	_cleanup_json_ json_object *o = NULL;
-	size_t len = 0, need = 0;
+	size_t len = 0, need = 0, scanned = 0;
 	char err[256];
 	int r;
 
 	for (;;) {
 		ssize_t k;
 
-		r = proto_frame(c->buf, c->len, &len);
+		/* Scan only the bytes not scanned yet: a long reply comes in many reads. */
+		r = o ? 1 : proto_frame_max(c->buf + scanned, c->len - scanned,
+					    PROTO_MAX_REPLY - scanned, &len);
 		if (r < 0)
 			return -EBADMSG;
 		if (r > 0) {
 			if (!o) {
 				json_object *ps;
-				r = proto_parse((const char *) c->buf, len, &o, err, sizeof(err));
+				len += scanned;
+				r = proto_parse_max((const char *) c->buf, len, PROTO_MAX_REPLY, &o,
+						    err, sizeof(err));
 				if (r < 0)
 					return r;
 				need = len + 1;
@@ -436,6 +471,12 @@ int proto_recv(struct proto_client *c, json_object **ret, struct secret_buf *ret
 			}
 			if (c->len >= need)
 				break;
+		} else
+			scanned = c->len;
+		if (c->len == c->alloc) {
+			r = client_grow(c);
+			if (r < 0)
+				return r;
 		}
 		r = wait_fd(c->fd, POLLIN, deadline);
 		if (r < 0)

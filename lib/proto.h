@@ -19,7 +19,8 @@
 #include "macro.h"
 #include "secret.h"
 
-#define PROTO_MAX_MESSAGE (64 * 1024)	/* JSON text, NUL excluded */
+#define PROTO_MAX_MESSAGE (64 * 1024)	/* JSON text of a request, NUL excluded */
+#define PROTO_MAX_REPLY (16 * 1024 * 1024)	/* JSON text of a reply (key lists grow) */
 #define PROTO_MAX_PAYLOAD 64		/* bytes of key material after a message */
 #define PROTO_MAX_DEPTH 8
 #define PROTO_METHOD_MAX 64
@@ -33,6 +34,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
  * needed, -EMSGSIZE when no NUL is found within PROTO_MAX_MESSAGE bytes.
  */
 int proto_frame(const uint8_t *buf, size_t len, size_t *ret_len);
+/* The same with another bound than PROTO_MAX_MESSAGE. */
+int proto_frame_max(const uint8_t *buf, size_t len, size_t max, size_t *ret_len);
 
 /*
  * Parses one message's JSON text (len bytes, no NUL inside). Strict JSON, valid UTF-8, depth
@@ -40,6 +43,10 @@ int proto_frame(const uint8_t *buf, size_t len, size_t *ret_len);
  * or -EBADMSG with a reason in err.
  */
 int proto_parse(const char *text, size_t len, json_object **ret, char *err, size_t errlen);
+/* The same with another bound than PROTO_MAX_MESSAGE (clients parse replies up to
+ * PROTO_MAX_REPLY). */
+int proto_parse_max(const char *text, size_t len, size_t max, json_object **ret, char *err,
+		    size_t errlen);
 
 struct proto_request {
 	const char *method;		/* points into the object */

@@ -18,6 +18,15 @@ ctl --json scope list | tr -d ' \n' | grep -q "\"key-id\":\"$b\",[^}]*\"holders\
 expect_fail_msg "fewer than the 2 to release" ctl key release "$b" "$b"
 ctl key release "$a" "$a" "$b" "$c" >/dev/null
 expect_eq "$(count_keyscope_keys)" 0 "kernel keys after batch release"
+# The largest batch: a reply far over the 64 KiB request limit still reaches the client.
+many=$(for _ in $(seq 1024); do printf '%s ' "$a"; done)
+# shellcheck disable=SC2086
+out=$(ctl key install $many | tail -n 1)
+echo "$out" | grep -q "holders 1024$" || fail "batch of 1024: $out"
+# shellcheck disable=SC2086
+ctl key release $many >/dev/null || fail "release of a batch of 1024"
+expect_eq "$(count_keyscope_keys)" 0 "kernel keys after the batch of 1024"
+
 # Hostile batches are refused whole.
 RAW=$KEYSCOPE_BUILDDIR/tools/ks-raw
 for bad in '[]' '"x"' '[1]' '["a/b"]' "[\"$a\",null]" "$(printf '"%s",' $(seq 1 1025) | sed 's/^/[/; s/,$/]/')"; do
