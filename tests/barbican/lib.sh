@@ -15,6 +15,15 @@ OWNER=project-a:user-a:creator
 NODE_PROJECT=project-node
 NODE_USER=node-${T##*.}
 NODE=$NODE_PROJECT:$NODE_USER:creator
+if [ -n "${KEYSTONE_URL:-}" ]; then
+	# The Keystone stage (tests/barbican/keystone): real users with tokens. WHO is a user
+	# name; NODE_USER is the node's Keystone user id (what an ACL names).
+	. "$KS_DIR/ids.env"
+	OWNER=user-a:project-a
+	NODE=node:project-node
+	NODE_USER=$NODE_ID
+	NODE_PROJECT=$PROJECT_NODE_ID
+fi
 BC_OWN_SERVER=
 BC_ATEXIT=: # more clean-up for a test to run at exit
 
@@ -72,13 +81,63 @@ need_barbican_source() {
 # bc_curl WHO METHOD PATH [CURL ARGS...]: a request to Barbican as WHO (PROJECT:USER:ROLES);
 # prints the body, fails on an HTTP error unless BC_ALLOW_ERROR=1.
 bc_curl() {
-	local who=$1 method=$2 path=$3 project user roles fail=(--fail-with-body)
+	local who=$1 method=$2 path=$3 project user roles fail=(--fail-with-body) id=()
 	shift 3
-	IFS=: read -r project user roles <<<"$who"
 	[ "${BC_ALLOW_ERROR:-0}" = 1 ] && fail=()
-	curl -sS "${fail[@]}" --max-time 30 --cacert "$BARBICAN_CA" -X "$method" \
-		-H "X-Project-Id: $project" -H "X-User-Id: $user" -H "X-Roles: $roles" \
+	if [ -n "${KEYSTONE_URL:-}" ]; then
+		id=(-H "@$(ks_token_header "$who")")
+	else
+		IFS=: read -r project user roles <<<"$who"
+		id=(-H "X-Project-Id: $project" -H "X-User-Id: $user" -H "X-Roles: $roles")
+	fi
+	curl -sS "${fail[@]}" --max-time 30 --cacert "$BARBICAN_CA" -X "$method" "${id[@]}" \
 		-H "OpenStack-API-Version: key-manager 1.1" "$@" "$BARBICAN_URL$path"
+}
+
+# ks_token_header USER:PROJECT: a file holding "X-Auth-Token: ..." for a project-scoped token of
+# USER (password auth; the password and the token stay in files of this test, mode 0600).
+ks_token_header() {
+	local user=${1%%:*} project=${1#*:} f
+	f=$T/token-$user-$project
+	if [ ! -s "$f" ]; then
+		(umask 077 && /usr/bin/python3 - "$KEYSTONE_URL" "$BARBICAN_CA" "$user" "$project" \
+			"$KS_DIR/$user.password" >"$f" <<'EOF'
+import json, ssl, sys, urllib.request
+url, ca, user, project, pwfile = sys.argv[1:6]
+body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+    "name": user, "domain": {"id": "default"}, "password": open(pwfile).read().strip()}}},
+    "scope": {"project": {"name": project, "domain": {"id": "default"}}}}}
+req = urllib.request.Request(url + "/v3/auth/tokens?nocatalog", data=json.dumps(body).encode(),
+                             headers={"Content-Type": "application/json"}, method="POST")
+with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=ca)) as r:
+    print("X-Auth-Token: " + r.headers["X-Subject-Token"])
+EOF
+		) || fail "no Keystone token for $user in $project"
+	fi
+	echo "$f"
+}
+
+# app_credential FILE [NAME]: a new application credential of the node user, written as keyscoped
+# reads it ("id = ...", "secret = ...", mode 0600): the secret goes from Keystone's answer to
+# the file only.
+app_credential() {
+	local hdr
+	hdr=$(ks_token_header "$NODE")
+	(umask 077 && /usr/bin/python3 - "$KEYSTONE_URL" "$BARBICAN_CA" "$NODE_ID" "$hdr" \
+		"${2:-keyscope-${T##*.}}" >"$1" <<'EOF'
+import json, ssl, sys, urllib.request
+url, ca, uid, hdr, name = sys.argv[1:6]
+token = open(hdr).read().split(":", 1)[1].strip()
+req = urllib.request.Request(url + "/v3/users/%s/application_credentials" % uid, method="POST",
+                             data=json.dumps({"application_credential": {"name": name}}).encode(),
+                             headers={"Content-Type": "application/json", "X-Auth-Token": token})
+with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=ca)) as r:
+    c = json.load(r)["application_credential"]
+print("# application credential %s of the node user" % name)
+print("id = %s" % c["id"])
+print("secret = %s" % c["secret"])
+EOF
+	) || fail "could not create an application credential"
 }
 
 # json_get KEY: one top-level value of the JSON document on stdin ("" when absent).
@@ -198,17 +257,24 @@ payload() {
 	bc_curl "$1" GET "/v1/secrets/$2/payload" -H 'Accept: application/octet-stream'
 }
 
-# node_conf [LINES...]: writes $T/conf for a keyscoped that is this test's node in development
-# mode against BARBICAN_URL; extra "key = value" lines follow (and win over earlier ones).
+# node_conf [LINES...]: writes $T/conf for a keyscoped that is this test's node against
+# BARBICAN_URL: in development mode, or in the Keystone stage with the application credential
+# in $T/appcred (made by app_credential); extra "key = value" lines follow (and win).
 node_conf() {
 	{
 		echo "[keyscoped]"
 		echo "barbican-url = $BARBICAN_URL"
 		echo "barbican-ca-file = $BARBICAN_CA"
-		echo "barbican-auth = none"
-		echo "barbican-project-id = $NODE_PROJECT"
-		echo "barbican-user-id = $NODE_USER"
-		echo "barbican-roles = creator"
+		if [ -n "${KEYSTONE_URL:-}" ]; then
+			echo "barbican-auth = app-credential"
+			echo "keystone-url = $KEYSTONE_URL"
+			echo "app-credential-file = $T/appcred"
+		else
+			echo "barbican-auth = none"
+			echo "barbican-project-id = $NODE_PROJECT"
+			echo "barbican-user-id = $NODE_USER"
+			echo "barbican-roles = creator"
+		fi
 		echo "barbican-connect-timeout = 2"
 		echo "barbican-timeout = 5"
 		echo "barbican-deadline = 10"

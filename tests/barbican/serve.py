@@ -216,14 +216,19 @@ def listen(host, port):
     return lsock
 
 
-def load_app(paste):
+def load_app(a):
+    if a.app:
+        import importlib
+        module, _, func = a.app.partition(":")
+        return getattr(importlib.import_module(module), func)()
     from paste import deploy
-    return deploy.loadapp("config:" + os.path.abspath(paste))
+    return deploy.loadapp("config:" + os.path.abspath(a.paste))
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--paste", required=True, help="paste config of the API pipeline")
+    p.add_argument("--paste", help="paste config of the API pipeline")
+    p.add_argument("--app", help="MODULE:FUNCTION that returns the WSGI application (instead)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--cert", help="server certificate chain (PEM); no --cert: plain HTTP")
@@ -232,6 +237,10 @@ def main():
     p.add_argument("--no-keepalive", action="store_true", help="close after every response")
     p.add_argument("--access-log", help="append one line per request here")
     a = p.parse_args()
+    if not a.paste and not a.app:
+        p.error("--paste or --app is needed")
+    # Keystone's configuration parses sys.argv: it must not see ours.
+    del sys.argv[1:]
 
     ctx = None
     if a.cert:
@@ -242,14 +251,14 @@ def main():
     if a.workers <= 1:
         # Listen only once the application is loaded: until then a client is refused at
         # once instead of waiting in the backlog.
-        app = load_app(a.paste)
+        app = load_app(a)
         loop(listen(a.host, a.port), ctx, app, a.port, not a.no_keepalive, log)
         return
     # Create the database and sync the secret stores once, then let each worker open its own
     # sqlite connections (they must not be shared across fork).
     pid = os.fork()
     if pid == 0:
-        load_app(a.paste)
+        load_app(a)
         os._exit(0)
     os.waitpid(pid, 0)
     lsock = listen(a.host, a.port)
@@ -258,7 +267,7 @@ def main():
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            loop(lsock, ctx, load_app(a.paste), a.port, not a.no_keepalive, log)
+            loop(lsock, ctx, load_app(a), a.port, not a.no_keepalive, log)
             os._exit(0)
         children.append(pid)
 
