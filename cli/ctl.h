@@ -55,3 +55,4 @@ int attach_main(int argc, char **argv);
 int detach_main(int argc, char **argv);
 int resize_main(int argc, char **argv);
 int rebind_main(int argc, char **argv);
+int probe_main(int argc, char **argv);

@@ -23,6 +23,7 @@ static const struct command commands[] = {
 	{ "resize", resize_main, "reload a volume's table at its device's new size" },
 	{ "rebind", rebind_main, "point a (cloned) volume's token at another key-id" },
 	{ "check", check_main, "kernel features: keyring, logon, request-key, dm-crypt, quotas" },
+	{ "probe", probe_main, "udev properties of a keyscope volume, read locally from its header" },
 };
 
 static void help(void)

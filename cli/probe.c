@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * keyscopectl probe DEVICE: is this a keyscope volume? Reads the LUKS2 header and its keyscope
+ * token locally (no keyscoped, no key) and prints udev properties for IMPORT{program}:
+ *
+ *	KEYSCOPE_KEY_ID=<key-id>
+ *	KEYSCOPE_KEY_SOURCE=<source>		(when the token names one)
+ *	KEYSCOPE_LUKS_UUID=<uuid>
+ *	KEYSCOPE_INSTANCE=<kernel name, escaped as systemd-escape does>
+ *
+ * A device that is not LUKS, LUKS1, or LUKS2 without a keyscope token prints nothing and exits
+ * 0: udev runs this on LUKS devices that are not ours too. A header is device content anyone
+ * with write access may have crafted, so every value is checked before it is printed and the
+ * output is all or nothing: a token with one bad field prints nothing and exits 1.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <libcryptsetup.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "dmcrypt.h"
+#include "luks.h"
+
+/*
+ * udev waits for IMPORT{program} (180 s by default, then kills the worker). A device that
+ * stops answering must not hold the event that long: SIGALRM's default action ends us.
+ */
+#define PROBE_TIMEOUT_SEC 20
+
+static void crypt_log_quiet(int level, const char *msg, void *usrptr)
+{
+}
+
+static void help(void)
+{
+	printf("Usage: keyscopectl [--json] probe DEVICE\n\n"
+	       "Reads DEVICE's LUKS2 header without keyscoped and without a key. For a volume\n"
+	       "with a keyscope token it prints udev properties:\n"
+	       "  KEYSCOPE_KEY_ID=...      the key-id the token names\n"
+	       "  KEYSCOPE_KEY_SOURCE=...  the key source (local, barbican), when named\n"
+	       "  KEYSCOPE_LUKS_UUID=...   the LUKS UUID\n"
+	       "  KEYSCOPE_INSTANCE=...    the kernel name escaped for systemd unit names\n"
+	       "                           (keyscope-attach@INSTANCE.service)\n"
+	       "Any other device prints nothing and exits 0. Exit 1: the device cannot be read,\n"
+	       "or its keyscope token is malformed. Used by udev (see docs/udev.md).\n");
+}
+
+/* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", lower- or upper-case hex. */
+static bool uuid_is_valid(const char *s)
+{
+	for (size_t i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+		char c = s[i];
+
+		if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+					(c >= 'A' && c <= 'F')))
+			return false;
+	}
+	return s[36] == '\0';
+}
+
+/*
+ * A key source is a short lower-case word ("local", "barbican"). luks_read() truncates the
+ * token's value to LUKS_SOURCE_MAX - 1 bytes, so a value of that length may be a truncated one
+ * and is refused too.
+ */
+static bool source_is_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= LUKS_SOURCE_MAX - 1 || !(s[0] >= 'a' && s[0] <= 'z'))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return false;
+	return true;
+}
+
+/*
+ * The block device's kernel name (vdb, dm-3), escaped the way systemd escapes a unit
+ * instance: '-' becomes "\x2d", so keyscope-attach@dm\x2d3.service binds to dev-dm\x2d3.device
+ * and %I gives back dm-3. Only names whose /dev/<name> is this device and whose mapping name
+ * keyscope-<name> is valid qualify: the unit opens /dev/%I as keyscope-%I. Returns 1 and fills
+ * buf, 0 when the device has no such name (a regular file, cciss!c0d0), -errno on failure.
+ */
+static int kernel_instance(const char *device, char *buf, size_t size)
+{
+	char link[64], target[PATH_MAX], node[PATH_MAX], mapping[DMCRYPT_NAME_MAX + 2];
+	struct stat st, st2;
+	const char *kname;
+	size_t o = 0;
+	ssize_t n;
+
+	if (stat(device, &st) < 0)
+		return -errno;
+	if (!S_ISBLK(st.st_mode))
+		return 0;
+	(void) snprintf(link, sizeof(link), "/sys/dev/block/%u:%u", major(st.st_rdev),
+			minor(st.st_rdev));
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return -errno;
+	target[n] = '\0';
+	kname = strrchr(target, '/') ? strrchr(target, '/') + 1 : target;
+	n = snprintf(mapping, sizeof(mapping), "keyscope-%s", kname);
+	if (n < 0 || (size_t) n >= sizeof(mapping) || !dmcrypt_name_is_valid(mapping))
+		return 0;
+	n = snprintf(node, sizeof(node), "/dev/%s", kname);
+	if (n < 0 || (size_t) n >= sizeof(node) || stat(node, &st2) < 0 ||
+	    !S_ISBLK(st2.st_mode) || st2.st_rdev != st.st_rdev)
+		return 0;
+	for (const char *p = kname; *p; p++) {
+		bool esc = *p == '-' || (*p == '.' && p == kname);
+
+		if (o + (esc ? 4 : 1) >= size)
+			return -ENAMETOOLONG;
+		if (esc)
+			o += (size_t) sprintf(buf + o, "\\x%02x", (unsigned) *p);
+		else
+			buf[o++] = *p;
+	}
+	buf[o] = '\0';
+	return 1;
+}
+
+static void print_json(const struct luks_info *info, const char *instance)
+{
+	_cleanup_json_ json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "key-id", json_object_new_string(info->key_id));
+	if (info->source[0])
+		json_object_object_add(o, "key-source", json_object_new_string(info->source));
+	json_object_object_add(o, "luks-uuid", json_object_new_string(info->uuid));
+	if (instance)
+		json_object_object_add(o, "instance", json_object_new_string(instance));
+	ctl_print_json(o);
+}
+
+int probe_main(int argc, char **argv)
+{
+	static const struct option options[] = { { "help", no_argument, NULL, 'h' }, {} };
+	char instance[4 * DMCRYPT_NAME_MAX + 1];
+	struct luks_info info;
+	struct stat st;
+	const char *dev;
+	int c, r, have_instance;
+
+	optind = 0; /* 0: GNU getopt re-initialises its state between commands */
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+		if (c == 'h') {
+			help();
+			return 0;
+		}
+		fprintf(stderr, "Usage: keyscopectl probe DEVICE\n");
+		return 2;
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "Usage: keyscopectl probe DEVICE\n");
+		return 2;
+	}
+	dev = argv[optind];
+	if (stat(dev, &st) < 0) {
+		fprintf(stderr, "keyscopectl: cannot probe %s: %m\n", dev);
+		return 1;
+	}
+	(void) signal(SIGALRM, SIG_DFL);
+	(void) alarm(PROBE_TIMEOUT_SEC);
+	/* libcryptsetup's default log goes to stderr, which udev logs; only our own lines do. */
+	if (!getenv("KEYSCOPE_CRYPT_DEBUG"))
+		crypt_set_log_callback(NULL, crypt_log_quiet, NULL);
+
+	r = luks_read(dev, &info);
+	if (r == -ENOMEDIUM)
+		return 0;	/* no LUKS header: not ours, not an error */
+	if (r == -EBADMSG) {
+		fprintf(stderr, "keyscopectl: %s: the LUKS header or its keyscope token is "
+				"malformed; not treated as a keyscope volume.\n", dev);
+		return 1;
+	}
+	if (r < 0) {
+		fprintf(stderr, "keyscopectl: cannot read the LUKS header of %s: %s\n", dev,
+			strerror(-r));
+		return 1;
+	}
+	if (info.token < 0)
+		return 0;	/* LUKS1, or LUKS2 without a keyscope token */
+	if (!keyid_is_valid(info.key_id) || !uuid_is_valid(info.uuid) ||
+	    (info.source[0] && !source_is_valid(info.source))) {
+		fprintf(stderr, "keyscopectl: %s: the keyscope token or LUKS UUID holds invalid "
+				"characters; not treated as a keyscope volume.\n", dev);
+		return 1;
+	}
+	have_instance = kernel_instance(dev, instance, sizeof(instance));
+	if (have_instance < 0) {
+		fprintf(stderr, "keyscopectl: cannot find the kernel name of %s: %s\n", dev,
+			strerror(-have_instance));
+		return 1;
+	}
+	if (ctl.json) {
+		print_json(&info, have_instance ? instance : NULL);
+		return 0;
+	}
+	printf("KEYSCOPE_KEY_ID=%s\n", info.key_id);
+	if (info.source[0])
+		printf("KEYSCOPE_KEY_SOURCE=%s\n", info.source);
+	printf("KEYSCOPE_LUKS_UUID=%s\n", info.uuid);
+	if (have_instance)
+		printf("KEYSCOPE_INSTANCE=%s\n", instance);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
