@@ -151,10 +151,14 @@ install: all
 	install -m 0644 docs/keyscoped.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	test -e $(DESTDIR)$(SYSCONFDIR)/keyscope/keyscoped.conf || \
 		install -m 0644 daemon/keyscoped.conf $(DESTDIR)$(SYSCONFDIR)/keyscope/keyscoped.conf
+# Units and udev rules name /usr/sbin/keyscoped and /usr/bin/keyscopectl: written as installed.
 	set -e; for f in $(wildcard systemd/*.service systemd/*.socket); do \
-		install -D -m 0644 $$f $(DESTDIR)$(UNITDIR)/$$(basename $$f); done
+		sed -e 's|/usr/sbin/keyscoped|$(SBINDIR)/keyscoped|g' \
+		    -e 's|/usr/bin/keyscopectl|$(BINDIR)/keyscopectl|g' $$f | \
+		install -D -m 0644 /dev/stdin $(DESTDIR)$(UNITDIR)/$$(basename $$f); done
 	set -e; for f in $(wildcard udev/*.rules); do \
-		install -D -m 0644 $$f $(DESTDIR)$(UDEVDIR)/rules.d/$$(basename $$f); done
+		sed 's|/usr/bin/keyscopectl|$(BINDIR)/keyscopectl|g' $$f | \
+		install -D -m 0644 /dev/stdin $(DESTDIR)$(UDEVDIR)/rules.d/$$(basename $$f); done
 
 clean:
 	rm -rf build/out build/asan build/fuzz
