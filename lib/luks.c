@@ -233,6 +233,15 @@ int luks_format(const char *device, const void *key, size_t len, const char *key
 		return r;
 	if (!getenv("KEYSCOPE_CRYPT_DEBUG"))
 		crypt_set_log_callback(cd, crypt_log_quiet, NULL);
+	/* The volume key is a random 256- or 512-bit key, not a password: its digest needs no
+	 * calibrated PBKDF2 (125 ms of it at every first attach), the minimum will do. */
+	struct crypt_pbkdf_type pbkdf = {
+		.type = CRYPT_KDF_PBKDF2, .hash = "sha256", .iterations = 1000,
+		.flags = CRYPT_PBKDF_NO_BENCHMARK,
+	};
+	r = crypt_set_pbkdf_type(cd, &pbkdf);
+	if (r < 0)
+		return r;
 	r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", NULL, key, len, &params);
 	if (r < 0)
 		return r;
