@@ -158,6 +158,11 @@ args="--state-dir $state/state --log-level debug"
 sed -e "s|^ExecStart=/usr/sbin/keyscoped \(.*\)|ExecStart=$B/keyscoped \1 $args|" \
 	"$KEYSCOPE_TOP/systemd/keyscoped.service" >"$U/keyscoped.service"
 printf '[Service]\nReadWritePaths=%s\n' "$state" >"$U/keyscoped.service.d/test.conf"
+# The build may live under /tmp or /root (CI clones anywhere): the units' PrivateTmp= and
+# ProtectHome= would hide it, which an installed /usr/sbin binary never is.
+printf '[Service]\nPrivateTmp=no\nProtectHome=no\n' >"$U/keyscoped.service.d/build-path.conf"
+mkdir -p "$U/keyscope-attach@.service.d"
+printf '[Service]\nProtectHome=no\n' >"$U/keyscope-attach@.service.d/build-path.conf"
 sed -e "s|/usr/bin/keyscopectl|$B/keyscopectl|g" \
 	"$KEYSCOPE_TOP/systemd/keyscope-attach@.service" >"$U/keyscope-attach@.service"
 sed -e "s|/usr/bin/keyscopectl|$B/keyscopectl|g" \
