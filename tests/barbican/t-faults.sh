@@ -88,9 +88,12 @@ fault_start garbage;        check garbage "."; fault_stop
 fault_start big;            check big "."; fault_stop
 fault_start big-chunked;    check big-chunked "."; fault_stop
 hwm1=$(hwm)
-[ $((hwm1 - hwm0)) -lt 8192 ] ||
-	fail "keyscoped's peak RSS grew by $((hwm1 - hwm0)) KiB with 10 MB answers"
 echo "peak RSS: $hwm0 KiB at start, $hwm1 KiB after the faults"
+# Under ASan freed memory sits in its quarantine: the bound holds for the plain build only.
+if ! grep -qa "__asan_init" "$KEYSCOPED"; then
+	[ $((hwm1 - hwm0)) -lt 8192 ] ||
+		fail "keyscoped's peak RSS grew by $((hwm1 - hwm0)) KiB with 10 MB answers"
+fi
 
 # A 403 with Barbican's own body (longer than a key) is a 403, whichever request fails first.
 fault_start forbidden;      check forbidden "not delegated to this node"
