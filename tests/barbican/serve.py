@@ -29,16 +29,21 @@ IO_TIMEOUT = 10
 
 
 class Writer:
-    """wsgiref writes the response here; it goes straight to the socket."""
+    """wsgiref writes the response here. Its pieces (status and headers, then each part of the
+    body) are gathered and sent at each flush, so that a response leaves in one write: a small
+    second write would wait for the client's delayed ACK (Nagle), ~40 ms a request."""
 
     def __init__(self, sock):
         self.sock = sock
+        self.buf = bytearray()
 
     def write(self, data):
-        self.sock.sendall(data)
+        self.buf += data
 
     def flush(self):
-        pass
+        if self.buf:
+            data, self.buf = bytes(self.buf), bytearray()
+            self.sock.sendall(data)
 
 
 class Handler(handlers.SimpleHandler):
@@ -140,7 +145,9 @@ def serve_one(conn, app, scheme, port, keepalive_ok, log):
         start = time.monotonic()
         h = Handler(keepalive and keepalive_ok, body, Writer(conn.sock), sys.stderr, env,
                 multithread=False, multiprocess=False)
+        writer = h.stdout
         h.run(app)
+        writer.flush()
         if log:
             log.write("%d %s %s %s %.1fms\n" % (os.getpid(), env["REQUEST_METHOD"],
                               env["PATH_INFO"], (getattr(h, "final_status", None) or "-").split(" ")[0],
@@ -157,6 +164,7 @@ def accept(lsock, ctx):
         return None
     sock.setblocking(True)
     sock.settimeout(IO_TIMEOUT)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if ctx:
         try:
             sock = ctx.wrap_socket(sock, server_side=True)
