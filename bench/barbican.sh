@@ -31,8 +31,11 @@ NODE_PROJECT=project-node
 [ -x "$B/bench/bench-install" ] || { echo "bench-install missing: run make bench (or make all $B/bench/bench-install)" >&2; exit 1; }
 if ! $PY -c 'import barbicanclient' 2>/dev/null; then
 	echo "installing python3-barbicanclient" >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		python3-barbicanclient >/dev/null
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -qq --no-install-recommends python3-barbicanclient >/dev/null 2>&1 || {
+		apt-get update -qq >/dev/null 2>&1
+		apt-get install -y -qq --no-install-recommends python3-barbicanclient >/dev/null
+	}
 fi
 D=$(mktemp -d /tmp/keyscope-bench-barbican.XXXXXX)
 pid=
