@@ -15,19 +15,9 @@
 
 #include "barbican.h"
 #include "proto.h"
+#include "util.h"
 
-static int fail(int r, char *err, size_t errlen, const char *fmt, ...) _printf_(4, 5);
-static int fail(int r, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen > 0) {
-		va_start(ap, fmt);
-		(void) vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return r;
-}
+#define fail format_error
 
 /* Strict JSON of at most max bytes: one object, nothing but white space after it. */
 static int json_parse_object(const char *text, size_t len, size_t max, json_object **ret,

@@ -134,9 +134,8 @@ static void req_submit(struct bb_req *r);
 static void op_fail(struct barbican_op *op, const struct barbican_error *e);
 static void ensure_auth(struct barbican *b);
 
-/* vsnprintf: messages are cut at the buffer, which is all right for messages. */
-static void set_msg(struct barbican_error *e, const char *fmt, ...) _printf_(2, 3);
-static void set_msg(struct barbican_error *e, const char *fmt, ...)
+/* Messages are cut at the buffer, which is all right for messages. */
+void barbican_error_set(struct barbican_error *e, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -476,7 +475,7 @@ static void req_start(struct bb_req *r)
 		k = -ENOMEM;
 	if (k < 0) {
 		easy_release(r);
-		set_msg(&e, "%s: cannot set up the HTTP request "
+		barbican_error_set(&e, "%s: cannot set up the HTTP request "
 			 "(out of memory or a bad option)", r->op->what);
 		op_fail(r->op, &e);
 		return;
@@ -575,7 +574,7 @@ static void req_retry(struct bb_req *r, const struct barbican_error *e)
 	op->last = *e;
 	if (r->attempt > b->retries) {
 		struct barbican_error g = *e;
-		set_msg(&g, "%s (after %u attempts)", e->message,
+		barbican_error_set(&g, "%s (after %u attempts)", e->message,
 			 r->attempt);
 		op_fail(op, &g);
 		return;
@@ -588,7 +587,7 @@ static void req_retry(struct bb_req *r, const struct barbican_error *e)
 	if (now + delay_ms * 1000 >= op->deadline) {
 		struct barbican_error g = *e;
 		if (r->have_retry_after)
-			set_msg(&g, "%s; Barbican asked to retry after "
+			barbican_error_set(&g, "%s; Barbican asked to retry after "
 				 "%llus, beyond barbican-deadline (%us)", e->message,
 				 (unsigned long long) r->retry_after_sec, b->deadline_sec);
 		op_fail(op, &g);
@@ -636,7 +635,7 @@ static void req_finished(struct bb_req *r, CURLcode cc)
 		return;
 	}
 	if (r->op->kind == OP_AUTH && e.cls == BARBICAN_AUTH)
-		set_msg(&e, "%s: Keystone at %s refused the application "
+		barbican_error_set(&e, "%s: Keystone at %s refused the application "
 			 "credential %s (HTTP %ld): check app-credential-file (expired, deleted or "
 			 "wrong secret?)", r->op->what, b->tokens_url, b->app_id, r->status);
 	if (barbican_should_retry(r->status, (int) cc)) {
@@ -821,10 +820,10 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 	struct barbican_error e = { .error = -ETIMEDOUT, .cls = BARBICAN_UNREACHABLE };
 
 	if (op->last.error)
-		set_msg(&e, "%s: gave up at barbican-deadline (%us); "
+		barbican_error_set(&e, "%s: gave up at barbican-deadline (%us); "
 			 "last problem: %s", op->what, op->b->deadline_sec, op->last.message);
 	else
-		set_msg(&e, "%s: no complete answer from %s within "
+		barbican_error_set(&e, "%s: no complete answer from %s within "
 			 "barbican-deadline (%us); check that Barbican is up and not overloaded",
 			 op->what, op->kind == OP_AUTH ? op->b->tokens_url : op->b->url,
 			 op->b->deadline_sec);
@@ -914,7 +913,7 @@ static void auth_finished(struct barbican *b, const struct barbican_error *e)
 			queue_append(r);
 		} else {
 			struct barbican_error f = *e;
-			set_msg(&f, "%s: %s", r->op->what, e->message);
+			barbican_error_set(&f, "%s: %s", r->op->what, e->message);
 			if (e->cls == BARBICAN_REFUSED)
 				f.cls = BARBICAN_AUTH;
 			op_fail(r->op, &f);
@@ -937,7 +936,7 @@ static void on_auth_reply(struct bb_req *r, const struct barbican_error *e)
 	}
 	if (r->subject_token.len == 0 ||
 	    barbican_parse_token((const char *) r->resp, r->resp_len, &info, err, sizeof(err)) < 0) {
-		set_msg(&f, "%s: Keystone at %s sent no usable token "
+		barbican_error_set(&f, "%s: Keystone at %s sent no usable token "
 			 "(%s)", op->what, b->tokens_url,
 			 r->subject_token.len == 0 ? "no X-Subject-Token header" : err);
 		op_complete(op, &f);
@@ -945,7 +944,7 @@ static void on_auth_reply(struct bb_req *r, const struct barbican_error *e)
 	}
 	left = info.expires_at - (int64_t) time(NULL);
 	if (left <= TOKEN_MARGIN_SEC / 6) {
-		set_msg(&f, "%s: Keystone's token expires in %llds; "
+		barbican_error_set(&f, "%s: Keystone's token expires in %llds; "
 			 "check the clocks of this node and Keystone", op->what, (long long) left);
 		op_complete(op, &f);
 		return;
@@ -1013,7 +1012,7 @@ static void ensure_auth(struct barbican *b)
 fail:
 	{
 		struct barbican_error e = { .error = k, .cls = BARBICAN_AUTH };
-		set_msg(&e, "cannot set up authentication: %s",
+		barbican_error_set(&e, "cannot set up authentication: %s",
 			 strerror(-k));
 		auth_finished(b, &e);
 	}
@@ -1034,10 +1033,10 @@ static void fetch_maybe_done(struct barbican_op *op)
 		e = (struct barbican_error) { .error = -EMEDIUMTYPE, .cls = BARBICAN_REFUSED,
 					      .status = 200 };
 		if (op->key.len == 0)
-			set_msg(&e, "%s: Barbican sent an empty payload",
+			barbican_error_set(&e, "%s: Barbican sent an empty payload",
 				 op->what);
 		else
-			set_msg(&e, "%s", err);
+			barbican_error_set(&e, "%s", err);
 		secret_buf_done(&op->key);
 	}
 	op_complete(op, &e);
@@ -1056,7 +1055,7 @@ static void on_meta_reply(struct bb_req *r, const struct barbican_error *e)
 				sizeof(err)) < 0) {
 		struct barbican_error f = { .error = -EBADMSG, .cls = BARBICAN_BAD_REPLY,
 					    .status = r->status };
-		set_msg(&f, "%s: unusable metadata from Barbican (%s)",
+		barbican_error_set(&f, "%s: unusable metadata from Barbican (%s)",
 			 op->what, err);
 		op_complete(op, &f);
 		return;
@@ -1079,7 +1078,7 @@ static void on_payload_reply(struct bb_req *r, const struct barbican_error *e)
 		k = secret_buf_new(r->resp_len, &op->key);
 		if (k < 0) {
 			struct barbican_error f = { .error = k, .cls = BARBICAN_REFUSED };
-			set_msg(&f, "%s: out of memory", op->what);
+			barbican_error_set(&f, "%s: out of memory", op->what);
 			op_complete(op, &f);
 			return;
 		}
@@ -1146,14 +1145,14 @@ static void on_list_reply(struct bb_req *r, const struct barbican_error *e)
 	k = barbican_parse_list((const char *) r->resp, r->resp_len, &page, err, sizeof(err));
 	op->reqs[0] = req_free(r);
 	if (k < 0) {
-		set_msg(&f, "%s: unusable list page from Barbican (%s)",
+		barbican_error_set(&f, "%s: unusable list page from Barbican (%s)",
 			 op->what, err);
 		op_complete(op, &f);
 		return;
 	}
 	if (op->n_items + page.n > LIST_MAX_ITEMS) {
 		barbican_list_done(&page);
-		set_msg(&f, "%s: more than %u secrets", op->what,
+		barbican_error_set(&f, "%s: more than %u secrets", op->what,
 			 LIST_MAX_ITEMS);
 		op_complete(op, &f);
 		return;
@@ -1164,7 +1163,7 @@ static void on_list_reply(struct bb_req *r, const struct barbican_error *e)
 		if (!m) {
 			barbican_list_done(&page);
 			f.error = -ENOMEM;
-			set_msg(&f, "%s: out of memory", op->what);
+			barbican_error_set(&f, "%s: out of memory", op->what);
 			op_complete(op, &f);
 			return;
 		}
@@ -1185,7 +1184,7 @@ static void on_list_reply(struct bb_req *r, const struct barbican_error *e)
 	k = list_next_page(op);
 	if (k < 0) {
 		f.error = k;
-		set_msg(&f, "%s: out of memory", op->what);
+		barbican_error_set(&f, "%s: out of memory", op->what);
 		op_complete(op, &f);
 	}
 }
@@ -1236,7 +1235,7 @@ static void on_acl_reply(struct bb_req *r, const struct barbican_error *e)
 
 	if (e->error < 0) {
 		f = *e;
-		set_msg(&f, "stored secret %s, but granting this node "
+		barbican_error_set(&f, "stored secret %s, but granting this node "
 			 "read on it failed: %s", op->new_id, e->message);
 		op_complete(op, &f);
 		return;
@@ -1280,7 +1279,7 @@ static void on_store_reply(struct bb_req *r, const struct barbican_error *e)
 				      sizeof(err));
 	op->reqs[0] = req_free(r);
 	if (k < 0) {
-		set_msg(&f, "%s: Barbican's reply names no new secret "
+		barbican_error_set(&f, "%s: Barbican's reply names no new secret "
 			 "(%s)", op->what, err);
 		op_complete(op, &f);
 		return;
@@ -1292,7 +1291,7 @@ static void on_store_reply(struct bb_req *r, const struct barbican_error *e)
 		k = acl_body(b, &acl->body);
 	if (k < 0) {
 		f.error = k;
-		set_msg(&f, "stored secret %s, but cannot grant read "
+		barbican_error_set(&f, "stored secret %s, but cannot grant read "
 			 "on it: out of memory", op->new_id);
 		op_complete(op, &f);
 		return;

@@ -134,6 +134,9 @@ struct barbican_error {
  * curl_code a CURLcode, what the operation ("fetching secret 1234..."), user the node's user
  * (for the 403 advice), url the endpoint. Returns the -errno it stores in ret (0 for 2xx).
  */
+/* Sets e's message (printf-style). */
+void barbican_error_set(struct barbican_error *e, const char *fmt, ...) _printf_(2, 3);
+
 int barbican_error_from_http(long status, int curl_code, const char *what, const char *user,
 			     const char *url, struct barbican_error *ret);
 

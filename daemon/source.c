@@ -121,15 +121,6 @@ static void schedule_revalidation(struct source *s, uint64_t sec);
 
 /* ---- small helpers ------------------------------------------------------------------------- */
 
-static void set_msg(struct barbican_error *e, const char *fmt, ...) _printf_(2, 3);
-static void set_msg(struct barbican_error *e, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	(void) vsnprintf(e->message, sizeof(e->message), fmt, ap);
-	va_end(ap);
-}
 
 static int id_cmp(const void *a, const void *b)
 {
@@ -454,7 +445,7 @@ static void fetched_start(struct source *s, struct fetched *f)
 				     sizeof(err)) < 0) {
 		/* The list says it cannot be a key: no need to fetch the payload. */
 		e = (struct barbican_error) { .error = -EMEDIUMTYPE, .cls = BARBICAN_REFUSED };
-		set_msg(&e, "%s", err);
+		barbican_error_set(&e, "%s", err);
 		fetched_error(s, f, &e);
 		fetched_finish(f);
 		return;
@@ -462,7 +453,7 @@ static void fetched_start(struct source *s, struct fetched *f)
 	r = barbican_fetch(s->bb, f->id, h ? &h->meta : NULL, on_fetched, f, &f->op);
 	if (r < 0) {
 		e = (struct barbican_error) { .error = r, .cls = BARBICAN_REFUSED };
-		set_msg(&e, "fetching secret %s: %s", f->id,
+		barbican_error_set(&e, "fetching secret %s: %s", f->id,
 			 strerror(-r));
 		fetched_error(s, f, &e);
 		fetched_finish(f);
@@ -491,7 +482,7 @@ static void on_listed_for_fetch(void *userdata, const struct barbican_error *e,
 		/* Down is down: do not spend a second deadline on each key. */
 		if (e->error < 0 && (cache_may_serve(e) || e->cls == BARBICAN_AUTH)) {
 			struct barbican_error g = *e;
-			set_msg(&g, "fetching secret %s: %s", f->id,
+			barbican_error_set(&g, "fetching secret %s: %s", f->id,
 				 e->message);
 			fetched_error(s, f, &g);
 			fetched_finish(f);

@@ -12,18 +12,7 @@
 #include "proto.h"
 #include "util.h"
 
-static int fail(int r, char *err, size_t errlen, const char *fmt, ...) _printf_(4, 5);
-static int fail(int r, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen > 0) {
-		va_start(ap, fmt);
-		(void) vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return r;
-}
+#define fail format_error
 
 int proto_frame_max(const uint8_t *buf, size_t len, size_t max, size_t *ret_len)
 {

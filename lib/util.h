@@ -42,6 +42,9 @@ int mkdir_p(const char *path, unsigned mode);
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void hex_encode(const void *p, size_t n, char *out);
 
+/* Formats a message into err (may be NULL) and returns r: "return format_error(-EINVAL, ...)". */
+int format_error(int r, char *err, size_t errlen, const char *fmt, ...) _printf_(4, 5);
+
 /* Monotonic time in microseconds. */
 uint64_t now_usec(void);
 
