@@ -1,6 +1,7 @@
 #!/bin/bash
-# The sealed offline cache (barbican-cache = yes): keys fetched once install again from the
-# cache after a daemon restart while Barbican is stopped, within the TTL and not after it; a key
+# The sealed offline cache (barbican-cache = yes): keys fetched once, or prefetched at start
+# (barbican-prefetch), install again from the cache after a daemon restart while Barbican is
+# stopped, within the TTL and not after it; a key
 # whose delegation was withdrawn is refused at the next fetch and dropped from the cache, so it
 # does not come back offline; the cache holds no plaintext material.
 . "$(dirname "$0")/lib.sh"
@@ -12,7 +13,8 @@ cache=("barbican-cache = yes" "barbican-cache-ttl = 300" "barbican-deadline = 3"
 k1=$(secret_create "$OWNER")
 k2=$(secret_create "$OWNER")
 k3=$(secret_create "$OWNER")
-for k in "$k1" "$k2" "$k3"; do delegate "$k"; done
+k5=$(secret_create "$OWNER")
+for k in "$k1" "$k2" "$k5"; do delegate "$k"; done
 
 start_node "${cache[@]}"
 for k in "$k1" "$k2"; do
@@ -30,8 +32,18 @@ acl_delete "$OWNER" "$k2"
 expect_fail_msg "not delegated to this node" ctl key install "$k2"
 grep -q "Dropped the cached copy of key $k2" "$DAEMON_LOG" ||
 	fail "no log line about dropping the cached copy of the withdrawn key"
-
 stop_daemon
+
+# barbican-prefetch = yes: at start the daemon lists its delegations and caches them all, so k5,
+# never installed, is there for the offline restart below.
+start_node "${cache[@]}" "barbican-prefetch = yes"
+for _ in $(seq 1 100); do
+	grep -q "Prefetch into the sealed cache" "$DAEMON_LOG" && break
+	sleep 0.1
+done
+grep "Prefetch into the sealed cache" "$DAEMON_LOG" || fail "no prefetch within 10 s of start"
+stop_daemon
+delegate "$k3" # after the prefetch: never fetched when Barbican goes away
 
 # Offline: Barbican stopped, daemon restarted.
 private_server_stop
@@ -43,6 +55,8 @@ ms=$(elapsed_ms "$t0")
 [ "$ms" -le 4500 ] || fail "offline install from the cache took $ms ms (deadline 3 s)"
 echo "offline install from the cache: $ms ms"
 ctl key release "$k1" >/dev/null
+ctl key install "$k5" >/dev/null || fail "offline install of a prefetched key failed"
+ctl key release "$k5" >/dev/null
 out=$(ctl key install "$k2" 2>&1) && fail "a withdrawn key came back from the cache offline"
 echo "withdrawn key offline: $out"
 out=$(ctl key install "$k3" 2>&1) && fail "a key never fetched installed offline"

@@ -26,6 +26,10 @@ for bytes in 32 64; do
 	expect_eq "$(json_get secret_type <"$T/meta")" symmetric "clone's secret_type"
 	expect_eq "$(json_get status <"$T/meta")" ACTIVE "clone's status"
 
+	# The node's user is on the clone's read ACL (so a later owner change keeps it delegated).
+	bc_curl "$NODE" GET "/v1/secrets/$new/acl" | grep -q -- "\"$NODE_USER\"" ||
+		fail "the clone's read ACL does not list the node's user: $(bc_curl "$NODE" GET "/v1/secrets/$new/acl")"
+
 	# Both install, as two scopes with two kernel keys.
 	ctl key install "$id" >/dev/null || fail "install of the original"
 	ctl key install "$new" >/dev/null || fail "install of the clone"
