@@ -1,5 +1,5 @@
 #!/bin/bash
-# Barbican restarted in the middle of a batch install of 40 keys: the install completes (every
+# Barbican restarted in the middle of a batch install of 60 keys: the install completes (every
 # key in the kernel) or fails cleanly (no key of the batch in the kernel, a message), within
 # its deadline; the daemon answers meanwhile; afterwards the same batch installs.
 . "$(dirname "$0")/lib.sh"
@@ -7,7 +7,7 @@ need_barbican_source
 use_private_server
 
 ids=()
-for _ in $(seq 1 40); do
+for _ in $(seq 1 60); do
 	k=$(secret_create "$OWNER")
 	delegate "$k"
 	ids+=("$k")
@@ -37,7 +37,7 @@ read -r rc ms <"$T/rc"
 n=0
 for k in "${ids[@]}"; do [ -n "$(key_serial "$k")" ] && n=$((n + 1)); done
 if [ "$rc" = 0 ]; then
-	expect_eq "$n" 40 "keys in the kernel after a batch install that succeeded"
+	expect_eq "$n" 60 "keys in the kernel after a batch install that succeeded"
 	echo "restart mid-batch: completed in $ms ms ($before payloads before the stop)"
 	ctl key release "${ids[@]}" >/dev/null || fail "release of the batch"
 else
@@ -50,6 +50,6 @@ fi
 ctl key install "${ids[@]}" >/dev/null || fail "the batch does not install after the restart"
 n=0
 for k in "${ids[@]}"; do [ -n "$(key_serial "$k")" ] && n=$((n + 1)); done
-expect_eq "$n" 40 "keys after the batch install with Barbican back"
+expect_eq "$n" 60 "keys after the batch install with Barbican back"
 ctl key release "${ids[@]}" >/dev/null
 echo ok
