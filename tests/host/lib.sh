@@ -41,6 +41,8 @@ skip() {
 
 # start_daemon [EXTRA ARGS...]: keyscoped on this test's socket, state dir and session keyring.
 start_daemon() {
+	# A second start must not leave the first daemon running without an owner.
+	[ -z "$DAEMON_PID" ] || stop_daemon
 	"$KEYSCOPED" --socket "$KEYSCOPE_SOCKET" --state-dir "$STATE" --keyring @s \
 		--log-level "${LOG_LEVEL:-debug}" "$@" >>"$DAEMON_LOG" 2>&1 &
 	DAEMON_PID=$!
