@@ -119,6 +119,17 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 static void fetched_start(struct source *s, struct fetched *f);
 static void schedule_revalidation(struct source *s, uint64_t sec);
 
+/* A quarter of the cache's TTL, at least 1 s and, for a retry, at most REVALIDATE_RETRY_SEC:
+ * a cached copy is always looked at again before it expires. */
+static uint64_t revalidation_sec(const struct source *s, bool retry)
+{
+	uint64_t q = s->cfg->barbican_cache_ttl_sec / 4;
+
+	if (q == 0)
+		q = 1;
+	return retry && q > REVALIDATE_RETRY_SEC ? REVALIDATE_RETRY_SEC : q;
+}
+
 /* ---- small helpers ------------------------------------------------------------------------- */
 
 
@@ -370,7 +381,7 @@ static void fetched_error(struct source *s, struct fetched *f, const struct barb
 			log_warning("%s; using the sealed cached copy of key %s (fetched %llus ago, "
 				    "barbican-cache-ttl %us).", e->message, f->id,
 				    (unsigned long long) age, s->cfg->barbican_cache_ttl_sec);
-			schedule_revalidation(s, REVALIDATE_RETRY_SEC);
+			schedule_revalidation(s, revalidation_sec(s, true));
 			return;
 		}
 	}
@@ -937,8 +948,7 @@ static void pass_end(struct source *s, struct pass *p)
 	log_info("%s: %u keys refreshed, %u withdrawn and dropped, %u unreachable, %u refused.",
 		 what, p->ok, p->withdrawn, p->unreachable, p->failed);
 	s->pass_running = false;
-	schedule_revalidation(s, p->unreachable > 0 ? REVALIDATE_RETRY_SEC
-						    : s->cfg->barbican_cache_ttl_sec / 4);
+	schedule_revalidation(s, revalidation_sec(s, p->unreachable > 0));
 	free(p);
 }
 
@@ -1129,7 +1139,7 @@ int source_start(struct source *s)
 			prefetch(s);
 	}
 	if (cache_on(s) && !s->pass_running)
-		schedule_revalidation(s, REVALIDATE_RETRY_SEC);
+		schedule_revalidation(s, revalidation_sec(s, true));
 	return 0;
 }
 
