@@ -30,6 +30,7 @@ struct attachments {
 	struct attachment *list;
 	char *path;
 	struct scopes *scopes;
+	struct source *source;
 	char vanished[VANISHED_MAX][DMCRYPT_NAME_MAX + 1];
 	size_t n_vanished;
 };
@@ -43,6 +44,30 @@ static struct attachment *attachment_find(struct attachments *a, const char *nam
 			return x;
 	return NULL;
 }
+
+/* What Barbican knows the volume as: its LUKS UUID (shared by its snapshots), or the device. */
+static const char *consumer_resource(const struct attachment *x)
+{
+	return *x->luks_uuid ? x->luks_uuid : x->device;
+}
+
+/* Whether another attachment (a snapshot of the same volume) still consumes x's secret. */
+static bool consumer_in_use(struct attachments *a, const struct attachment *x)
+{
+	for (struct attachment *y = a->list; y; y = y->next)
+		if (y != x && streq(y->source_key_id, x->source_key_id) &&
+		    streq(consumer_resource(y), consumer_resource(x)))
+			return true;
+	return false;
+}
+
+/* x (unlinked from a) is gone: the last mapping of its volume takes the consumer with it. */
+static void consumer_drop(struct attachments *a, const struct attachment *x, bool grace)
+{
+	if (!consumer_in_use(a, x))
+		source_consumer(a->source, x->source_key_id, consumer_resource(x), false, grace);
+}
+
 
 static int attachments_save(struct attachments *a)
 {
@@ -142,18 +167,21 @@ static int record_parse(json_object *o, struct attachment *x)
 	return 0;
 }
 
-int attachments_load(const char *state_dir, struct scopes *scopes, struct attachments **ret)
+int attachments_load(const char *state_dir, struct scopes *scopes, struct source *source,
+		     struct attachments **ret)
 {
 	_cleanup_free_ struct attachments *a = calloc(1, sizeof(*a));
 	_cleanup_free_ char *text = NULL;
 	_cleanup_json_ json_object *root = NULL;
 	json_object *arr;
+	struct attachment *gone = NULL;
 	bool changed = false;
 	int r;
 
 	if (!a)
 		return log_oom();
 	a->scopes = scopes;
+	a->source = source;
 	a->path = path_join(state_dir, ATTACHMENTS_FILE);
 	if (!a->path)
 		return log_oom();
@@ -189,7 +217,8 @@ int attachments_load(const char *state_dir, struct scopes *scopes, struct attach
 				    "behind keyscoped's back or lost in a reboot; dropping its record.",
 				    x->name, x->device, x->key_id);
 			vanished_add(a, x->name);
-			free(x);
+			x->next = gone;
+			gone = x;
 			changed = true;
 			continue;
 		}
@@ -200,6 +229,13 @@ int attachments_load(const char *state_dir, struct scopes *scopes, struct attach
 		}
 		x->next = a->list;
 		a->list = x;
+	}
+	/* Once every live record is in: a snapshot still attached keeps the consumer. */
+	while (gone) {
+		struct attachment *x = gone;
+		gone = x->next;
+		consumer_drop(a, x, true);
+		free(x);
 	}
 	if (changed && (r = attachments_save(a)) < 0)
 		log_warning_errno(r, "Failed to rewrite %s, ignoring: %m", a->path);
@@ -244,27 +280,12 @@ void attachments_reconcile(struct attachments *a)
 		(void) scope_release(a->scopes, x->key_id, SCOPE_ATTACH);
 		vanished_add(a, x->name);
 		attachment_unlink(a, x);
+		consumer_drop(a, x, true);
 		free(x);
 		changed = true;
 	}
 	if (changed)
 		(void) attachments_save(a);
-}
-
-/* What Barbican knows the volume as: its LUKS UUID (shared by its snapshots), or the device. */
-static const char *consumer_resource(const struct attachment *x)
-{
-	return *x->luks_uuid ? x->luks_uuid : x->device;
-}
-
-/* Whether another attachment (a snapshot of the same volume) still consumes x's secret. */
-static bool consumer_in_use(struct attachments *a, const struct attachment *x)
-{
-	for (struct attachment *y = a->list; y; y = y->next)
-		if (y != x && streq(y->source_key_id, x->source_key_id) &&
-		    streq(consumer_resource(y), consumer_resource(x)))
-			return true;
-	return false;
 }
 
 static json_object *attachment_to_json(struct attachments *a, const struct attachment *x)
@@ -708,7 +729,7 @@ int m_volume_attach(struct call *c)
 		 "holders) for uid %u pid %d.", q.dev, q.name, q.scope_id, (int) s->serial,
 		 scope_holders(s), (unsigned) c->uid, (int) c->pid);
 	/* Barbican counts the volume as a consumer of its secret; never blocks the attach. */
-	source_consumer(c->server->source, x->source_key_id, consumer_resource(x), true);
+	source_consumer(c->server->source, x->source_key_id, consumer_resource(x), true, false);
 	c->reply = attachment_to_json(a, x);
 	json_object_object_add(c->reply, "fetches", json_object_new_int64((int64_t) s->fetches));
 	return 0;
@@ -772,8 +793,7 @@ int m_volume_detach(struct call *c)
 	json_object_object_add(c->reply, "scope", json_object_new_string(x->key_id));
 	json_object_object_add(c->reply, "holders", json_object_new_int(left < 0 ? 0 : left));
 	attachment_unlink(a, x);
-	if (!consumer_in_use(a, x))
-		source_consumer(c->server->source, x->source_key_id, consumer_resource(x), false);
+	consumer_drop(a, x, false);
 	free(x);
 	r = attachments_save(a);
 	if (r < 0)

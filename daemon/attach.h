@@ -33,7 +33,8 @@ struct attachments;
  * Loads the records and reconciles them with device-mapper: a record whose mapping is gone
  * is dropped and reported; each remaining one counts as a holder of its scope.
  */
-int attachments_load(const char *state_dir, struct scopes *scopes, struct attachments **ret);
+int attachments_load(const char *state_dir, struct scopes *scopes, struct source *source,
+		     struct attachments **ret);
 struct attachments *attachments_free(struct attachments *a);
 
 /* Drops records whose mapping vanished (closed behind our back), releasing their holders. */

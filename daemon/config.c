@@ -35,6 +35,7 @@ void config_init(struct config *c)
 		.barbican_concurrency = 8,
 		.barbican_cache_ttl_sec = 7 * 86400,
 		.barbican_consumer_service = strdup("keyscope"),
+		.barbican_consumer_grace_sec = 300,
 	};
 }
 
@@ -191,6 +192,8 @@ static int config_set_barbican(struct config *c, const char *key, const char *va
 	if (streq(key, "barbican-consumer-service"))
 		return isempty(value) || strlen(value) > 255 ? -EINVAL
 			: set_string(&c->barbican_consumer_service, value);
+	if (streq(key, "barbican-consumer-grace"))
+		return parse_uint(value, 0, 7 * 86400, &c->barbican_consumer_grace_sec);
 	return -ENOENT;
 }
 

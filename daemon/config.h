@@ -36,6 +36,7 @@ struct config {
 	bool barbican_cache, barbican_prefetch;
 	unsigned barbican_cache_ttl_sec;
 	char *barbican_consumer_service;
+	unsigned barbican_consumer_grace_sec;
 };
 
 void config_init(struct config *c);

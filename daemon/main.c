@@ -204,7 +204,7 @@ static int run(int argc, char **argv)
 	r = scopes_load_records(srv.scopes);
 	if (r < 0)
 		goto out;
-	r = attachments_load(cfg.state_dir, srv.scopes, &srv.attachments);
+	r = attachments_load(cfg.state_dir, srv.scopes, srv.source, &srv.attachments);
 	if (r < 0)
 		goto out;
 	source_collect_begin(srv.source);

@@ -104,10 +104,13 @@ int source_clone(struct source *s, const char *id, const char *name, source_clon
 
 /*
  * Barbican consumers: registers resource_id (a LUKS UUID or a device) as a consumer of id, or
- * removes it. Does nothing for a key of the embedded store or without Barbican. Never fails:
- * a failure is logged and retried with back-off in the background.
+ * removes it: at once, or with grace after barbican-consumer-grace (for a mapping that
+ * vanished; a later opposite wish cancels a change that was not sent yet). Does nothing for a key of the embedded store or without Barbican. Never
+ * fails: a failure is logged and retried with back-off in the background, and changes not yet
+ * made are kept in <state-dir>/consumers.json for the next start.
  */
-void source_consumer(struct source *s, const char *id, const char *resource_id, bool add);
+void source_consumer(struct source *s, const char *id, const char *resource_id, bool add,
+		     bool grace);
 
 /* Adds "key-sources" (Barbican's endpoint, user, counters, cache) to a Status reply. */
 void source_status(struct source *s, json_object *reply);

@@ -70,12 +70,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: ks-fake --hold SOCKET | ks-fake SOCKET REPLY [PAYLOAD_BYTES]\n");
 		return 2;
 	}
-	if (strlen(path) >= sizeof(sa.sun_path))
+	/* Bound and listening under a temporary name, then renamed: a client that sees the
+	 * socket can connect (a test polls for it with -S). */
+	if (strlen(path) + 4 >= sizeof(sa.sun_path))
 		return 2;
-	strcpy(sa.sun_path, path);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.new", path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	(void) unlink(path);
-	if (fd < 0 || bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
+	(void) unlink(sa.sun_path);
+	if (fd < 0 || bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, 16) < 0 ||
+	    rename(sa.sun_path, path) < 0) {
 		perror("ks-fake");
 		return 1;
 	}

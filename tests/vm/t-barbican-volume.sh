@@ -1,0 +1,181 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# vm: --net --disk vol:64M --disk snap:64M
+# vm-needs: barbican
+# A volume whose key is delegated by a real Barbican (on the host's loopback, reached over
+# qemu's user network as a node reaches its key manager): format and attach by keyring
+# reference; the volume is a Barbican consumer while any mapping of it is attached (checked by
+# the owner with the REST API), and only then; consumer changes that Barbican could not take
+# (route to it blocked) are carried over a daemon restart; a "reboot" while Barbican is
+# unreachable brings the volume back from the sealed offline cache; a mapping closed behind
+# the daemon's back stops being a consumer after barbican-consumer-grace.
+set -eu
+. "$KEYSCOPE_TOP/tests/vm/lib.sh"
+. "$KEYSCOPE_TOP/tests/vm/keyscope.sh"
+
+[ -n "${KEYSCOPE_BARBICAN_URL:-}" ] || vm_skip "no Barbican given (run through tests/vm/check)"
+URL=$KEYSCOPE_BARBICAN_URL
+CA=$KEYSCOPE_BARBICAN_CA
+OWNER_PROJECT=project-a OWNER_USER=user-a
+NODE_PROJECT=project-node NODE_USER=node-vm-$$
+vol=$(vm_disk vol)
+snap=$(vm_disk snap)
+pattern=keyscope-barbican-volume-7d21aa
+
+# bb METHOD PATH [CURL ARGS]: a request to Barbican as the key owner (development mode).
+bb() {
+	_m=$1 _p=$2
+	shift 2
+	curl -sS --fail-with-body --max-time 30 --cacert "$CA" -X "$_m" \
+		-H "X-Project-Id: $OWNER_PROJECT" -H "X-User-Id: $OWNER_USER" -H "X-Roles: creator" \
+		-H "OpenStack-API-Version: key-manager 1.1" "$@" "$URL$_p"
+}
+
+# consumers ID: "service resource_type resource_id" a line, as the owner sees them.
+consumers() {
+	bb GET "/v1/secrets/$1/consumers" | /usr/bin/python3 -c 'import json, sys
+for c in json.load(sys.stdin).get("consumers", []):
+    print(c["service"], c["resource_type"], c["resource_id"])'
+}
+
+# wait_consumers ID EXPECTED: the consumers of ID become EXPECTED within 30 s.
+wait_consumers() {
+	_n=0
+	while [ "$(consumers "$1")" != "$2" ]; do
+		_n=$((_n + 1))
+		[ $_n -le 60 ] || vm_die "consumers of $1 are '$(consumers "$1")', want '$2'"
+		sleep 0.5
+	done
+}
+
+# Barbican out of reach (connect fails at once) and back; only the route changes.
+BB_HOST=$(echo "$URL" | sed 's|^https://||; s|:.*||')
+outage() { ip route add prohibit "$BB_HOST/32"; }
+restore() { ip route del prohibit "$BB_HOST/32"; }
+
+pending() { ks_field "$(ks --json status)" consumers-pending | tr -d " "; }
+
+# node GRACE: keyscoped as the node, with the sealed cache on.
+node() {
+	cat >"$KS_DIR/conf" <<EOF
+[keyscoped]
+barbican-url = $URL
+barbican-ca-file = $CA
+barbican-auth = none
+barbican-project-id = $NODE_PROJECT
+barbican-user-id = $NODE_USER
+barbican-roles = creator
+barbican-connect-timeout = 2
+barbican-timeout = 5
+barbican-deadline = 8
+barbican-retries = 1
+barbican-cache = yes
+barbican-cache-ttl = 600
+barbican-consumer-grace = $1
+EOF
+	ks_start --config "$KS_DIR/conf"
+}
+
+# The owner's key (64 random bytes for aes-xts-plain64; the payload only travels in a pipe),
+# delegated to the node by the read ACL.
+id=$({
+	printf '{"name": "vm-volume", "secret_type": "symmetric", "algorithm": "aes", '
+	printf '"bit_length": 512, "mode": "xts", "payload_content_type": "application/octet-stream", '
+	printf '"payload_content_encoding": "base64", "payload": "'
+	head -c 64 /dev/urandom | base64 -w0
+	printf '"}'
+} | bb POST /v1/secrets -H 'Content-Type: application/json' -d @- |
+	/usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["secret_ref"].rsplit("/", 1)[1])')
+[ -n "$id" ] || vm_die "no secret created"
+printf '{"read": {"users": ["%s"], "project-access": false}}' "$NODE_USER" |
+	bb PUT "/v1/secrets/$id/acl" -H 'Content-Type: application/json' -d @- >/dev/null
+
+# --- attached: a consumer; a snapshot (same LUKS UUID) shares it -------------------------------
+node 60
+ks format "$vol" --key "$id"
+cryptsetup token export --token-id 0 "$vol" | grep -q '"key-source":"barbican"' ||
+	vm_die "token does not name Barbican: $(cryptsetup token export --token-id 0 "$vol")"
+uuid=$(cryptsetup luksUUID "$vol")
+[ -z "$(consumers "$id")" ] || vm_die "consumers before any attach: $(consumers "$id")"
+ks attach "$vol" --name data >/dev/null
+dmsetup table data | grep -q ":64:logon:keyscope:$id " ||
+	vm_die "table does not reference keyscope:$id"
+wait_consumers "$id" "keyscope volume $uuid"
+echo "attach: consumer keyscope volume $uuid"
+yes "$pattern" | head -c 1048576 >"$KS_DIR/plain"
+dd if="$KS_DIR/plain" of=/dev/mapper/data bs=64k oflag=direct status=none
+
+dd if="$vol" of="$snap" bs=1M status=none	# a copy keeps the LUKS UUID, as a snapshot does
+out=$(ks --json attach "$snap" --name snap)
+[ "$(ks_field "$out" holders)" = 2 ] || vm_die "snapshot does not share the scope: $out"
+ks detach data
+[ "$(pending)" = 0 ] || vm_die "a detach with a snapshot attached queued a consumer change"
+[ "$(consumers "$id")" = "keyscope volume $uuid" ] ||
+	vm_die "consumer gone while the snapshot is attached: '$(consumers "$id")'"
+ks_stop
+node 60
+[ "$(pending)" = 0 ] || vm_die "a restart with the snapshot attached queued a consumer change"
+[ "$(consumers "$id")" = "keyscope volume $uuid" ] || vm_die "consumer gone across a restart"
+echo "snapshot attached: one consumer, kept across detach of the origin and a restart"
+
+# --- the last detach while Barbican is unreachable: removed after the restart ---------------
+outage
+t0=$(date +%s)
+ks detach snap
+[ $(($(date +%s) - t0)) -le 3 ] || vm_die "detach waited for the unreachable Barbican"
+keyctl search @u logon "keyscope:$id" >/dev/null 2>&1 && vm_die "key left after the last detach"
+[ "$(pending)" = 1 ] || vm_die "no pending consumer removal: $(ks --json status)"
+grep -q "\"resource\":\"$uuid\",\"add\":false" "$KS_DIR/state/consumers.json" ||
+	vm_die "pending removal not in consumers.json: $(cat "$KS_DIR/state/consumers.json")"
+ks_stop
+restore
+[ "$(consumers "$id")" = "keyscope volume $uuid" ] ||
+	vm_die "consumer removed although Barbican was unreachable?"
+node 60
+wait_consumers "$id" ""
+[ "$(pending)" = 0 ] || vm_die "removal done but still pending"
+echo "detach during an outage: consumer removed after the restart"
+
+# --- a reboot while Barbican is unreachable: the volume comes back from the sealed cache ---
+ks attach "$vol" --name data >/dev/null
+wait_consumers "$id" "keyscope volume $uuid"
+ks_stop
+cryptsetup close data	# what a reboot does to the mapping and the kernel key
+keyctl invalidate "$(keyctl search @u logon "keyscope:$id")"
+outage
+node 60
+t0=$(date +%s)
+ks attach "$vol" --name data >/dev/null || vm_die "offline attach from the sealed cache failed"
+echo "offline attach: $(($(date +%s) - t0)) s"
+grep -q "using the sealed cached copy of key $id" "$KS_LOG" || vm_die "no log of the cached copy"
+dd if=/dev/mapper/data bs=64k count=16 iflag=direct status=none | cmp -s - "$KS_DIR/plain" ||
+	vm_die "the volume attached offline does not read back"
+[ "$(pending)" = 0 ] ||
+	vm_die "re-attach within the grace did not cancel the vanished mapping's removal"
+restore
+[ "$(consumers "$id")" = "keyscope volume $uuid" ] || vm_die "consumer lost across the reboot"
+echo "reboot offline: volume back from the sealed cache, consumer never removed"
+
+# --- closed behind the daemon's back: removed after barbican-consumer-grace -------------------
+ks_stop
+node 8
+cryptsetup close data
+ks status | grep -q "vanished.* data" || vm_die "closed mapping not reported: $(ks status)"
+[ "$(pending)" = 1 ] || vm_die "no removal queued for the vanished mapping"
+[ "$(consumers "$id")" = "keyscope volume $uuid" ] || vm_die "removed before the grace"
+wait_consumers "$id" ""
+echo "closed behind the daemon's back: consumer removed after the grace"
+
+# --- an attach while Barbican is unreachable: registered after the restart -----------------
+outage
+ks attach "$vol" --name data >/dev/null || vm_die "attach from the cache failed"
+[ "$(pending)" = 1 ] || vm_die "no pending registration"
+ks_stop
+restore
+[ -z "$(consumers "$id")" ] || vm_die "registered although Barbican was unreachable?"
+node 8
+wait_consumers "$id" "keyscope volume $uuid"
+ks detach data
+wait_consumers "$id" ""
+grep -q "$pattern" "$KS_LOG" && vm_die "volume data in the daemon's log"
+echo ok
