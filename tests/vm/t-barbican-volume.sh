@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# vm: --net --disk vol:64M --disk snap:64M
+# vm: --net --disk vol:64M --disk snap:64M --disk vol2:64M
 # vm-needs: barbican
 # A volume whose key is delegated by a real Barbican (on the host's loopback, reached over
 # qemu's user network as a node reaches its key manager): format and attach by keyring
@@ -8,7 +8,9 @@
 # the owner with the REST API), and only then; consumer changes that Barbican could not take
 # (route to it blocked) are carried over a daemon restart; a "reboot" while Barbican is
 # unreachable brings the volume back from the sealed offline cache; a mapping closed behind
-# the daemon's back stops being a consumer after barbican-consumer-grace.
+# the daemon's back stops being a consumer after barbican-consumer-grace; an attach whose
+# delegation was withdrawn, or that Barbican cannot serve and the cache does not hold, fails
+# with the operator's message and leaves nothing behind.
 set -eu
 . "$KEYSCOPE_TOP/tests/vm/lib.sh"
 . "$KEYSCOPE_TOP/tests/vm/keyscope.sh"
@@ -20,6 +22,7 @@ OWNER_PROJECT=project-a OWNER_USER=user-a
 NODE_PROJECT=project-node NODE_USER=node-vm-$$
 vol=$(vm_disk vol)
 snap=$(vm_disk snap)
+vol2=$(vm_disk vol2)
 pattern=keyscope-barbican-volume-7d21aa
 
 # bb METHOD PATH [CURL ARGS]: a request to Barbican as the key owner (development mode).
@@ -76,19 +79,25 @@ EOF
 	ks_start --config "$KS_DIR/conf"
 }
 
-# The owner's key (64 random bytes for aes-xts-plain64; the payload only travels in a pipe),
-# delegated to the node by the read ACL.
-id=$({
-	printf '{"name": "vm-volume", "secret_type": "symmetric", "algorithm": "aes", '
-	printf '"bit_length": 512, "mode": "xts", "payload_content_type": "application/octet-stream", '
-	printf '"payload_content_encoding": "base64", "payload": "'
-	head -c 64 /dev/urandom | base64 -w0
-	printf '"}'
-} | bb POST /v1/secrets -H 'Content-Type: application/json' -d @- |
-	/usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["secret_ref"].rsplit("/", 1)[1])')
-[ -n "$id" ] || vm_die "no secret created"
-printf '{"read": {"users": ["%s"], "project-access": false}}' "$NODE_USER" |
-	bb PUT "/v1/secrets/$id/acl" -H 'Content-Type: application/json' -d @- >/dev/null
+# new_secret: the owner's new key (64 random bytes for aes-xts-plain64; the payload only
+# travels in a pipe), delegated to the node by the read ACL; prints its id.
+new_secret() {
+	_id=$({
+		printf '{"name": "vm-volume", "secret_type": "symmetric", "algorithm": "aes", '
+		printf '"bit_length": 512, "mode": "xts", '
+		printf '"payload_content_type": "application/octet-stream", '
+		printf '"payload_content_encoding": "base64", "payload": "'
+		head -c 64 /dev/urandom | base64 -w0
+		printf '"}'
+	} | bb POST /v1/secrets -H 'Content-Type: application/json' -d @- |
+		/usr/bin/python3 -c 'import json, sys
+print(json.load(sys.stdin)["secret_ref"].rsplit("/", 1)[1])')
+	[ -n "$_id" ] || vm_die "no secret created"
+	printf '{"read": {"users": ["%s"], "project-access": false}}' "$NODE_USER" |
+		bb PUT "/v1/secrets/$_id/acl" -H 'Content-Type: application/json' -d @- >/dev/null
+	echo "$_id"
+}
+id=$(new_secret)
 
 # --- attached: a consumer; a snapshot (same LUKS UUID) shares it -------------------------------
 node 60
@@ -177,5 +186,17 @@ node 8
 wait_consumers "$id" "keyscope volume $uuid"
 ks detach data
 wait_consumers "$id" ""
+
+# --- refusals: nothing left behind ------------------------------------------------------------
+id2=$(new_secret)
+ks format "$vol2" --key "$id2"	# fetched, so in the sealed cache too
+bb DELETE "/v1/secrets/$id2/acl" >/dev/null
+ks_expect_fail "read ACL" ks attach "$vol2" --name two
+grep -q "Dropped the cached copy of key $id2" "$KS_LOG" || vm_die "withdrawn key kept in the cache"
+outage
+t0=$(date +%s)
+ks_expect_fail "$id2" ks attach "$vol2" --name two
+[ $(($(date +%s) - t0)) -le 14 ] || vm_die "the failed offline attach outlived its 8 s deadline"
+restore
 grep -q "$pattern" "$KS_LOG" && vm_die "volume data in the daemon's log"
 echo ok
