@@ -19,46 +19,17 @@
 
 #define fail format_error
 
-/* Strict JSON of at most max bytes: one object, nothing but white space after it. */
-static int json_parse_object(const char *text, size_t len, size_t max, json_object **ret,
-			     char *err, size_t errlen)
-{
-	json_tokener *tok;
-	json_object *o;
-	enum json_tokener_error e;
-	size_t used;
-
-	if (!text || len == 0)
-		return fail(-EBADMSG, err, errlen, "empty reply");
-	if (len > max)
-		return fail(-EBADMSG, err, errlen, "reply larger than %zu bytes", max);
-	if (memchr(text, 0, len))
-		return fail(-EBADMSG, err, errlen, "NUL byte in the reply");
-	tok = json_tokener_new_ex(BARBICAN_JSON_DEPTH);
-	if (!tok)
-		return fail(-ENOMEM, err, errlen, "out of memory");
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	o = json_tokener_parse_ex(tok, text, (int) len);
-	e = json_tokener_get_error(tok);
-	used = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	if (!o || e != json_tokener_success) {
-		json_object_put(o);
-		return fail(-EBADMSG, err, errlen, "malformed JSON: %s",
-			    e == json_tokener_continue ? "truncated" : json_tokener_error_desc(e));
-	}
-	for (; used < len; used++)
-		if (!strchr(" \t\r\n", text[used])) {
-			json_object_put(o);
-			return fail(-EBADMSG, err, errlen, "data after the JSON object");
-		}
-	if (!json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		return fail(-EBADMSG, err, errlen, "reply is not a JSON object");
-	}
-	*ret = o;
-	return 0;
-}
+/*
+ * The control protocol's parser (strict JSON and UTF-8, one object, nothing after it) with
+ * Barbican's bounds. Barbican and Keystone send valid UTF-8 (names may be any language);
+ * anything else is a broken or impostor server, refused as a bad reply.
+ */
+static const struct proto_parse_opts meta_json = {
+	.max = BARBICAN_META_MAX, .depth = BARBICAN_JSON_DEPTH, .what = "reply",
+};
+static const struct proto_parse_opts body_json = {
+	.max = BARBICAN_BODY_MAX, .depth = BARBICAN_JSON_DEPTH, .what = "reply",
+};
 
 /* Copies an optional string field; null and absence give "". Longer than size: an error. */
 static int get_str(json_object *o, const char *field, char *dst, size_t size, char *err,
@@ -202,7 +173,7 @@ int barbican_parse_meta(const char *text, size_t len, struct barbican_meta *ret,
 	_cleanup_json_ json_object *o = NULL;
 	int r;
 
-	r = json_parse_object(text, len, BARBICAN_META_MAX, &o, err, errlen);
+	r = proto_parse_full(text, len, &meta_json, &o, err, errlen);
 	if (r < 0)
 		return r;
 	return meta_from_object(o, ret, err, errlen);
@@ -257,7 +228,7 @@ int barbican_parse_list(const char *text, size_t len, struct barbican_list *ret,
 	size_t n;
 	int r;
 
-	r = json_parse_object(text, len, BARBICAN_BODY_MAX, &o, err, errlen);
+	r = proto_parse_full(text, len, &body_json, &o, err, errlen);
 	if (r < 0)
 		return r;
 	if (!json_object_object_get_ex(o, "secrets", &a) || !json_object_is_type(a, json_type_array))
@@ -293,7 +264,7 @@ int barbican_parse_token(const char *text, size_t len, struct barbican_token_inf
 	json_object *tok, *user, *project;
 	int r;
 
-	r = json_parse_object(text, len, BARBICAN_BODY_MAX, &o, err, errlen);
+	r = proto_parse_full(text, len, &body_json, &o, err, errlen);
 	if (r < 0)
 		return r;
 	if (!json_object_object_get_ex(o, "token", &tok) || !json_object_is_type(tok, json_type_object))
@@ -328,7 +299,7 @@ int barbican_parse_secret_ref(const char *text, size_t len, char ret_id[static K
 	char ref[1024];
 	int r;
 
-	r = json_parse_object(text, len, BARBICAN_META_MAX, &o, err, errlen);
+	r = proto_parse_full(text, len, &meta_json, &o, err, errlen);
 	if (r < 0)
 		return r;
 	r = get_str(o, "secret_ref", ref, sizeof(ref), err, errlen);

@@ -108,29 +108,34 @@ static bool json_tokens_strict(const char *p, size_t n)
 
 int proto_parse(const char *text, size_t len, json_object **ret, char *err, size_t errlen)
 {
-	return proto_parse_max(text, len, PROTO_MAX_MESSAGE, ret, err, errlen);
+	static const struct proto_parse_opts opts = {
+		.max = PROTO_MAX_MESSAGE, .depth = PROTO_MAX_DEPTH, .what = "message",
+	};
+
+	return proto_parse_full(text, len, &opts, ret, err, errlen);
 }
 
-int proto_parse_max(const char *text, size_t len, size_t max, json_object **ret, char *err,
-		    size_t errlen)
+int proto_parse_full(const char *text, size_t len, const struct proto_parse_opts *opts,
+		     json_object **ret, char *err, size_t errlen)
 {
+	const char *what = opts->what;
 	json_tokener *tok;
 	json_object *o;
 	enum json_tokener_error e;
 	size_t used;
 
-	if (len == 0)
-		return fail(-EBADMSG, err, errlen, "empty message");
-	if (len > max || len > INT_MAX)
-		return fail(-EBADMSG, err, errlen, "message larger than %zu bytes", max);
+	if (!text || len == 0)
+		return fail(-EBADMSG, err, errlen, "empty %s", what);
+	if (len > opts->max || len > INT_MAX)
+		return fail(-EBADMSG, err, errlen, "%s larger than %zu bytes", what, opts->max);
 	if (memchr(text, 0, len))
-		return fail(-EBADMSG, err, errlen, "NUL byte inside the message");
+		return fail(-EBADMSG, err, errlen, "NUL byte inside the %s", what);
 	if (!utf8_valid((const uint8_t *) text, len))
-		return fail(-EBADMSG, err, errlen, "message is not valid UTF-8");
+		return fail(-EBADMSG, err, errlen, "%s is not valid UTF-8", what);
 	if (!json_tokens_strict(text, len))
 		return fail(-EBADMSG, err, errlen, "malformed JSON: unexpected token");
 
-	tok = json_tokener_new_ex(PROTO_MAX_DEPTH);
+	tok = json_tokener_new_ex(opts->depth);
 	if (!tok)
 		return fail(-ENOMEM, err, errlen, "out of memory");
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
@@ -153,7 +158,7 @@ int proto_parse_max(const char *text, size_t len, size_t max, json_object **ret,
 		}
 	if (!json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
-		return fail(-EBADMSG, err, errlen, "message is not a JSON object");
+		return fail(-EBADMSG, err, errlen, "%s is not a JSON object", what);
 	}
 	*ret = o;
 	return 0;
@@ -428,6 +433,9 @@ static int client_grow(struct proto_client *c)
 
 int proto_recv(struct proto_client *c, json_object **ret, struct secret_buf *ret_payload)
 {
+	static const struct proto_parse_opts reply_opts = {
+		.max = PROTO_MAX_REPLY, .depth = PROTO_MAX_DEPTH, .what = "message",
+	};
 	uint64_t deadline = now_usec() + (uint64_t) c->timeout_ms * 1000;
 	_cleanup_json_ json_object *o = NULL;
 	size_t len = 0, need = 0, scanned = 0;
@@ -446,8 +454,8 @@ int proto_recv(struct proto_client *c, json_object **ret, struct secret_buf *ret
 			if (!o) {
 				json_object *ps;
 				len += scanned;
-				r = proto_parse_max((const char *) c->buf, len, PROTO_MAX_REPLY, &o,
-						    err, sizeof(err));
+				r = proto_parse_full((const char *) c->buf, len, &reply_opts, &o,
+						     err, sizeof(err));
 				if (r < 0)
 					return r;
 				need = len + 1;

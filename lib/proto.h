@@ -43,10 +43,22 @@ int proto_frame_max(const uint8_t *buf, size_t len, size_t max, size_t *ret_len)
  * or -EBADMSG with a reason in err.
  */
 int proto_parse(const char *text, size_t len, json_object **ret, char *err, size_t errlen);
-/* The same with another bound than PROTO_MAX_MESSAGE (clients parse replies up to
- * PROTO_MAX_REPLY). */
-int proto_parse_max(const char *text, size_t len, size_t max, json_object **ret, char *err,
-		    size_t errlen);
+
+/* Bounds of proto_parse_full(), and the name the errors give the text. */
+struct proto_parse_opts {
+	size_t max;		/* bytes of JSON text */
+	int depth;		/* json_tokener_new_ex()'s: values on the deepest path, the
+				 * top-level object and a scalar at the end included */
+	const char *what;	/* "message", "reply": "empty reply", "reply is not valid UTF-8" */
+};
+
+/*
+ * The same checks as proto_parse() with other bounds: clients parse replies up to
+ * PROTO_MAX_REPLY, the daemon parses what Barbican and Keystone answer. Returns 0 and the
+ * object, -EBADMSG with a reason in err, or -ENOMEM.
+ */
+int proto_parse_full(const char *text, size_t len, const struct proto_parse_opts *opts,
+		     json_object **ret, char *err, size_t errlen);
 
 struct proto_request {
 	const char *method;		/* points into the object */

@@ -201,6 +201,96 @@ static void test_secret_ref(void **state)
 						   39, id, err, sizeof(err)), -EBADMSG);
 }
 
+/*
+ * Replies go through the control protocol's strict parser: bytes that are not UTF-8 (overlong
+ * forms and surrogates included), data after the object, and NaN, which json-c's strict mode
+ * lets through, are refused, and the error says which.
+ */
+static void test_reply_strict(void **state)
+{
+	static const struct {
+		const char *json, *why;
+	} bad[] = {
+		{ "{\"status\": \"ACTIVE\", \"name\": \"\xff\"}", "reply is not valid UTF-8" },
+		{ "{\"status\": \"ACTIVE\", \"name\": \"\xc0\x80\"}", "reply is not valid UTF-8" },
+		{ "{\"status\": \"ACTIVE\", \"name\": \"\xed\xa0\x80\"}",
+		  "reply is not valid UTF-8" },
+		{ "{\"status\": \"ACTIVE\", \"name\": \"\xf4\x90\x80\x80\"}",
+		  "reply is not valid UTF-8" },
+		{ "{\"status\": \"ACTIVE\", \"name\": \"\xe2\x82\"}", "reply is not valid UTF-8" },
+		{ "{\"status\": \"ACTIVE\"} x", "malformed JSON" },
+		{ "{\"status\": \"ACTIVE\"} {\"status\": \"ACTIVE\"}", "malformed JSON" },
+		{ "{\"status\": \"ACTIVE\"}<html>", "malformed JSON" },
+		{ "{\"status\": \"ACTIVE\", \"updated\": NaN}", "malformed JSON" },
+		{ "{\"status\": \"ACTIVE\", \"name\": 'x'}", "malformed JSON" },
+		{ "{\"status\": \"ACTIVE\"", "incomplete JSON" },
+		{ "", "empty reply" },
+	};
+	const char nul[] = "{\"status\": \"ACTIVE\"}\0";
+	struct barbican_meta m;
+	struct barbican_list l = {};
+	struct barbican_token_info t;
+	char id[KEYID_MAX + 1], err[256];
+	const char *s;
+
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		s = bad[i].json;
+		err[0] = 0;
+		if (barbican_parse_meta(s, strlen(s), &m, err, sizeof(err)) != -EBADMSG ||
+		    !strstr(err, bad[i].why))
+			fail_msg("metadata %zu: want \"%s\", got \"%s\"", i, bad[i].why, err);
+	}
+	assert_int_equal(barbican_parse_meta(nul, sizeof(nul) - 1, &m, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "NUL byte inside the reply"));
+
+	/* The list, token and secret_ref parsers share the checks. */
+	s = "{\"secrets\": [], \"name\": \"\xc3\"}";
+	assert_int_equal(barbican_parse_list(s, strlen(s), &l, err, sizeof(err)), -EBADMSG);
+	assert_string_equal(err, "reply is not valid UTF-8");
+	s = "{\"secrets\": []}}";
+	assert_int_equal(barbican_parse_list(s, strlen(s), &l, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "malformed JSON"));
+	assert_null(l.items);
+	s = "{\"token\": \"\xed\xbf\xbf\"}";
+	assert_int_equal(barbican_parse_token(s, strlen(s), &t, err, sizeof(err)), -EBADMSG);
+	assert_string_equal(err, "reply is not valid UTF-8");
+	s = "{\"token\": {}} x";
+	assert_int_equal(barbican_parse_token(s, strlen(s), &t, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "malformed JSON"));
+	s = "{\"secret_ref\": \"\x80\"}";
+	assert_int_equal(barbican_parse_secret_ref(s, strlen(s), id, err, sizeof(err)), -EBADMSG);
+	assert_string_equal(err, "reply is not valid UTF-8");
+	s = "{\"secret_ref\": \"x\"},";
+	assert_int_equal(barbican_parse_secret_ref(s, strlen(s), id, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "malformed JSON"));
+}
+
+/* Names in any language, sent raw or as \u escapes, pass the strict checks unchanged. */
+static void test_reply_utf8_names(void **state)
+{
+	static const char *const ok[] = {
+		"{\"status\": \"ACTIVE\", \"name\": \"cl\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91\"}",
+		"{\"status\": \"ACTIVE\", \"name\": \"cl\\u00e9 \\u20ac \\ud83d\\udd11\"}",
+	};
+	struct barbican_meta m;
+	struct barbican_list l = {};
+	char buf[512];
+	int n;
+
+	for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
+		assert_int_equal(parse_meta(ok[i], &m), 0);
+		assert_string_equal(m.name, "cl\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91");
+	}
+	n = snprintf(buf, sizeof(buf), "{\"secrets\": [{\"status\": \"ACTIVE\", \"name\": "
+		     "\"\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87\", \"secret_ref\": "
+		     "\"https://h/v1/secrets/" ID "\"}], \"total\": 1}");
+	assert_true(n > 0 && (size_t) n < sizeof(buf));
+	assert_int_equal(parse_list(buf, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.items[0].name, "\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87");
+	barbican_list_done(&l);
+}
+
 static void test_time(void **state)
 {
 	int64_t t;
@@ -361,6 +451,8 @@ int main(void)
 		cmocka_unit_test(test_list),
 		cmocka_unit_test(test_token),
 		cmocka_unit_test(test_secret_ref),
+		cmocka_unit_test(test_reply_strict),
+		cmocka_unit_test(test_reply_utf8_names),
 		cmocka_unit_test(test_time),
 		cmocka_unit_test(test_retry_after),
 		cmocka_unit_test(test_app_credential),
