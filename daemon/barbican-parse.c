@@ -66,8 +66,11 @@ static void get_name(json_object *o, const char *field, char *dst, size_t size)
 		return;
 	s = json_object_get_string(v);
 	n = strnlen(s, size - 1);
-	/* Do not cut a UTF-8 sequence in two. */
-	while (n > 0 && n == size - 1 && ((unsigned char) s[n] & 0xc0) == 0x80)
+	/*
+	 * Do not cut a UTF-8 sequence in two: when s[n] continues one, drop that sequence's
+	 * bytes before n too (the text is valid UTF-8, so at most three). s[n] is 0 when uncut.
+	 */
+	while (n > 0 && ((unsigned char) s[n] & 0xc0) == 0x80)
 		n--;
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char) s[i];

@@ -2,6 +2,7 @@
 /*
  * libFuzzer harness: Barbican's secret metadata (GET /v1/secrets/<id>), then the
  * checks keyscope makes of it with payload lengths from the input, and a POST's secret_ref.
+ * An accepted secret's name must pass keyscopectl's strict parser when the daemon lists it.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -9,8 +10,22 @@
 #include <string.h>
 
 #include "barbican.h"
+#include "proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void name_round_trip(const char *name)
+{
+	_cleanup_json_ json_object *o = json_object_new_object(), *back = NULL;
+	const char *text;
+
+	if (!o)
+		return;
+	json_object_object_add(o, "name", json_object_new_string(name));
+	text = proto_to_string(o);
+	if (text && proto_parse(text, strlen(text), &back, NULL, 0) < 0)
+		abort();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -30,6 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (strnlen(m.name, sizeof(m.name)) == sizeof(m.name) ||
 		    strnlen(m.id, sizeof(m.id)) == sizeof(m.id))
 			abort();
+		name_round_trip(m.name);
 		(void) barbican_check_meta(&m, m.id[0] ? m.id : "x", data[0], 1800000000, err,
 					   sizeof(err));
 		(void) barbican_check_meta(&m, "x", (size_t) data[0] * 8, 0, err, sizeof(err));

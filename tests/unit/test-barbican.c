@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "barbican.h"
+#include "proto.h"
 
 #define ID "6f1c2f1e-4c1b-4b7e-9a55-0c4a0d2b9e01"
 
@@ -87,6 +88,33 @@ static void test_meta_name_sanitised(void **state)
 				    &m), 0);
 	assert_null(strchr(m.name, 0x1b));
 	assert_string_equal(m.name, "a?[31mb??c");
+}
+
+/* A long name is cut before the character that does not fit, never inside it. */
+static void test_meta_name_truncated(void **state)
+{
+	static const char *const chars[] = { "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x94\x91" };
+	char name[BARBICAN_NAME_MAX + 8], json[512], reply[512];
+	struct barbican_meta m;
+	json_object *o = NULL;
+
+	for (size_t c = 0; c < ELEMENTSOF(chars); c++)
+		for (size_t pad = BARBICAN_NAME_MAX - 5; pad <= BARBICAN_NAME_MAX; pad++) {
+			size_t cl = strlen(chars[c]), want;
+
+			memset(name, 'a', pad);
+			strcpy(name + pad, chars[c]);
+			snprintf(json, sizeof(json), "{\"status\": \"ACTIVE\", \"name\": \"%s\"}",
+				 name);
+			assert_int_equal(parse_meta(json, &m), 0);
+			want = pad + cl <= BARBICAN_NAME_MAX ? pad + cl : pad;
+			assert_int_equal(strlen(m.name), want);
+			assert_memory_equal(m.name, name, want);
+			/* keyscopectl takes a key list holding the name. */
+			snprintf(reply, sizeof(reply), "{\"name\": \"%s\"}", m.name);
+			assert_int_equal(proto_parse(reply, strlen(reply), &o, NULL, 0), 0);
+			json_object_put(o);
+		}
 }
 
 static void test_check_meta(void **state)
@@ -447,6 +475,7 @@ int main(void)
 		cmocka_unit_test(test_meta),
 		cmocka_unit_test(test_meta_bad),
 		cmocka_unit_test(test_meta_name_sanitised),
+		cmocka_unit_test(test_meta_name_truncated),
 		cmocka_unit_test(test_check_meta),
 		cmocka_unit_test(test_list),
 		cmocka_unit_test(test_token),
