@@ -104,6 +104,8 @@ struct source {
 	struct scopes *scopes;
 	char *cache_dir;
 	char *consumers_path;		/* <state-dir>/consumers.json, with Barbican */
+	bool consumers_dirty;
+	sd_event_source *consumers_saver;
 	void *fetched;			/* tsearch(3) of struct fetched */
 	void *hints;			/* tsearch(3) of struct hint */
 	bool collecting;
@@ -877,7 +879,7 @@ int source_clone(struct source *s, const char *id, const char *name, source_clon
  */
 static void consumer_start(struct job *j);
 
-static void consumers_save(struct source *s)
+static void consumers_write(struct source *s)
 {
 	_cleanup_json_ json_object *root = NULL;
 	json_object *arr;
@@ -908,11 +910,35 @@ static void consumers_save(struct source *s)
 		json_object_array_add(arr, o);
 	}
 	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
-	/* Durable: a removal forgotten in a power cut would leave the consumer for good. */
-	r = write_file_atomic(s->consumers_path, text, strlen(text), 0600);
+	/* Replaced atomically, not fsynced (a boot attaching hundreds of volumes would wait for
+	 * as many syncs): what a power cut can lose is a consumer change of the last seconds. */
+	s->consumers_dirty = false;
+	r = write_file_atomic_flags(s->consumers_path, text, strlen(text), 0600, 0);
 	if (r < 0)
 		log_warning_errno(r, "Failed to write %s (pending Barbican consumer changes are "
 				  "lost at the next restart): %m", s->consumers_path);
+}
+
+static int on_consumers_save(sd_event_source *es, void *userdata)
+{
+	struct source *s = userdata;
+
+	s->consumers_saver = sd_event_source_disable_unref(s->consumers_saver);
+	if (s->consumers_dirty)
+		consumers_write(s);
+	return 0;
+}
+
+/* Writes consumers.json once this turn of the loop is over: the changes of one turn (a batch
+ * of answers, a status call that found several vanished mappings) make one write. */
+static void consumers_save(struct source *s)
+{
+	if (!s->consumers_path)
+		return;
+	s->consumers_dirty = true;
+	if (!s->consumers_saver &&
+	    sd_event_add_defer(s->event, &s->consumers_saver, on_consumers_save, s) < 0)
+		consumers_write(s);
 }
 
 static int on_consumer_timer(sd_event_source *es, uint64_t usec, void *userdata)
@@ -1415,6 +1441,10 @@ struct source *source_free(struct source *s)
 {
 	if (!s)
 		return NULL;
+	/* The consumer changes not yet written, while their jobs still exist. */
+	if (s->consumers_dirty)
+		consumers_write(s);
+	s->consumers_saver = sd_event_source_disable_unref(s->consumers_saver);
 	/* Waiting calls learn that the daemon stops; they free their waits. */
 	while (s->waits) {
 		struct source_wait *w = s->waits;
