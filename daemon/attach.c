@@ -20,6 +20,7 @@
 #include "luks.h"
 #include "proto.h"
 #include "source.h"
+#include "unlock.h"
 #include "util.h"
 
 #define ATTACHMENTS_FILE "attachments.json"
@@ -534,9 +535,10 @@ static int hold_luks(struct call *c, struct attach_req *q, const struct luks_inf
 
 /*
  * Volumes formatted elsewhere (os-brick): the delegated key's lowercase hex is a keyslot
- * passphrase. Unlock it once, here, and install the recovered volume key as the scope
- * "vk:<LUKS UUID>" that every snapshot of the volume shares: their opens then skip the key
- * derivation entirely.
+ * passphrase. Unlock it once, in a child process (unlock.h: the key derivation takes seconds
+ * and must not stall other clients; this call waits suspended and runs again), and install
+ * the recovered volume key as the scope "vk:<LUKS UUID>" that every snapshot of the volume
+ * shares: their opens then skip the key derivation entirely.
  */
 static int hold_passphrase(struct call *c, struct attach_req *q, const struct luks_info *info,
 			   struct scope **ret)
@@ -552,14 +554,24 @@ static int hold_passphrase(struct call *c, struct attach_req *q, const struct lu
 	if (r < 0)
 		return r;
 	if (!s || s->serial <= 0 || !scope_is_verified(s, fp)) {
-		r = scope_fetch(t, q->key_id, &key);
-		if (r < 0)
-			return call_key_error(c, r, q->key_id, "fetching key");
-		r = secret_buf_new(key.len * 2 + 1, &hex);
-		if (r < 0)
+		r = unlock_take(c->server->unlocks, fp, c, &vk);
+		if (r == -ENOENT) {
+			r = scope_fetch(t, q->key_id, &key);
+			if (r < 0)
+				return call_key_error(c, r, q->key_id, "fetching key");
+			r = secret_buf_new(key.len * 2 + 1, &hex);
+			if (r < 0)
+				return r;
+			hex_encode(key.data, key.len, (char *) hex.data);
+			r = unlock_start(c->server->unlocks, fp, q->dev, hex.data, key.len * 2, c);
+			if (r != -EINPROGRESS)
+				return call_error(c, r, "keyscope.AttachFailed",
+						  "cannot start unlocking %s: %s", q->dev,
+						  strerror(-r));
 			return r;
-		hex_encode(key.data, key.len, (char *) hex.data);
-		r = luks_volume_key_from_passphrase(q->dev, hex.data, key.len * 2, &vk);
+		}
+		if (r == -EINPROGRESS)
+			return r;
 		if (r == -EPERM)
 			return call_error(c, r, "keyscope.WrongKey",
 					  "the hex of key %s unlocks no keyslot of %s; nothing was "

@@ -23,6 +23,7 @@
 #include "scope.h"
 #include "server.h"
 #include "source.h"
+#include "unlock.h"
 #include "store.h"
 #include "util.h"
 
@@ -193,6 +194,11 @@ static int run(int argc, char **argv)
 	srv.event = event;
 	srv.config = &cfg;
 	srv.start_usec = now_usec();
+	r = unlocks_new(event, &srv.unlocks);
+	if (r < 0) {
+		log_oom();
+		goto out;
+	}
 	r = source_new(event, &cfg, srv.store, &srv.source);
 	if (r < 0)
 		goto out;
@@ -239,7 +245,8 @@ static int run(int argc, char **argv)
 	(void) scopes_save(srv.scopes);
 out:
 	server_stop(&srv);
-	/* Calls still waiting for Barbican end here, with nobody left to answer. */
+	/* Calls still waiting for an unlock or for Barbican end here, with nobody to answer. */
+	srv.unlocks = unlocks_free(srv.unlocks);
 	srv.source = source_free(srv.source);
 	srv.attachments = attachments_free(srv.attachments);
 	srv.scopes = scopes_free(srv.scopes);

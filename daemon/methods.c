@@ -16,6 +16,7 @@
 #include "scope.h"
 #include "server.h"
 #include "source.h"
+#include "unlock.h"
 #include "store.h"
 
 #define VERSION "0.1"
@@ -506,6 +507,8 @@ static int m_status(struct call *c)
 	json_object_object_add(c->reply, "socket", json_object_new_string(cfg->socket_path));
 	json_object_object_add(c->reply, "clients",
 			       json_object_new_int((int) c->server->n_clients));
+	json_object_object_add(c->reply, "unlocks",
+			       json_object_new_int((int) unlocks_running(c->server->unlocks)));
 	attachments_to_json(c->server->attachments, c->reply);
 	source_status(c->server->source, c->reply);
 	return 0;

@@ -140,7 +140,7 @@ static void call_free(struct call *call)
 
 static bool call_waiting(const struct call *call)
 {
-	return call->deferred || call->wait;
+	return call->deferred || call->suspended || call->wait;
 }
 
 void call_defer(struct call *c)
@@ -150,12 +150,17 @@ void call_defer(struct call *c)
 
 static void call_run(struct call *call);
 
-static void on_call_wait(void *userdata, int error)
+void call_suspend(struct call *c)
 {
-	struct call *call = userdata;
+	c->suspended = true;
+}
 
+void call_resume(struct call *call, int error)
+{
+	call->suspended = false;
 	if (error < 0) {
 		call->wait = source_wait_free(call->wait);
+		call_reset(call);
 		call_error(call, error, "keyscope.Cancelled", "keyscoped is stopping");
 		call_complete(call);
 		return;
@@ -164,6 +169,11 @@ static void on_call_wait(void *userdata, int error)
 	call_run(call);
 	if (!call_waiting(call))
 		call_complete(call);
+}
+
+static void on_call_wait(void *userdata, int error)
+{
+	call_resume(userdata, error);
 }
 
 /*
@@ -183,6 +193,15 @@ static void call_run(struct call *call)
 	r = call->m->handler(call);
 	if (src)
 		k = source_collect_end(src, on_call_wait, call, &w);
+	if (r == -EINPROGRESS && !call->error && call->suspended) {
+		/* Waits for call_resume(); key-ids it asked for meanwhile are asked again then. */
+		call_reset(call);
+		if (k > 0)
+			source_wait_free(w);
+		source_wait_free(prev);
+		return;
+	}
+	call->suspended = false;
 	if (r == -EINPROGRESS && !call->error && !call->deferred && k > 0 &&
 	    call->runs < CALL_MAX_RUNS) {
 		call_reset(call);

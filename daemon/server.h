@@ -24,6 +24,7 @@ struct server {
 	struct scopes *scopes;
 	struct attachments *attachments;
 	struct source *source;
+	struct unlocks *unlocks;
 	int listen_fd;
 	sd_event_source *listen_source, *post_source;
 	struct client *clients;
@@ -44,7 +45,11 @@ void server_stop(struct server *s);
  *    (source.h): it must have changed nothing; the server runs it again, from the start, once
  *    the key-ids it asked for have arrived or failed;
  *  - it starts an operation, calls call_defer() and returns 0: the operation fills the reply
- *    or the error later and calls call_complete().
+ *    or the error later and calls call_complete();
+ *  - it starts (or joins) work outside the key sources, such as a keyslot unlock in a child
+ *    process (unlock.h), calls call_suspend() and returns -EINPROGRESS having changed nothing;
+ *    the work calls call_resume() when it is done, and the handler runs again from the start
+ *    and finds the work's result.
  * Meanwhile the client's further requests wait (replies keep their order) and other clients
  * are served. A client that goes away leaves the call to finish with nobody to answer.
  */
@@ -56,6 +61,7 @@ struct call {
 	struct source_wait *wait;	/* the key-ids the last run asked for */
 	unsigned runs;
 	bool deferred;			/* call_defer() was called */
+	bool suspended;			/* call_suspend() was called */
 	const char *method;
 	json_object *params;
 	struct secret_buf payload;
@@ -75,6 +81,10 @@ int call_error(struct call *c, int r, const char *error, const char *fmt, ...)
 void call_defer(struct call *c);
 /* Sends a deferred call's reply (or drops it when its client is gone) and frees c. */
 void call_complete(struct call *c);
+/* See above. call_resume() with error < 0 ends the call with that error ("keyscoped is
+ * stopping") instead of running the handler again. */
+void call_suspend(struct call *c);
+void call_resume(struct call *c, int error);
 
 struct method {
 	const char *name;

@@ -4,6 +4,8 @@
 # A volume formatted the os-brick way (LUKS2, passphrase = lowercase hex of the delegated key
 # on stdin) opens with --passphrase hex: keyscoped unlocks a keyslot once and installs the
 # recovered volume key as scope vk:<LUKS UUID>; its snapshot opens with no key derivation.
+# The unlock (Argon2id, seconds) runs in a child process: other clients are answered
+# meanwhile, and a snapshot attached during the unlock joins it instead of deriving again.
 # The key's bytes live only in this shell's memory and in pipes, never in argv or a file.
 set -eu
 . "$KEYSCOPE_TOP/tests/vm/lib.sh"
@@ -52,4 +54,32 @@ dmsetup remove obraw
 ks_expect_fail "unlocks no keyslot" ks attach "$vol" --key "$other" --passphrase hex --name bad
 ks detach ob >/dev/null
 keyctl search @u logon "keyscope:vk:$uuid" >/dev/null 2>&1 && vm_die "volume key left in the kernel"
+
+# Off the event loop: the volume and its snapshot attached at once, status asked meanwhile.
+dmsetup create obraw --table "0 $(blockdev --getsz "$vol") snapshot $vol $cow N 8"
+unlocks=$(($(grep -c 'Unlocking a keyslot of' "$KS_LOG") + 1))
+ks attach "$vol" --key "$id" --passphrase hex --name ob >"$KS_DIR/a1" 2>&1 &
+a1=$!
+ks attach /dev/mapper/obraw --key "$id" --passphrase hex --name obsnap >"$KS_DIR/a2" 2>&1 &
+a2=$!
+n=0
+until [ "$(grep -c 'Unlocking a keyslot of' "$KS_LOG")" = $unlocks ]; do
+	n=$((n + 1))
+	[ $n -le 100 ] || vm_die "no unlock started: $(tail -n 5 "$KS_LOG")"
+	sleep 0.1
+done
+t0=$EPOCHREALTIME
+ks status >/dev/null || vm_die "status failed during an unlock"
+t1=$EPOCHREALTIME
+kill -0 "$a1" 2>/dev/null || vm_die "the unlock ended before status answered: nothing shown"
+awk -v a="$t0" -v b="$t1" 'BEGIN { printf "status during the unlock: %.2f s\n", b - a }'
+wait "$a1" || vm_die "attach during the unlock failed: $(cat "$KS_DIR/a1")"
+wait "$a2" || vm_die "snapshot attach during the unlock failed: $(cat "$KS_DIR/a2")"
+[ "$(grep -c 'Unlocking a keyslot of' "$KS_LOG")" = $unlocks ] ||
+	vm_die "the snapshot started an unlock of its own"
+dd if=/dev/mapper/obsnap bs=64k count=16 iflag=direct status=none | cmp -s - "$KS_DIR/plain" ||
+	vm_die "snapshot data differs after the concurrent attach"
+ks detach obsnap >/dev/null
+dmsetup remove obraw
+ks detach ob >/dev/null
 echo ok
