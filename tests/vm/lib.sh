@@ -69,3 +69,20 @@ vm_hotplug() {
 	done
 	vm_disk "$1"
 }
+
+# vm_host ACTION: asks the host to do ACTION (tests/vm/run runs KEYSCOPE_VM_HOST_HOOK ACTION;
+# tests/vm/check's hook is tests/vm/host-hook) and waits up to 60 s for it; dies when the host
+# could not. The host's output goes to stdout.
+vm_host() {
+	_q=$KEYSCOPE_VM_RESULTS/host
+	_r=$1.$$.$(date +%s%N)
+	echo "$1" > "$_q/$_r.tmp" && mv "$_q/$_r.tmp" "$_q/$_r.req" || vm_die "cannot ask the host for $1"
+	_n=0
+	until [ -e "$_q/$_r.done" ]; do
+		_n=$((_n + 1))
+		[ $_n -le 600 ] || vm_die "the host did not do '$1' in 60 s"
+		sleep 0.1
+	done
+	cat "$_q/$_r.out" 2>/dev/null || true
+	[ "$(cat "$_q/$_r.done")" = 0 ] || vm_die "the host failed '$1': $(cat "$_q/$_r.out" 2>/dev/null)"
+}

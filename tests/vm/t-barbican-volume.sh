@@ -14,93 +14,16 @@
 set -eu
 . "$KEYSCOPE_TOP/tests/vm/lib.sh"
 . "$KEYSCOPE_TOP/tests/vm/keyscope.sh"
+. "$KEYSCOPE_TOP/tests/vm/barbican.sh"
 
-[ -n "${KEYSCOPE_BARBICAN_URL:-}" ] || vm_skip "no Barbican given (run through tests/vm/check)"
-URL=$KEYSCOPE_BARBICAN_URL
-CA=$KEYSCOPE_BARBICAN_CA
-OWNER_PROJECT=project-a OWNER_USER=user-a
-NODE_PROJECT=project-node NODE_USER=node-vm-$$
 vol=$(vm_disk vol)
 snap=$(vm_disk snap)
 vol2=$(vm_disk vol2)
 pattern=keyscope-barbican-volume-7d21aa
-
-# bb METHOD PATH [CURL ARGS]: a request to Barbican as the key owner (development mode).
-bb() {
-	_m=$1 _p=$2
-	shift 2
-	curl -sS --fail-with-body --max-time 30 --cacert "$CA" -X "$_m" \
-		-H "X-Project-Id: $OWNER_PROJECT" -H "X-User-Id: $OWNER_USER" -H "X-Roles: creator" \
-		-H "OpenStack-API-Version: key-manager 1.1" "$@" "$URL$_p"
-}
-
-# consumers ID: "service resource_type resource_id" a line, as the owner sees them.
-consumers() {
-	bb GET "/v1/secrets/$1/consumers" | /usr/bin/python3 -c 'import json, sys
-for c in json.load(sys.stdin).get("consumers", []):
-    print(c["service"], c["resource_type"], c["resource_id"])'
-}
-
-# wait_consumers ID EXPECTED: the consumers of ID become EXPECTED within 30 s.
-wait_consumers() {
-	_n=0
-	while [ "$(consumers "$1")" != "$2" ]; do
-		_n=$((_n + 1))
-		[ $_n -le 60 ] || vm_die "consumers of $1 are '$(consumers "$1")', want '$2'"
-		sleep 0.5
-	done
-}
-
-# Barbican out of reach (connect fails at once) and back; only the route changes.
-BB_HOST=$(echo "$URL" | sed 's|^https://||; s|:.*||')
-outage() { ip route add prohibit "$BB_HOST/32"; }
-restore() { ip route del prohibit "$BB_HOST/32"; }
-
-pending() { ks_field "$(ks --json status)" consumers-pending | tr -d " "; }
-
-# node GRACE: keyscoped as the node, with the sealed cache on.
-node() {
-	cat >"$KS_DIR/conf" <<EOF
-[keyscoped]
-barbican-url = $URL
-barbican-ca-file = $CA
-barbican-auth = none
-barbican-project-id = $NODE_PROJECT
-barbican-user-id = $NODE_USER
-barbican-roles = creator
-barbican-connect-timeout = 2
-barbican-timeout = 5
-barbican-deadline = 8
-barbican-retries = 1
-barbican-cache = yes
-barbican-cache-ttl = 600
-barbican-consumer-grace = $1
-EOF
-	ks_start --config "$KS_DIR/conf"
-}
-
-# new_secret: the owner's new key (64 random bytes for aes-xts-plain64; the payload only
-# travels in a pipe), delegated to the node by the read ACL; prints its id.
-new_secret() {
-	_id=$({
-		printf '{"name": "vm-volume", "secret_type": "symmetric", "algorithm": "aes", '
-		printf '"bit_length": 512, "mode": "xts", '
-		printf '"payload_content_type": "application/octet-stream", '
-		printf '"payload_content_encoding": "base64", "payload": "'
-		head -c 64 /dev/urandom | base64 -w0
-		printf '"}'
-	} | bb POST /v1/secrets -H 'Content-Type: application/json' -d @- |
-		/usr/bin/python3 -c 'import json, sys
-print(json.load(sys.stdin)["secret_ref"].rsplit("/", 1)[1])')
-	[ -n "$_id" ] || vm_die "no secret created"
-	printf '{"read": {"users": ["%s"], "project-access": false}}' "$NODE_USER" |
-		bb PUT "/v1/secrets/$_id/acl" -H 'Content-Type: application/json' -d @- >/dev/null
-	echo "$_id"
-}
 id=$(new_secret)
 
 # --- attached: a consumer; a snapshot (same LUKS UUID) shares it -------------------------------
-node 60
+node
 ks format "$vol" --key "$id"
 cryptsetup token export --token-id 0 "$vol" | grep -q '"key-source":"barbican"' ||
 	vm_die "token does not name Barbican: $(cryptsetup token export --token-id 0 "$vol")"
@@ -122,7 +45,7 @@ ks detach data
 [ "$(consumers "$id")" = "keyscope volume $uuid" ] ||
 	vm_die "consumer gone while the snapshot is attached: '$(consumers "$id")'"
 ks_stop
-node 60
+node
 [ "$(pending)" = 0 ] || vm_die "a restart with the snapshot attached queued a consumer change"
 [ "$(consumers "$id")" = "keyscope volume $uuid" ] || vm_die "consumer gone across a restart"
 echo "snapshot attached: one consumer, kept across detach of the origin and a restart"
@@ -140,7 +63,7 @@ ks_stop
 restore
 [ "$(consumers "$id")" = "keyscope volume $uuid" ] ||
 	vm_die "consumer removed although Barbican was unreachable?"
-node 60
+node
 wait_consumers "$id" ""
 [ "$(pending)" = 0 ] || vm_die "removal done but still pending"
 echo "detach during an outage: consumer removed after the restart"
@@ -152,7 +75,7 @@ ks_stop
 cryptsetup close data	# what a reboot does to the mapping and the kernel key
 keyctl invalidate "$(keyctl search @u logon "keyscope:$id")"
 outage
-node 60
+node
 t0=$(date +%s)
 ks attach "$vol" --name data >/dev/null || vm_die "offline attach from the sealed cache failed"
 echo "offline attach: $(($(date +%s) - t0)) s"
@@ -167,7 +90,7 @@ echo "reboot offline: volume back from the sealed cache, consumer never removed"
 
 # --- closed behind the daemon's back: removed after barbican-consumer-grace -------------------
 ks_stop
-node 8
+node "barbican-consumer-grace = 8"
 cryptsetup close data
 ks status | grep -q "vanished.* data" || vm_die "closed mapping not reported: $(ks status)"
 [ "$(pending)" = 1 ] || vm_die "no removal queued for the vanished mapping"
@@ -182,7 +105,7 @@ ks attach "$vol" --name data >/dev/null || vm_die "attach from the cache failed"
 ks_stop
 restore
 [ -z "$(consumers "$id")" ] || vm_die "registered although Barbican was unreachable?"
-node 8
+node "barbican-consumer-grace = 8"
 wait_consumers "$id" "keyscope volume $uuid"
 ks detach data
 wait_consumers "$id" ""
