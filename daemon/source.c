@@ -874,7 +874,8 @@ int source_clone(struct source *s, const char *id, const char *name, source_clon
  * Consumers. One job per (key-id, resource) while Barbican has not yet been told what keyscoped
  * wants: `want` is the newest wish (registered or not), `add` what the request in flight or
  * the next one asks. A wish that flips a job which never sent anything drops the job: Barbican
- * still holds what the new wish wants. The jobs are kept in consumers.json so that a restart
+ * still holds what the new wish wants (a job carried over from an earlier run counts as sent:
+ * that run may have asked). The jobs are kept in consumers.json so that a restart
  * carries them on; a request is always started from a timer, never inside a method call.
  */
 static void consumer_start(struct job *j);
@@ -1029,8 +1030,9 @@ static void consumer_start(struct job *j)
 	}
 }
 
+/* sent: whether an earlier run may have asked already (Barbican's state is unknown then). */
 static int consumer_job(struct source *s, const char *id, const char *resource_id, bool add,
-			uint64_t not_before)
+			uint64_t not_before, bool sent)
 {
 	struct job *j = job_new(s, JOB_CONSUMER, id);
 	uint64_t now = realtime_usec();
@@ -1040,6 +1042,7 @@ static int consumer_job(struct source *s, const char *id, const char *resource_i
 	snprintf(j->resource, sizeof(j->resource), "%s", resource_id);
 	j->add = j->want = add;
 	j->not_before = not_before;
+	j->sent = sent;
 	if (consumer_schedule(j, not_before > now ? not_before - now : 0) < 0) {
 		job_free(j);
 		return -ENOMEM;
@@ -1059,7 +1062,7 @@ void source_consumer(struct source *s, const char *id, const char *resource_id, 
 		return;
 	j = consumer_find(s, id, resource_id);
 	if (!j) {
-		if (consumer_job(s, id, resource_id, add, not_before) < 0)
+		if (consumer_job(s, id, resource_id, add, not_before, false) < 0)
 			log_oom();
 	} else if (j->want == add) {
 		return;		/* already on its way */
@@ -1125,7 +1128,7 @@ static void consumers_load(struct source *s)
 		nb = json_object_object_get(o, "not-before");
 		if (consumer_job(s, json_object_get_string(id), json_object_get_string(res),
 				 json_object_get_boolean(add),
-				 nb ? (uint64_t) json_object_get_int64(nb) : 0) < 0) {
+				 nb ? (uint64_t) json_object_get_int64(nb) : 0, true) < 0) {
 			log_oom();
 			return;
 		}
