@@ -72,7 +72,7 @@ int scope_main(int argc, char **argv)
 int status_main(int argc, char **argv)
 {
 	_cleanup_json_ json_object *reply = NULL;
-	json_object *rp, *scopes;
+	json_object *rp, *scopes, *ks, *b;
 
 	if (argc != 1) {
 		fprintf(stderr, "Usage: keyscopectl status\n");
@@ -89,6 +89,18 @@ int status_main(int argc, char **argv)
 	printf("  state dir: %s\n", json_str(rp, "state-dir"));
 	printf("  keyring:   %lld (keyscope, linked in %s)\n", json_int(rp, "keyring"),
 	       json_str(rp, "keyring-spec"));
+	if (json_object_object_get_ex(rp, "key-sources", &ks) &&
+	    json_object_object_get_ex(ks, "barbican", &b)) {
+		printf("  barbican:  %s as %s (auth %s), sealed cache %s\n", json_str(b, "url"),
+		       json_str(b, "user"), json_str(b, "auth"),
+		       json_object_get_boolean(json_object_object_get(b, "cache")) ? "on" : "off");
+		printf("             %lld fetched, %lld fetch failures, %lld requests in flight, "
+		       "%lld consumer changes pending\n", json_int(b, "fetched"),
+		       json_int(b, "fetch-failures"), json_int(b, "in-flight"),
+		       json_int(b, "consumers-pending"));
+	}
+	if (json_int(rp, "unlocks") > 0)
+		printf("  unlocks:   %lld keyslot unlocks running\n", json_int(rp, "unlocks"));
 	if (json_object_object_get_ex(rp, "scopes", &scopes))
 		printf("  scopes:    %zu\n\n", json_object_array_length(scopes));
 	print_scopes(rp);
