@@ -576,6 +576,11 @@ static int hold_passphrase(struct call *c, struct attach_req *q, const struct lu
 			return call_error(c, r, "keyscope.WrongKey",
 					  "the hex of key %s unlocks no keyslot of %s; nothing was "
 					  "attached", q->key_id, q->dev);
+		if (r == -ECHILD || r == -ETIMEDOUT)
+			return call_error(c, r, "keyscope.AttachFailed",
+					  "the keyslot unlock of %s ended without a result (its "
+					  "process %s; see the daemon's log); nothing was attached",
+					  q->dev, r == -ETIMEDOUT ? "ran out of time" : "died");
 		if (r < 0)
 			return call_error(c, r, "keyscope.BadHeader", "unlocking %s failed: %s",
 					  q->dev, strerror(-r));

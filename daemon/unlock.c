@@ -159,14 +159,14 @@ static int on_unlock_io(sd_event_source *es, int fd, uint32_t revents, void *use
 	/* End of file (the child exited) or a full message. */
 	if (x->got < 8) {
 		log_error("The keyslot unlock process for %s died without an answer.", x->device);
-		unlock_finish(x, -EIO);
+		unlock_finish(x, -ECHILD);
 		return 0;
 	}
 	memcpy(&err, x->msg, 4);
 	memcpy(&len, x->msg + 4, 4);
 	if (err > 0 || (err == 0 && (len == 0 || len > UNLOCK_KEY_MAX || x->got != 8 + len))) {
 		log_error("The keyslot unlock process for %s answered garbage.", x->device);
-		unlock_finish(x, -EIO);
+		unlock_finish(x, -ECHILD);
 		return 0;
 	}
 	unlock_finish(x, err);

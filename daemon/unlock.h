@@ -28,7 +28,8 @@ struct unlocks *unlocks_free(struct unlocks *u);
 
 /*
  * The result of the unlock for fp: 0 and the volume key (a copy, in *ret), or the unlock's
- * error (-EPERM: the passphrase opens no keyslot; -ETIMEDOUT; -EIO: the child died).
+ * error (-EPERM: the passphrase opens no keyslot; -ETIMEDOUT: killed at the time limit;
+ * -ECHILD: the child died or answered garbage; else libcryptsetup's).
  * -EINPROGRESS: an unlock for fp is running; c waits for it (suspended). -ENOENT: none.
  */
 int unlock_take(struct unlocks *u, const uint8_t fp[static 32], struct call *c,

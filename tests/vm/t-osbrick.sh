@@ -82,4 +82,26 @@ dd if=/dev/mapper/obsnap bs=64k count=16 iflag=direct status=none | cmp -s - "$K
 ks detach obsnap >/dev/null
 dmsetup remove obraw
 ks detach ob >/dev/null
+
+# The unlock process killed: the attach fails, says so, and leaves nothing behind.
+ks_world "$KS_DIR/before"
+ks attach "$vol" --key "$id" --passphrase hex --name ob >"$KS_DIR/a1" 2>&1 &
+a1=$!
+n=0
+until pid=$(sed -n 's/.*Unlocking a keyslot of .* in process \([0-9]*\) .*/\1/p' "$KS_LOG" |
+	tail -n 1) && [ -n "$pid" ] && [ "$(grep -c 'Unlocking a keyslot of' "$KS_LOG")" -gt $unlocks ]; do
+	n=$((n + 1))
+	[ $n -le 100 ] || vm_die "no unlock started"
+	sleep 0.1
+done
+kill -9 "$pid"
+wait "$a1" && vm_die "attach succeeded with its unlock process killed: $(cat "$KS_DIR/a1")"
+grep -q "ended without a result (its process died" "$KS_DIR/a1" ||
+	vm_die "attach error: $(cat "$KS_DIR/a1")"
+ks_world "$KS_DIR/after"
+cmp -s "$KS_DIR/before" "$KS_DIR/after" ||
+	vm_die "a killed unlock left something: $(diff "$KS_DIR/before" "$KS_DIR/after")"
+echo "unlock process killed: $(cat "$KS_DIR/a1")"
+ks attach "$vol" --key "$id" --passphrase hex --name ob >/dev/null || vm_die "attach after a killed unlock"
+ks detach ob >/dev/null
 echo ok
