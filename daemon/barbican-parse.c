@@ -553,8 +553,9 @@ int barbican_error_from_http(long status, int cc, const char *what, const char *
 			e.cls = BARBICAN_TLS;
 			e.error = -EKEYREJECTED;
 			set_msg(m, ml, "%s: TLS verification of %s failed (%s): check "
-				 "barbican-ca-file names the CA that signed the server's certificate "
-				 "and that the URL's host name matches it", what, url,
+				 "barbican-ca-file (or -ca-dir) holds the CA that signed the "
+				 "server's certificate and that the URL's host name matches it",
+				 what, url,
 				 curl_easy_strerror((CURLcode) cc));
 		} else if (cc == CURLE_WRITE_ERROR || cc == CURLE_FILESIZE_EXCEEDED) {
 			e.cls = BARBICAN_BAD_REPLY;

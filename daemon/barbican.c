@@ -112,7 +112,7 @@ struct barbican {
 	CURLSH *share;
 	sd_event_source *timer, *pump;
 	char *url, *base, *tokens_url;
-	char *ca_file, *client_cert, *client_key;
+	char *ca_file, *ca_dir, *client_cert, *client_key;
 	enum barbican_auth auth;
 	char *project_id, *user_id, *roles;
 	char app_id[256];
@@ -445,8 +445,13 @@ static int req_setup(struct bb_req *r, uint64_t now)
 	k |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (total_ms < left_ms ? total_ms
 									      : left_ms));
 	k |= curl_easy_setopt(e, CURLOPT_USERAGENT, "keyscoped/0.1");
-	if (b->ca_file)
+	if (b->ca_file || b->ca_dir) {
+		/* Either one replaces the system's trust store: libcurl's built-in CA path
+		 * (/etc/ssl/certs on Debian) would otherwise still vouch for Barbican beside the
+		 * CA the operator pinned. NULL switches a built-in default off. */
 		k |= curl_easy_setopt(e, CURLOPT_CAINFO, b->ca_file);
+		k |= curl_easy_setopt(e, CURLOPT_CAPATH, b->ca_dir);
+	}
 	if (b->client_cert)
 		k |= curl_easy_setopt(e, CURLOPT_SSLCERT, b->client_cert);
 	if (b->client_key)
@@ -1525,6 +1530,7 @@ static int barbican_setup(struct barbican *b, const struct barbican_options *o)
 	b->url = strdup(o->url);
 	b->base = endpoint(o->url, "/v1");
 	b->ca_file = strdup_or_null(o->ca_file);
+	b->ca_dir = strdup_or_null(o->ca_dir);
 	b->client_cert = strdup_or_null(o->client_cert);
 	b->client_key = strdup_or_null(o->client_key);
 	b->project_id = strdup(o->project_id ?: "");
@@ -1534,6 +1540,8 @@ static int barbican_setup(struct barbican *b, const struct barbican_options *o)
 		return log_oom();
 	if (b->ca_file && access(b->ca_file, R_OK) < 0)
 		return log_error_errno(-errno, "barbican-ca-file %s: %m", b->ca_file);
+	if (b->ca_dir && access(b->ca_dir, R_OK | X_OK) < 0)
+		return log_error_errno(-errno, "barbican-ca-dir %s: %m", b->ca_dir);
 	if (b->client_cert && access(b->client_cert, R_OK) < 0)
 		return log_error_errno(-errno, "barbican-client-cert %s: %m", b->client_cert);
 	if (b->client_key && access(b->client_key, R_OK) < 0)
@@ -1636,6 +1644,7 @@ struct barbican *barbican_free(struct barbican *b)
 	free(b->base);
 	free(b->tokens_url);
 	free(b->ca_file);
+	free(b->ca_dir);
 	free(b->client_cert);
 	free(b->client_key);
 	free(b->project_id);

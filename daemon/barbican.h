@@ -158,7 +158,7 @@ enum barbican_auth {
 
 struct barbican_options {
 	const char *url;		/* https://host:9311 (a trailing /v1 is accepted) */
-	const char *ca_file, *client_cert, *client_key;	/* NULL or "" for none */
+	const char *ca_file, *ca_dir, *client_cert, *client_key;	/* NULL or "" for none */
 	enum barbican_auth auth;
 	const char *project_id, *user_id, *roles;	/* auth none */
 	const char *keystone_url, *app_credential_file;	/* auth app-credential */

@@ -46,6 +46,7 @@ void config_done(struct config *c)
 	free(c->keyring);
 	free(c->barbican_url);
 	free(c->barbican_ca_file);
+	free(c->barbican_ca_dir);
 	free(c->barbican_client_cert);
 	free(c->barbican_client_key);
 	free(c->barbican_project_id);
@@ -150,6 +151,8 @@ static int config_set_barbican(struct config *c, const char *key, const char *va
 		return set_url(&c->barbican_url, value);
 	if (streq(key, "barbican-ca-file"))
 		return set_path(&c->barbican_ca_file, value);
+	if (streq(key, "barbican-ca-dir"))
+		return set_path(&c->barbican_ca_dir, value);
 	if (streq(key, "barbican-client-cert"))
 		return set_path(&c->barbican_client_cert, value);
 	if (streq(key, "barbican-client-key"))

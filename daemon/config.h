@@ -27,7 +27,8 @@ struct config {
 	unsigned expected_scopes;	/* key scopes the node is sized for */
 	bool volumes;			/* the node opens dm-crypt volumes: needs device-mapper */
 	/* Barbican (daemon/barbican.h, daemon/source.h); barbican_url NULL: off */
-	char *barbican_url, *barbican_ca_file, *barbican_client_cert, *barbican_client_key;
+	char *barbican_url, *barbican_ca_file, *barbican_ca_dir;
+	char *barbican_client_cert, *barbican_client_key;
 	int barbican_auth;		/* enum barbican_auth */
 	char *barbican_project_id, *barbican_user_id, *barbican_roles;
 	char *keystone_url, *app_credential_file;

@@ -1381,6 +1381,7 @@ int source_new(sd_event *event, const struct config *cfg, struct store *store,
 	o = (struct barbican_options) {
 		.url = cfg->barbican_url,
 		.ca_file = cfg->barbican_ca_file,
+		.ca_dir = cfg->barbican_ca_dir,
 		.client_cert = cfg->barbican_client_cert,
 		.client_key = cfg->barbican_client_key,
 		.auth = (enum barbican_auth) cfg->barbican_auth,

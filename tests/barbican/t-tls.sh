@@ -1,7 +1,9 @@
 #!/bin/bash
 # TLS: with the server's CA the key is fetched; a CA that did not sign the server's certificate
 # and a URL whose host name is not in the certificate are refused quickly, with an error that
-# says it is the certificate, and nothing is installed.
+# says it is the certificate, and nothing is installed. barbican-ca-dir (a rehashed folder)
+# works the same both ways. A pinned CA replaces the system's store: with barbican-ca-file set,
+# the daemon never looks into /etc/ssl/certs (seen with strace, where it is installed).
 . "$(dirname "$0")/lib.sh"
 need_barbican_source
 
@@ -40,4 +42,46 @@ start_node
 ctl key install "$id" >/dev/null || fail "install with the server's CA failed"
 [ -n "$(key_serial "$id")" ] || fail "no key with the server's CA"
 ctl key release "$id" >/dev/null
+stop_daemon
+
+# barbican-ca-dir: a rehashed folder with the other CA only is refused, with the server's CA
+# it is fetched (barbican-ca-file left empty).
+mkdir "$T/cadir"
+cp "$T/other.pem" "$T/cadir/other.pem"
+openssl rehash "$T/cadir" || fail "openssl rehash failed"
+node_conf
+sed -i '/^barbican-ca-file/d' "$T/conf"
+echo "barbican-ca-dir = $T/cadir" >>"$T/conf"
+start_daemon --config "$T/conf"
+refused "ca-dir without the server's CA"
+stop_daemon
+cp "$BARBICAN_CA" "$T/cadir/server-ca.pem"
+openssl rehash "$T/cadir" || fail "openssl rehash failed"
+start_daemon --config "$T/conf"
+ctl key install "$id" >/dev/null || fail "install with the server's CA in barbican-ca-dir failed"
+ctl key release "$id" >/dev/null
+echo "barbican-ca-dir: refused without the server's CA, fetched with it"
+stop_daemon
+
+# Pinned: with barbican-ca-file, a failed verification must not fall back to the system's CAs.
+if ! command -v strace >/dev/null; then
+	echo "not checked (strace is not installed): the system store is not consulted when pinned"
+	echo ok
+	exit 0
+fi
+start_node "barbican-ca-file = $T/other.pem"
+strace -qq -f -e trace=%file -o "$T/strace.log" -p "$DAEMON_PID" &
+sp=$!
+for _ in $(seq 1 50); do
+	grep -q '^TracerPid:[[:space:]]*[1-9]' "/proc/$DAEMON_PID/status" && break
+	sleep 0.1
+done
+refused "pinned CA, traced"
+kill "$sp"
+wait "$sp" 2>/dev/null || true
+[ -s "$T/strace.log" ] || fail "strace saw nothing"
+if grep -q '/etc/ssl/certs' "$T/strace.log"; then
+	fail "with barbican-ca-file set, the system's CAs were consulted: $(grep -m1 /etc/ssl/certs "$T/strace.log")"
+fi
+echo "pinned: a failed verification did not look into /etc/ssl/certs"
 echo ok
