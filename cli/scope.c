@@ -99,8 +99,9 @@ int status_main(int argc, char **argv)
 		       json_int(b, "fetch-failures"), json_int(b, "in-flight"),
 		       json_int(b, "consumers-pending"));
 	}
-	if (json_int(rp, "unlocks") > 0)
-		printf("  unlocks:   %lld keyslot unlocks running\n", json_int(rp, "unlocks"));
+	if (json_int(rp, "unlocks") > 0 || json_int(rp, "unlocks-queued") > 0)
+		printf("  unlocks:   %lld keyslot unlocks running, %lld queued\n",
+		       json_int(rp, "unlocks"), json_int(rp, "unlocks-queued"));
 	if (json_object_object_get_ex(rp, "scopes", &scopes))
 		printf("  scopes:    %zu\n\n", json_object_array_length(scopes));
 	print_scopes(rp);

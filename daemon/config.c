@@ -21,6 +21,7 @@ void config_init(struct config *c)
 		.keyring = strdup("@u"),
 		.log_level = LOG_INFO,
 		.max_clients = 256,
+		.unlock_concurrency = 1,
 		.client_timeout_sec = 30,
 		.request_key_uids = { 0 },
 		.n_request_key_uids = 1,
@@ -215,6 +216,8 @@ int config_set(struct config *c, const char *key, const char *value)
 		return parse_uint(value, 0, 86400, &c->linger_sec);
 	if (streq(key, "max-clients"))
 		return parse_uint(value, 1, 65536, &c->max_clients);
+	if (streq(key, "unlock-concurrency"))
+		return parse_uint(value, 1, 64, &c->unlock_concurrency);
 	if (streq(key, "client-timeout"))
 		return parse_uint(value, 1, 3600, &c->client_timeout_sec);
 	if (streq(key, "read-group"))

@@ -18,6 +18,7 @@ struct config {
 	bool have_read_group;
 	gid_t read_group;	/* members may call read-only methods */
 	unsigned max_clients;
+	unsigned unlock_concurrency;	/* keyslot unlocks (daemon/unlock.h) at once */
 	unsigned client_timeout_sec;	/* a half-sent request is dropped after this */
 	/* request-key upcalls (daemon/request.c, docs/request-key.md) */
 	uid_t request_key_uids[CONFIG_UIDS_MAX];	/* requesters that may cause a fetch */

@@ -194,7 +194,7 @@ static int run(int argc, char **argv)
 	srv.event = event;
 	srv.config = &cfg;
 	srv.start_usec = now_usec();
-	r = unlocks_new(event, &srv.unlocks);
+	r = unlocks_new(event, cfg.unlock_concurrency, &srv.unlocks);
 	if (r < 0) {
 		log_oom();
 		goto out;

@@ -509,6 +509,8 @@ static int m_status(struct call *c)
 			       json_object_new_int((int) c->server->n_clients));
 	json_object_object_add(c->reply, "unlocks",
 			       json_object_new_int((int) unlocks_running(c->server->unlocks)));
+	json_object_object_add(c->reply, "unlocks-queued",
+			       json_object_new_int((int) unlocks_queued(c->server->unlocks)));
 	attachments_to_json(c->server->attachments, c->reply);
 	source_status(c->server->source, c->reply);
 	return 0;

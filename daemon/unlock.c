@@ -37,6 +37,8 @@ struct unlock {
 	struct unlock *next;
 	uint8_t fp[32];
 	char device[256];
+	struct secret_buf pass;		/* while queued */
+	bool queued;
 	pid_t pid;
 	int fd;
 	sd_event_source *io, *timer;
@@ -52,15 +54,17 @@ struct unlock {
 struct unlocks {
 	sd_event *event;
 	struct unlock *list;
+	unsigned max, running;
 };
 
-int unlocks_new(sd_event *event, struct unlocks **ret)
+int unlocks_new(sd_event *event, unsigned max, struct unlocks **ret)
 {
 	struct unlocks *u = calloc(1, sizeof(*u));
 
 	if (!u)
 		return -ENOMEM;
 	u->event = sd_event_ref(event);
+	u->max = max ? max : 1;
 	*ret = u;
 	return 0;
 }
@@ -96,6 +100,7 @@ static void unlock_stop_child(struct unlock *x)
 		while (waitpid(x->pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		x->pid = 0;
+		x->u->running--;
 	}
 }
 
@@ -109,14 +114,18 @@ static void unlock_free(struct unlock *x)
 			break;
 		}
 	unlock_stop_child(x);
+	secret_buf_done(&x->pass);
 	secret_free(x->msg);
 	free(x->waiters);
 	free(x);
 }
 
+static void unlocks_start_queued(struct unlocks *u);
+
 /* The unlock ended (error or key in x->msg): every waiting call runs again, then x goes. */
 static void unlock_finish(struct unlock *x, int error)
 {
+	struct unlocks *u = x->u;
 	struct call **waiters = TAKE_PTR(x->waiters);
 	size_t n = x->n_waiters;
 	uint64_t ms = (now_usec() - x->started) / 1000;
@@ -135,6 +144,7 @@ static void unlock_finish(struct unlock *x, int error)
 		call_resume(waiters[i], 0);
 	free(waiters);
 	unlock_free(x);
+	unlocks_start_queued(u);
 }
 
 static int on_unlock_io(sd_event_source *es, int fd, uint32_t revents, void *userdata)
@@ -226,12 +236,89 @@ static _Noreturn void child(int in, int fd, const char *device, size_t len, pid_
 	_exit(r < 0 ? 1 : 0);
 }
 
+/* Starts x's child with the passphrase pass (len bytes). 0 or -errno (x is left as it was). */
+static int unlock_spawn(struct unlock *x, const void *pass, size_t len)
+{
+	struct unlocks *u = x->u;
+	int p[2], q[2], r;
+	pid_t parent = getpid();
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	if (pipe2(q, O_CLOEXEC) < 0) {
+		r = -errno;
+		safe_close(p[0]);
+		safe_close(p[1]);
+		return r;
+	}
+	x->pid = fork();
+	if (x->pid < 0) {
+		r = -errno;
+		safe_close(p[0]);
+		safe_close(p[1]);
+		safe_close(q[0]);
+		safe_close(q[1]);
+		x->pid = 0;
+		return r;
+	}
+	if (x->pid == 0) {
+		safe_close(p[0]);
+		safe_close(q[1]);
+		child(q[0], p[1], x->device, len, parent);
+	}
+	u->running++;
+	safe_close(p[1]);
+	safe_close(q[0]);
+	x->fd = p[0];
+	/* An empty pipe takes 4096 bytes at once; a child that died early gives EPIPE (the
+	 * daemon ignores SIGPIPE). */
+	r = loop_write(q[1], pass, len);
+	safe_close(q[1]);
+	x->started = now_usec();
+	if (r >= 0)
+		r = fcntl(x->fd, F_SETFL, O_NONBLOCK) < 0 ? -errno : 0;
+	if (r >= 0)
+		r = sd_event_add_io(u->event, &x->io, x->fd, EPOLLIN, on_unlock_io, x);
+	if (r >= 0)
+		r = sd_event_add_time_relative(u->event, &x->timer, CLOCK_MONOTONIC,
+					       UNLOCK_TIMEOUT_USEC, 1000000, on_unlock_timeout, x);
+	if (r < 0) {
+		unlock_stop_child(x);
+		return r;
+	}
+	log_info("Unlocking a keyslot of %s in process %d (key derivation off the event loop).",
+		 x->device, (int) x->pid);
+	return 0;
+}
+
+/* Starts queued unlocks, oldest first, while fewer than unlock-concurrency run. */
+static void unlocks_start_queued(struct unlocks *u)
+{
+	while (u->running < u->max) {
+		struct unlock *oldest = NULL;
+		int r;
+
+		for (struct unlock *x = u->list; x; x = x->next)
+			if (x->queued)
+				oldest = x;	/* the list is newest first */
+		if (!oldest)
+			return;
+		oldest->queued = false;
+		r = unlock_spawn(oldest, oldest->pass.data, oldest->pass.len);
+		secret_buf_done(&oldest->pass);
+		if (r < 0) {
+			log_error_errno(r, "Cannot start the keyslot unlock of %s: %m", oldest->device);
+			unlock_finish(oldest, r);	/* starts the next one itself */
+			return;
+		}
+	}
+}
+
 int unlock_start(struct unlocks *u, const uint8_t fp[static 32], const char *device,
 		 const void *pass, size_t len, struct call *c)
 {
 	struct unlock *x = unlock_find(u, fp);
-	int p[2], q[2], r;
-	pid_t parent = getpid();
+	int r;
 
 	if (x)
 		return add_waiter(x, c);
@@ -251,58 +338,24 @@ int unlock_start(struct unlocks *u, const uint8_t fp[static 32], const char *dev
 	}
 	x->next = u->list;
 	u->list = x;
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		r = -errno;
-		unlock_free(x);
-		return r;
+	if (u->running >= u->max) {
+		/* Each unlock may take the keyslot's whole Argon2 memory (up to 1 GiB). */
+		r = secret_buf_new(len, &x->pass);
+		if (r < 0) {
+			unlock_free(x);
+			return r;
+		}
+		memcpy(x->pass.data, pass, len);
+		x->queued = true;
+		log_info("Queued the keyslot unlock of %s: %u running (unlock-concurrency %u).",
+			 x->device, u->running, u->max);
+	} else {
+		r = unlock_spawn(x, pass, len);
+		if (r < 0) {
+			unlock_free(x);
+			return r;
+		}
 	}
-	if (pipe2(q, O_CLOEXEC) < 0) {
-		r = -errno;
-		safe_close(p[0]);
-		safe_close(p[1]);
-		unlock_free(x);
-		return r;
-	}
-	x->pid = fork();
-	if (x->pid < 0) {
-		r = -errno;
-		safe_close(p[0]);
-		safe_close(p[1]);
-		safe_close(q[0]);
-		safe_close(q[1]);
-		x->pid = 0;
-		unlock_free(x);
-		return r;
-	}
-	if (x->pid == 0) {
-		safe_close(p[0]);
-		safe_close(q[1]);
-		child(q[0], p[1], device, len, parent);
-	}
-	safe_close(p[1]);
-	safe_close(q[0]);
-	x->fd = p[0];
-	/* An empty pipe takes 4096 bytes at once; a child that died early gives EPIPE (the
-	 * daemon ignores SIGPIPE). */
-	r = loop_write(q[1], pass, len);
-	safe_close(q[1]);
-	if (r < 0) {
-		unlock_free(x);
-		return r;
-	}
-	x->started = now_usec();
-	r = fcntl(x->fd, F_SETFL, O_NONBLOCK) < 0 ? -errno : 0;
-	if (r >= 0)
-		r = sd_event_add_io(u->event, &x->io, x->fd, EPOLLIN, on_unlock_io, x);
-	if (r >= 0)
-		r = sd_event_add_time_relative(u->event, &x->timer, CLOCK_MONOTONIC,
-					       UNLOCK_TIMEOUT_USEC, 1000000, on_unlock_timeout, x);
-	if (r < 0) {
-		unlock_free(x);
-		return r;
-	}
-	log_info("Unlocking a keyslot of %s in process %d (key derivation off the event loop).",
-		 x->device, (int) x->pid);
 	r = add_waiter(x, c);
 	if (r != -EINPROGRESS)
 		unlock_free(x);
@@ -332,10 +385,15 @@ int unlock_take(struct unlocks *u, const uint8_t fp[static 32], struct call *c,
 
 unsigned unlocks_running(const struct unlocks *u)
 {
+	return u ? u->running : 0;
+}
+
+unsigned unlocks_queued(const struct unlocks *u)
+{
 	unsigned n = 0;
 
 	for (const struct unlock *x = u ? u->list : NULL; x; x = x->next)
-		n += !x->done;
+		n += x->queued;
 	return n;
 }
 
@@ -343,6 +401,7 @@ struct unlocks *unlocks_free(struct unlocks *u)
 {
 	if (!u)
 		return NULL;
+	u->max = 0;	/* nothing queued starts now */
 	while (u->list) {
 		struct unlock *x = u->list;
 		struct call **waiters = TAKE_PTR(x->waiters);

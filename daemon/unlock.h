@@ -22,7 +22,8 @@
 
 struct unlocks;
 
-int unlocks_new(sd_event *event, struct unlocks **ret);
+/* max: how many children may run at once (unlock-concurrency); more unlocks wait in a queue. */
+int unlocks_new(sd_event *event, unsigned max, struct unlocks **ret);
 /* Kills the children still running; their waiting calls end with -ECANCELED. NULL-safe. */
 struct unlocks *unlocks_free(struct unlocks *u);
 
@@ -36,12 +37,14 @@ int unlock_take(struct unlocks *u, const uint8_t fp[static 32], struct call *c,
 		struct secret_buf *ret);
 
 /*
- * Starts unlocking a keyslot of device with the passphrase pass (len bytes) in a child process
- * and suspends c until it has ended. Returns -EINPROGRESS, or -errno when no child could be
+ * Starts unlocking a keyslot of device with the passphrase pass (len bytes) in a child process,
+ * or queues it (a copy of pass in secret memory) while unlock-concurrency children run, and
+ * suspends c until it has ended. Returns -EINPROGRESS, or -errno when no child could be
  * started.
  */
 int unlock_start(struct unlocks *u, const uint8_t fp[static 32], const char *device,
 		 const void *pass, size_t len, struct call *c);
 
-/* How many unlocks run now (for Status). */
+/* How many unlocks run now, and wait for a free slot (for Status). */
 unsigned unlocks_running(const struct unlocks *u);
+unsigned unlocks_queued(const struct unlocks *u);

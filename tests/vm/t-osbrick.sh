@@ -1,11 +1,13 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# vm: --disk vol:64M --disk cow:32M
+# vm: --disk vol:64M --disk cow:32M --disk vol2:64M
 # A volume formatted the os-brick way (LUKS2, passphrase = lowercase hex of the delegated key
 # on stdin) opens with --passphrase hex: keyscoped unlocks a keyslot once and installs the
 # recovered volume key as scope vk:<LUKS UUID>; its snapshot opens with no key derivation.
 # The unlock (Argon2id, seconds) runs in a child process: other clients are answered
-# meanwhile, and a snapshot attached during the unlock joins it instead of deriving again.
+# meanwhile, and a snapshot attached during the unlock joins it instead of deriving again;
+# another os-brick volume's unlock waits in the queue (unlock-concurrency 1); an unlock whose
+# process is killed fails its attach cleanly.
 # The key's bytes live only in this shell's memory and in pipes, never in argv or a file.
 set -eu
 . "$KEYSCOPE_TOP/tests/vm/lib.sh"
@@ -13,10 +15,13 @@ set -eu
 
 vol=$(vm_disk vol)
 cow=$(vm_disk cow)
+vol2=$(vm_disk vol2)
 ks_start
 hex=$(head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n')
-printf '%s' "$hex" | cryptsetup --batch-mode luksFormat --type luks2 --cipher aes-xts-plain64 \
-	--key-size 256 --key-file=- "$vol"
+for v in "$vol" "$vol2"; do
+	printf '%s' "$hex" | cryptsetup --batch-mode luksFormat --type luks2 \
+		--cipher aes-xts-plain64 --key-size 256 --key-file=- "$v"
+done
 id=$(printf "$(printf '%s' "$hex" | sed 's/../\\x&/g')" | ks key import --name os-brick)
 hex=
 uuid=$(cryptsetup luksUUID "$vol")
@@ -83,13 +88,27 @@ ks detach obsnap >/dev/null
 dmsetup remove obraw
 ks detach ob >/dev/null
 
+# Two os-brick volumes at once: one unlock runs, the other waits its turn; both attach.
+ks attach "$vol" --key "$id" --passphrase hex --name ob >"$KS_DIR/a1" 2>&1 &
+a1=$!
+ks attach "$vol2" --key "$id" --passphrase hex --name ob2 >"$KS_DIR/a2" 2>&1 &
+a2=$!
+wait "$a1" || vm_die "first of two os-brick attaches failed: $(cat "$KS_DIR/a1")"
+wait "$a2" || vm_die "second of two os-brick attaches failed: $(cat "$KS_DIR/a2")"
+grep -q "Queued the keyslot unlock of .*: 1 running (unlock-concurrency 1)" "$KS_LOG" ||
+	vm_die "the second unlock did not wait for the first: $(grep -i unlock "$KS_LOG" | tail -n 4)"
+ks detach ob >/dev/null
+ks detach ob2 >/dev/null
+unlocks=$(grep -c 'Unlocking a keyslot of' "$KS_LOG")
+echo "two os-brick volumes: one unlock at a time, both attached"
+
 # The unlock process killed: the attach fails, says so, and leaves nothing behind.
 ks_world "$KS_DIR/before"
 ks attach "$vol" --key "$id" --passphrase hex --name ob >"$KS_DIR/a1" 2>&1 &
 a1=$!
 n=0
-until pid=$(sed -n 's/.*Unlocking a keyslot of .* in process \([0-9]*\) .*/\1/p' "$KS_LOG" |
-	tail -n 1) && [ -n "$pid" ] && [ "$(grep -c 'Unlocking a keyslot of' "$KS_LOG")" -gt $unlocks ]; do
+until pid=$(grep 'Unlocking a keyslot of' "$KS_LOG" |
+	sed -n "$((unlocks + 1))s/.* in process \([0-9]*\) .*/\1/p") && [ -n "$pid" ]; do
 	n=$((n + 1))
 	[ $n -le 100 ] || vm_die "no unlock started"
 	sleep 0.1
