@@ -717,11 +717,13 @@ int m_volume_attach(struct call *c)
 		return r;
 	}
 	if (s->key_len && s->key_len != p.key_size) {
+		size_t have = s->key_len;	/* the release below may free s */
+
 		(void) scope_release(c->server->scopes, q.scope_id, SCOPE_ATTACH);
 		free(x);
 		return call_error(c, -EINVAL, "keyscope.KeyNotUsable",
 				  "key %s is %zu bytes but the table for %s needs %zu; nothing was "
-				  "attached", q.key_id, s->key_len, q.name, p.key_size);
+				  "attached", q.key_id, have, q.name, p.key_size);
 	}
 	r = dmcrypt_create(q.name, x->dm_uuid, &p);
 	if (r < 0) {

@@ -21,11 +21,20 @@ ks_start() {
 	done
 }
 
+# ks_stop: SIGTERM; keyscoped must exit 0, and its log must hold no sanitizer report (an
+# ASan build, KEYSCOPE_BUILDDIR=build/asan, reports leaks at exit).
 ks_stop() {
 	[ -n "$KS_PID" ] || return 0
 	kill "$KS_PID" 2>/dev/null || true
-	wait "$KS_PID" 2>/dev/null || true
+	_src=0
+	wait "$KS_PID" 2>/dev/null || _src=$?
 	KS_PID=
+	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$KS_LOG"; then
+		grep -m 1 -A 15 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$KS_LOG" >&2
+		echo "${0##*/}: sanitizer report in the keyscoped log" >&2
+		return 1
+	fi
+	[ $_src = 0 ] || { echo "${0##*/}: keyscoped exited with status $_src on SIGTERM" >&2; return 1; }
 }
 
 ks() {
@@ -63,7 +72,7 @@ ks_expect_fail() {
 
 ks_cleanup() {
 	_rc=$?
-	ks_stop
+	ks_stop || _rc=1
 	if [ $_rc -ne 0 ]; then
 		echo "--- keyscoped log ---"
 		tail -n 40 "$KS_LOG"
