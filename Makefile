@@ -119,6 +119,14 @@ asan: export UBSAN_OPTIONS := halt_on_error=1:print_stacktrace=1
 asan:
 	$(Q)$(MAKE) --no-print-directory SANITIZE=1 BUILDDIR=build/asan CC=$(CC) NO_VM=1 check
 
+# The VM tests that drive keyscoped through device-mapper, with the ASan/UBSan build: the
+# guest's ks_stop fails on a sanitizer report or a non-zero exit.
+ASAN_VM_TESTS ?= t-volume t-volume-errors t-snapshot t-osbrick t-barbican-volume t-barbican-restart
+asan-vm:
+	$(Q)$(MAKE) --no-print-directory SANITIZE=1 BUILDDIR=build/asan CC=$(CC) all
+	$(Q)tests/vm/setup >/dev/null
+	$(Q)KEYSCOPE_BUILDDIR=$(abspath build/asan) tests/vm/check $(ASAN_VM_TESTS)
+
 fuzz:
 	$(Q)tests/fuzz/run
 
@@ -163,7 +171,7 @@ install: all
 clean:
 	rm -rf build/out build/asan build/fuzz
 
-.PHONY: all check check-unit check-host check-vm asan fuzz bench bench-vm demo deps install clean
+.PHONY: all check check-unit check-host check-vm asan asan-vm fuzz bench bench-vm demo deps install clean
 .DELETE_ON_ERROR:
 
 -include $(shell find $(BUILDDIR) -name '*.d' 2>/dev/null)
