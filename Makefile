@@ -121,7 +121,7 @@ asan:
 
 # The VM tests that drive keyscoped through device-mapper, with the ASan/UBSan build: the
 # guest's ks_stop fails on a sanitizer report or a non-zero exit.
-ASAN_VM_TESTS ?= t-volume t-volume-errors t-snapshot t-osbrick t-barbican-volume t-barbican-restart
+ASAN_VM_TESTS ?= t-volume t-volume-errors t-osbrick t-barbican-volume
 asan-vm:
 	$(Q)$(MAKE) --no-print-directory SANITIZE=1 BUILDDIR=build/asan CC=$(CC) all
 	$(Q)tests/vm/setup >/dev/null
