@@ -1553,8 +1553,10 @@ static int barbican_setup(struct barbican *b, const struct barbican_options *o)
 		return 0;
 	}
 	if (!url_ok(o->keystone_url))
-		return log_error_errno(-EINVAL, "barbican-auth = app-credential needs keystone-url "
-				       "(https://host:5000/v3), got '%s'.", o->keystone_url ?: "");
+		return log_error_errno(-EINVAL, "barbican-auth = app-credential (the default) needs "
+				       "keystone-url (https://host:5000/v3), got '%s'. (barbican-auth "
+				       "= none is Barbican's unauthenticated development mode.)",
+				       o->keystone_url ?: "");
 	if (isempty(o->app_credential_file))
 		return log_error_errno(-EINVAL, "barbican-auth = app-credential needs "
 				       "app-credential-file.");

@@ -28,6 +28,7 @@ void config_init(struct config *c)
 		.request_key_timeout_sec = 300,
 		.expected_scopes = 256,
 		.volumes = true,
+		.barbican_auth = 1,	/* app-credential: never the development mode by default */
 		.barbican_roles = strdup("creator"),
 		.barbican_connect_timeout_sec = 5,
 		.barbican_timeout_sec = 10,
