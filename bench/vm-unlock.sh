@@ -9,12 +9,12 @@
 # first open to the last mapping, medians of KEYSCOPE_BENCH_REPS (3).
 # Key bytes live only in this shell's variables and in pipes: never in argv, env or a file.
 #
-# NOT WORKING YET, kept as a reproduction (not called by bench/run): with these keyslots
-# (--pbkdf-memory 65536 --pbkdf-force-iterations 4 --pbkdf-parallel 1) cryptsetup opens all
-# four, but the first keyscopectl attach --passphrase hex never returns and the whole guest
-# stops answering (even `timeout 60` around the attaches does not fire) until tests/vm/run
-# kills it; two volumes do the same. t-osbrick, whose keyslots use cryptsetup's calibrated
-# defaults, passes. Run: tests/vm/run --disk u1:64M --disk u2:64M --disk u3:64M --disk u4:64M
+# NOT WORKING YET, kept as a reproduction (not called by bench/run): run directly through
+# tests/vm/run, the guest stops answering (even `timeout 60` does not fire) after the formats.
+# A minimal script run the same way (format one disk, ks_start, ks key import, one attach)
+# hung before "imported", so before any unlock, while t-osbrick, doing the same and more,
+# passes through tests/vm/check right after. Suspect the harness or how the script is started
+# before keyscoped. Run: tests/vm/run --disk u1:64M --disk u2:64M --disk u3:64M --disk u4:64M
 # --timeout 300 -v bench/vm-unlock.sh
 set -eu
 . "$KEYSCOPE_TOP/tests/vm/lib.sh"
