@@ -13,8 +13,9 @@
 # tests/vm/run, the guest stops answering (even `timeout 60` does not fire) after the formats.
 # A minimal script run the same way (format one disk, ks_start, ks key import, one attach)
 # hung before "imported", so before any unlock, while t-osbrick, doing the same and more,
-# passes through tests/vm/check right after. Suspect the harness or how the script is started
-# before keyscoped. Run: tests/vm/run --disk u1:64M --disk u2:64M --disk u3:64M --disk u4:64M
+# passes through tests/vm/check right after. The difference found last: these scripts format
+# BEFORE ks_start; the same minimal steps with ks_start first complete
+# (tests/vm/fixtures/repro-start-after-format.sh reproduces the hang). Run: tests/vm/run --disk u1:64M --disk u2:64M --disk u3:64M --disk u4:64M
 # --timeout 300 -v bench/vm-unlock.sh
 set -eu
 . "$KEYSCOPE_TOP/tests/vm/lib.sh"
