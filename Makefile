@@ -20,7 +20,7 @@ PKGS := libkeyutils json-c libsystemd libcrypto libcryptsetup devmapper blkid li
 CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 \
 	-Wstrict-prototypes -Wmissing-prototypes -Wvla -fno-strict-aliasing \
 	-fstack-protector-strong -D_FORTIFY_SOURCE=2 -D_GNU_SOURCE -MMD -MP \
-	-Ilib -Idaemon -Icli $(shell $(PKG_CONFIG) --cflags $(PKGS))
+	-Ilib $(addprefix -I,$(DAEMON_DIRS)) -Icli $(shell $(PKG_CONFIG) --cflags $(PKGS))
 LDLIBS += $(shell $(PKG_CONFIG) --libs $(PKGS))
 ifeq ($(SANITIZE),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -U_FORTIFY_SOURCE
@@ -35,8 +35,12 @@ Q := @
 E := @printf '  %-8s %s\n'
 endif
 
-LIB_SRC := $(wildcard lib/*.c)
-DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+# Sources are found in every folder below lib/, daemon/ and cli/; each daemon folder is on the
+# include path (daemon/rpc, daemon/keys, daemon/sources, daemon/sources/barbican, daemon/volumes).
+rwildcard = $(foreach d,$(wildcard $(1:=/*)),$(call rwildcard,$(d),$(2)) $(filter $(subst *,%,$(2)),$(d)))
+LIB_SRC := $(sort $(call rwildcard,lib,*.c))
+DAEMON_SRC := $(sort $(filter-out daemon/main.c,$(call rwildcard,daemon,*.c)))
+DAEMON_DIRS := daemon $(sort $(patsubst %/,%,$(dir $(DAEMON_SRC))))
 CLI_SRC := $(wildcard cli/*.c)
 HELPER_SRC := $(wildcard kmod-helpers/*.c)
 UNIT_SRC := $(wildcard tests/unit/test-*.c)

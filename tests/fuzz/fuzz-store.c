@@ -5,7 +5,7 @@
  * the two, and a blob that unseals must seal and unseal again to the same key and entry.
  *
  *   clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Ilib -Idaemon \
- *         lib/secret.c lib/util.c lib/keyid.c daemon/store.c tests/fuzz/fuzz-store.c \
+ *         lib/secret.c lib/util.c lib/keyid.c daemon/keys/store.c tests/fuzz/fuzz-store.c \
  *         $(pkg-config --cflags --libs libcrypto) -o fuzz-store
  *   mkdir -p corpus && ./fuzz-store -max_total_time=60 corpus tests/fuzz/corpus/store
  *

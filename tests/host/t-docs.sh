@@ -82,7 +82,7 @@ done
 echo "config: $(wc -w <<<"$keys") keys checked"
 
 # --- protocol: every method in the table, every error name the daemon uses ------------------
-methods=$(awk '/^static const struct method methods\[\]/, /^};/' "$ROOT/daemon/methods.c" |
+methods=$(awk '/^static const struct method methods\[\]/, /^};/' "$ROOT/daemon/rpc/methods.c" |
 	grep -oE '"keyscope\.[A-Za-z]+"' | tr -d '"')
 [ "$(wc -w <<<"$methods")" -ge 5 ] || fail "found only '$methods' in the method table"
 for m in $methods; do
@@ -91,7 +91,7 @@ done
 for m in $(sed -nE 's/^### (keyscope\.[A-Za-z]+)$/\1/p' "$PROTO"); do
 	grep -qx -- "$m" <<<"$methods" || missing "docs/protocol.md documents unknown method $m"
 done
-names=$(cat "$ROOT"/daemon/*.c | grep -oE '"keyscope\.[A-Z][A-Za-z]+"' | tr -d '"' | sort -u)
+names=$(find "$ROOT/daemon" -name "*.c" -exec cat {} + | grep -oE '"keyscope\.[A-Z][A-Za-z]+"' | tr -d '"' | sort -u)
 for e in $names; do
 	grep -qF -- "\`$e\`" "$PROTO" || missing "name $e (daemon/*.c) not in docs/protocol.md"
 done

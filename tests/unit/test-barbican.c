@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The Barbican parsers and checks (daemon/barbican-parse.c): secret metadata as the Debian
+ * The Barbican parsers and checks (daemon/sources/barbican/barbican-parse.c): secret metadata as the Debian
  * Barbican 15 writes it, list pages, Keystone token responses, secret_ref, times, Retry-After,
  * application credential files; the metadata checks (type, status, expiry, bit_length against
  * the payload); the mapping of HTTP and transport results to errors, retries and back-off.
