@@ -31,6 +31,22 @@ rk_cleanup() {
 }
 trap rk_cleanup EXIT
 
+# unprivileged_upcall_works: whether the kernel runs /sbin/request-key for a request made by an
+# unprivileged uid. Some kernels (seen on 6.18 in a sandbox) fail such a request with ENOENT
+# before any handler runs, where root's request for a description no rule matches is negated
+# (ENOKEY). Sets RK_UNPRIV_WHY to the reason when it returns 1.
+unprivileged_upcall_works() {
+	local out
+	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups keyctl session - \
+		keyctl request2 user "keyscope-probe:$RK_TOKEN" "probe $RK_TOKEN" @s 2>&1)
+	case $out in
+	*"No such file or directory"*)
+		RK_UNPRIV_WHY="this kernel ($(uname -r)) fails an upcall requested by uid 65534 with ENOENT before /sbin/request-key runs"
+		return 1 ;;
+	esac
+	return 0
+}
+
 # install_dropin [--types "logon user"] [HANDLER OPTIONS...]: (re)writes this test's drop-in.
 install_dropin() {
 	local types="logon user" t
