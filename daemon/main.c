@@ -20,6 +20,7 @@
 #include "kernel.h"
 #include "keyring.h"
 #include "log.h"
+#include "methods.h"
 #include "scope.h"
 #include "server.h"
 #include "source.h"
@@ -107,10 +108,10 @@ static struct source_wait *startup_wait;
 
 static void on_startup_keys(void *userdata, int error)
 {
-	struct server *srv = userdata;
+	struct daemon *d = userdata;
 
 	if (error >= 0)
-		(void) scopes_reconcile(srv->scopes);
+		(void) scopes_reconcile(d->scopes);
 	startup_wait = source_wait_free(startup_wait);
 }
 
@@ -149,7 +150,8 @@ static int run(int argc, char **argv)
 {
 	_cleanup_(config_done) struct config cfg;
 	struct args a = {};
-	struct server srv = { .listen_fd = -EBADF };
+	struct daemon d = {};
+	struct server *srv = NULL;
 	sd_event *event = NULL;
 	key_serial_t parent = 0;
 	sigset_t ss;
@@ -180,7 +182,7 @@ static int run(int argc, char **argv)
 	r = keyring_reach(cfg.keyring, &parent);
 	if (r < 0)
 		return r;
-	r = store_open(cfg.state_dir, &srv.store);
+	r = store_open(cfg.state_dir, &d.store);
 	if (r == -EBADMSG || r == -EPERM)
 		return log_error_errno(r, "Master key %s/master.key is not a 32-byte file owned "
 				       "by us with mode 0400: %m", cfg.state_dir);
@@ -191,31 +193,30 @@ static int run(int argc, char **argv)
 	r = sd_event_default(&event);
 	if (r < 0)
 		goto out;
-	srv.event = event;
-	srv.config = &cfg;
-	srv.start_usec = now_usec();
-	r = unlocks_new(event, cfg.unlock_concurrency, &srv.unlocks);
+	d.event = event;
+	d.config = &cfg;
+	r = unlocks_new(event, cfg.unlock_concurrency, &d.unlocks);
 	if (r < 0) {
 		log_oom();
 		goto out;
 	}
-	r = source_new(event, &cfg, srv.store, &srv.source);
+	r = source_new(event, &cfg, d.store, &d.source);
 	if (r < 0)
 		goto out;
-	r = scopes_new(event, parent, cfg.state_dir, cfg.linger_sec, source_fetch, srv.source,
-		       &srv.scopes);
+	r = scopes_new(event, parent, cfg.state_dir, cfg.linger_sec, source_fetch, d.source,
+		       &d.scopes);
 	if (r < 0)
 		goto out;
-	source_set_scopes(srv.source, srv.scopes);
-	r = scopes_load_records(srv.scopes);
+	source_set_scopes(d.source, d.scopes);
+	r = scopes_load_records(d.scopes);
 	if (r < 0)
 		goto out;
-	r = attachments_load(cfg.state_dir, srv.scopes, srv.source, &srv.attachments);
+	r = attachments_load(cfg.state_dir, d.scopes, d.source, &d.attachments);
 	if (r < 0)
 		goto out;
-	source_collect_begin(srv.source);
-	r = scopes_reconcile(srv.scopes);
-	if (source_collect_end(srv.source, on_startup_keys, &srv, &startup_wait) < 0)
+	source_collect_begin(d.source);
+	r = scopes_reconcile(d.scopes);
+	if (source_collect_end(d.source, on_startup_keys, &d, &startup_wait) < 0)
 		log_warning("Cannot fetch the keys of held scopes from Barbican, ignoring.");
 	if (r < 0)
 		goto out;
@@ -231,26 +232,26 @@ static int run(int argc, char **argv)
 	(void) sd_event_add_signal(event, NULL, SIGHUP, on_sighup, NULL);
 	(void) sd_event_set_watchdog(event, true);
 
-	r = server_start(&srv);
+	r = server_new(&d, method_table, method_table_n, &srv);
 	if (r < 0)
 		goto out;
 	log_info("Listening on %s; keyscope keyring %d in %s; state in %s.", cfg.socket_path,
-		 (int) scopes_keyring(srv.scopes), cfg.keyring, cfg.state_dir);
-	(void) source_start(srv.source);
+		 (int) scopes_keyring(d.scopes), cfg.keyring, cfg.state_dir);
+	(void) source_start(d.source);
 	(void) sd_notify(0, "READY=1\nSTATUS=Serving keys.");
 
 	r = sd_event_loop(event);
 	if (r < 0)
 		log_error_errno(r, "Event loop failed: %m");
-	(void) scopes_save(srv.scopes);
+	(void) scopes_save(d.scopes);
 out:
-	server_stop(&srv);
+	srv = server_free(srv);
 	/* Calls still waiting for an unlock or for Barbican end here, with nobody to answer. */
-	srv.unlocks = unlocks_free(srv.unlocks);
-	srv.source = source_free(srv.source);
-	srv.attachments = attachments_free(srv.attachments);
-	srv.scopes = scopes_free(srv.scopes);
-	srv.store = store_free(srv.store);
+	d.unlocks = unlocks_free(d.unlocks);
+	d.source = source_free(d.source);
+	d.attachments = attachments_free(d.attachments);
+	d.scopes = scopes_free(d.scopes);
+	d.store = store_free(d.store);
 	sd_event_unref(event);
 	return r;
 }

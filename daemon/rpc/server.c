@@ -21,6 +21,18 @@
 #define OUT_HIGH_WATER (4u * 1024 * 1024)	/* stop reading a client that does not read */
 #define CALL_MAX_RUNS 4		/* a handler that keeps asking for new key-ids is stopped */
 
+struct server {
+	struct daemon *daemon;
+	sd_event *event;
+	const struct config *config;
+	const struct method *methods;
+	size_t n_methods;
+	int listen_fd;
+	sd_event_source *listen_source, *post_source;
+	struct client *clients;
+	unsigned n_clients;
+};
+
 struct client {
 	struct server *server;
 	struct client *prev, *next;
@@ -183,7 +195,7 @@ static void on_call_wait(void *userdata, int error)
  */
 static void call_run(struct call *call)
 {
-	struct source *src = call->server->source;
+	struct source *src = call->daemon->source;
 	struct source_wait *prev = TAKE_PTR(call->wait), *w = NULL;
 	int r, k = 0;
 
@@ -223,6 +235,19 @@ static void call_run(struct call *call)
 			   strerror(-r));
 }
 
+static const struct method *method_find(const struct server *s, const char *name)
+{
+	for (size_t i = 0; i < s->n_methods; i++)
+		if (streq(s->methods[i].name, name))
+			return &s->methods[i];
+	return NULL;
+}
+
+unsigned call_n_clients(const struct call *c)
+{
+	return c->rpc->n_clients;
+}
+
 static void dispatch(struct client *c, struct call *call, json_object *req_obj)
 {
 	struct proto_request req;
@@ -235,7 +260,7 @@ static void dispatch(struct client *c, struct call *call, json_object *req_obj)
 		call_error(call, r, "keyscope.InvalidRequest", "%s", err);
 		return;
 	}
-	m = method_find(req.method);
+	m = method_find(c->server, req.method);
 	if (!m) {
 		call_error(call, -EOPNOTSUPP, "keyscope.MethodNotFound", "unknown method '%s'",
 			   req.method);
@@ -288,7 +313,8 @@ static int client_handle(struct client *c, size_t len, size_t *ret_consumed)
 	call = calloc(1, sizeof(*call));
 	if (!call)
 		return -ENOMEM;
-	*call = (struct call) { .server = c->server, .client = c, .uid = c->uid, .pid = c->pid };
+	*call = (struct call) { .daemon = c->server->daemon, .rpc = c->server, .client = c,
+				.uid = c->uid, .pid = c->pid };
 	if (r < 0)
 		call_error(call, r, "keyscope.InvalidRequest", "%s", err);
 	else {
@@ -560,7 +586,7 @@ static int on_post(sd_event_source *es, void *userdata)
 	struct client *c, *next;
 	int r;
 
-	r = scopes_save(s->scopes);
+	r = scopes_save(s->daemon->scopes);
 	if (r < 0)
 		log_warning_errno(r, "State not saved, replies held back until it is: %m");
 
@@ -579,7 +605,7 @@ static int on_post(sd_event_source *es, void *userdata)
 	return 0;
 }
 
-int server_start(struct server *s)
+static int server_listen(struct server *s)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	const char *path = s->config->socket_path;
@@ -628,8 +654,10 @@ int server_start(struct server *s)
 	return 0;
 }
 
-void server_stop(struct server *s)
+struct server *server_free(struct server *s)
 {
+	if (!s)
+		return NULL;
 	while (s->clients)
 		client_free(s->clients);
 	s->listen_source = sd_event_source_disable_unref(s->listen_source);
@@ -638,4 +666,24 @@ void server_stop(struct server *s)
 		(void) unlink(s->config->socket_path);
 		s->listen_fd = safe_close(s->listen_fd);
 	}
+	free(s);
+	return NULL;
+}
+
+int server_new(struct daemon *d, const struct method *table, size_t n, struct server **ret)
+{
+	struct server *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s)
+		return log_oom();
+	*s = (struct server) { .daemon = d, .event = d->event, .config = d->config,
+			       .methods = table, .n_methods = n, .listen_fd = -EBADF };
+	r = server_listen(s);
+	if (r < 0) {
+		server_free(s);
+		return r;
+	}
+	*ret = s;
+	return 0;
 }
