@@ -47,6 +47,8 @@ struct client {
 	uint8_t *out;		/* secret memory: replies may carry key material */
 	size_t out_len, out_alloc;
 	bool dead;
+	bool eof;		/* the client shut its sending side: no more bytes will come */
+	bool backlog;		/* stopped at OUT_HIGH_WATER with requests still buffered */
 	struct call *pending;	/* a call waiting for the key source; later requests wait */
 };
 
@@ -341,9 +343,28 @@ static int client_handle(struct client *c, size_t len, size_t *ret_consumed)
 static void client_arm(struct client *c);
 static void client_deadline_reset(struct client *c);
 
+/* The client sent its last byte: what is left once the whole requests are answered is cut. */
+static void client_judge_eof(struct client *c)
+{
+	if (c->in_len > 0) {
+		struct call call = {};
+		call_error(&call, -EPIPE, "keyscope.IncompleteRequest",
+			   "connection closed after %zu bytes of an unfinished request", c->in_len);
+		(void) client_reply(c, &call);
+		secret_erase(c->in, c->in_len);
+		c->in_len = 0;
+	}
+	c->dead = true;
+}
+
+/*
+ * Answers the whole requests buffered, in order, until one waits or the replies pass
+ * OUT_HIGH_WATER; on_post() comes back for the rest once the replies are flushed.
+ */
 static void client_process(struct client *c)
 {
-	while (!c->pending) {
+	c->backlog = false;
+	while (!c->pending && !c->dead) {
 		size_t len, consumed = 0;
 		int r = proto_frame(c->in, c->in_len, &len);
 
@@ -370,9 +391,15 @@ static void client_process(struct client *c)
 		secret_erase(c->in + c->in_len - consumed, consumed);
 		c->in_len -= consumed;
 		client_deadline_reset(c);
-		if (r == 2 || c->out_len > OUT_HIGH_WATER)
+		if (r == 2)
 			break;
+		if (c->out_len > OUT_HIGH_WATER) {
+			c->backlog = c->in_len > 0;
+			break;
+		}
 	}
+	if (c->eof && !c->pending && !c->backlog && !c->dead)
+		client_judge_eof(c);
 	client_arm(c);
 }
 
@@ -399,7 +426,8 @@ static void client_arm(struct client *c)
 {
 	uint32_t ev = 0;
 
-	if (c->out_len <= OUT_HIGH_WATER && c->in_len < IN_SIZE && !c->dead && !c->pending)
+	if (c->out_len <= OUT_HIGH_WATER && c->in_len < IN_SIZE && !c->dead && !c->eof &&
+	    !c->pending && !c->backlog)
 		ev |= EPOLLIN;
 	if (c->out_len > 0)
 		ev |= EPOLLOUT;
@@ -447,21 +475,14 @@ static int on_client_io(sd_event_source *es, int fd, uint32_t revents, void *use
 			client_free(c);
 			return 0;
 		}
-		if (k == 0 && c->in_len > 0) {
-			struct call call = {};
-			call_error(&call, -EPIPE, "keyscope.IncompleteRequest",
-				   "connection closed after %zu bytes of an unfinished request",
-				   c->in_len);
-			(void) client_reply(c, &call);
-			secret_erase(c->in, c->in_len);
-			c->in_len = 0;
+		if (k == 0) {
+			c->eof = true;
+			client_process(c);
+			if (c->dead && c->out_len == 0) {
+				client_free(c);
+				return 0;
+			}
 		}
-		if (k == 0 && c->out_len == 0) {
-			client_free(c);
-			return 0;
-		}
-		if (k == 0)
-			c->dead = true;
 		if (k > 0) {
 			c->in_len += (size_t) k;
 			client_process(c);
@@ -600,7 +621,12 @@ static int on_post(sd_event_source *es, void *userdata)
 			client_free(c);
 			continue;
 		}
-		client_arm(c);
+		/* Whole requests left buffered at the high-water mark: no new bytes may come to
+		 * wake us for them. Their replies go out on a later pass, after a save. */
+		if (r >= 0 && c->backlog && c->out_len <= OUT_HIGH_WATER)
+			client_process(c);
+		else
+			client_arm(c);
 	}
 	return 0;
 }
