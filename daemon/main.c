@@ -4,6 +4,7 @@
  * material; installs delegated keys as kernel logon keys and counts their holders.
  */
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "attach.h"
 #include "config.h"
 #include "kernel.h"
+#include "lock.h"
 #include "keyring.h"
 #include "log.h"
 #include "methods.h"
@@ -132,6 +134,61 @@ static int keyring_reach(const char *spec, key_serial_t *ret)
 	return 0;
 }
 
+/*
+ * Takes the lock of a state folder or socket (lock.h) for the daemon's life, or explains who
+ * holds it. Returns the descriptor to keep open.
+ */
+static int guard(const char *lock, const char *what, const char *path, const char *option)
+{
+	pid_t holder = 0;
+	int fd = lockfile_take(lock, &holder);
+
+	if (fd == -EBUSY && holder > 0)
+		return log_error_errno(fd, "%s %s is in use by keyscoped PID %d, which holds %s. "
+				       "Stop that daemon first, or give this one another %s.",
+				       what, path, (int) holder, lock, option);
+	if (fd == -EBUSY)
+		return log_error_errno(fd, "%s %s is in use by another keyscoped, which holds %s "
+				       "(its PID is not visible here). Stop that daemon first, or "
+				       "give this one another %s.", what, path, lock, option);
+	if (fd < 0)
+		return log_error_errno(fd, "Failed to lock %s: %m", lock);
+	return fd;
+}
+
+/* One daemon per state folder and per socket; returns -errno having logged why not. */
+static int take_locks(const struct config *cfg, int *ret_state_fd, int *ret_socket_fd)
+{
+	char state_lock[PATH_MAX], socket_lock[PATH_MAX];
+	_cleanup_close_ int state_fd = -EBADF;
+	int r, fd;
+
+	r = snprintf(state_lock, sizeof(state_lock), "%s/keyscoped.lock", cfg->state_dir);
+	if (r < 0 || (size_t) r >= sizeof(state_lock))
+		return log_error_errno(-ENAMETOOLONG, "State directory %s: path too long.",
+				       cfg->state_dir);
+	r = snprintf(socket_lock, sizeof(socket_lock), "%s.lock", cfg->socket_path);
+	if (r < 0 || (size_t) r >= sizeof(socket_lock))
+		return log_error_errno(-ENAMETOOLONG, "Socket %s: path too long.",
+				       cfg->socket_path);
+	r = mkdir_p(cfg->state_dir, 0700);
+	if (r < 0)
+		return log_error_errno(r, "Failed to create the state directory %s: %m",
+				       cfg->state_dir);
+	state_fd = guard(state_lock, "State directory", cfg->state_dir, "--state-dir");
+	if (state_fd < 0)
+		return state_fd;
+	r = server_make_dir(cfg->socket_path);
+	if (r < 0)
+		return r;
+	fd = guard(socket_lock, "Socket", cfg->socket_path, "--socket");
+	if (fd < 0)
+		return fd;
+	*ret_state_fd = TAKE_FD(state_fd);
+	*ret_socket_fd = fd;
+	return 0;
+}
+
 static int on_signal(sd_event_source *es, const struct signalfd_siginfo *si, void *userdata)
 {
 	log_info("Received %s, stopping.", strsignal((int) si->ssi_signo));
@@ -152,6 +209,7 @@ static int run(int argc, char **argv)
 	struct args a = {};
 	struct daemon d = {};
 	struct server *srv = NULL;
+	_cleanup_close_ int state_lock = -EBADF, socket_lock = -EBADF;
 	sd_event *event = NULL;
 	key_serial_t parent = 0;
 	sigset_t ss;
@@ -177,6 +235,9 @@ static int run(int argc, char **argv)
 	(void) prctl(PR_SET_DUMPABLE, 0);
 	(void) setrlimit(RLIMIT_CORE, &(struct rlimit) { 0, 0 });
 	umask(0077);
+	r = take_locks(&cfg, &state_lock, &socket_lock);
+	if (r < 0)
+		return r;
 	(void) kernel_check_at_start(&cfg);
 
 	r = keyring_reach(cfg.keyring, &parent);
