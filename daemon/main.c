@@ -4,6 +4,7 @@
  * material; installs delegated keys as kernel logon keys and counts their holders.
  */
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,8 +19,10 @@
 #include "attach.h"
 #include "config.h"
 #include "kernel.h"
+#include "lock.h"
 #include "keyring.h"
 #include "log.h"
+#include "methods.h"
 #include "scope.h"
 #include "server.h"
 #include "source.h"
@@ -107,10 +110,10 @@ static struct source_wait *startup_wait;
 
 static void on_startup_keys(void *userdata, int error)
 {
-	struct server *srv = userdata;
+	struct daemon *d = userdata;
 
 	if (error >= 0)
-		(void) scopes_reconcile(srv->scopes);
+		(void) scopes_reconcile(d->scopes);
 	startup_wait = source_wait_free(startup_wait);
 }
 
@@ -128,6 +131,61 @@ static int keyring_reach(const char *spec, key_serial_t *ret)
 		log_warning_errno(-errno, "Failed to link @u into our session keyring, "
 				  "ignoring: %m");
 	*ret = parent;
+	return 0;
+}
+
+/*
+ * Takes the lock of a state folder or socket (lock.h) for the daemon's life, or explains who
+ * holds it. Returns the descriptor to keep open.
+ */
+static int guard(const char *lock, const char *what, const char *path, const char *option)
+{
+	pid_t holder = 0;
+	int fd = lockfile_take(lock, &holder);
+
+	if (fd == -EBUSY && holder > 0)
+		return log_error_errno(fd, "%s %s is in use by keyscoped PID %d, which holds %s. "
+				       "Stop that daemon first, or give this one another %s.",
+				       what, path, (int) holder, lock, option);
+	if (fd == -EBUSY)
+		return log_error_errno(fd, "%s %s is in use by another keyscoped, which holds %s "
+				       "(its PID is not visible here). Stop that daemon first, or "
+				       "give this one another %s.", what, path, lock, option);
+	if (fd < 0)
+		return log_error_errno(fd, "Failed to lock %s: %m", lock);
+	return fd;
+}
+
+/* One daemon per state folder and per socket; returns -errno having logged why not. */
+static int take_locks(const struct config *cfg, int *ret_state_fd, int *ret_socket_fd)
+{
+	char state_lock[PATH_MAX], socket_lock[PATH_MAX];
+	_cleanup_close_ int state_fd = -EBADF;
+	int r, fd;
+
+	r = snprintf(state_lock, sizeof(state_lock), "%s/keyscoped.lock", cfg->state_dir);
+	if (r < 0 || (size_t) r >= sizeof(state_lock))
+		return log_error_errno(-ENAMETOOLONG, "State directory %s: path too long.",
+				       cfg->state_dir);
+	r = snprintf(socket_lock, sizeof(socket_lock), "%s.lock", cfg->socket_path);
+	if (r < 0 || (size_t) r >= sizeof(socket_lock))
+		return log_error_errno(-ENAMETOOLONG, "Socket %s: path too long.",
+				       cfg->socket_path);
+	r = mkdir_p(cfg->state_dir, 0700);
+	if (r < 0)
+		return log_error_errno(r, "Failed to create the state directory %s: %m",
+				       cfg->state_dir);
+	state_fd = guard(state_lock, "State directory", cfg->state_dir, "--state-dir");
+	if (state_fd < 0)
+		return state_fd;
+	r = server_make_dir(cfg->socket_path);
+	if (r < 0)
+		return r;
+	fd = guard(socket_lock, "Socket", cfg->socket_path, "--socket");
+	if (fd < 0)
+		return fd;
+	*ret_state_fd = TAKE_FD(state_fd);
+	*ret_socket_fd = fd;
 	return 0;
 }
 
@@ -149,7 +207,9 @@ static int run(int argc, char **argv)
 {
 	_cleanup_(config_done) struct config cfg;
 	struct args a = {};
-	struct server srv = { .listen_fd = -EBADF };
+	struct daemon d = {};
+	struct server *srv = NULL;
+	_cleanup_close_ int state_lock = -EBADF, socket_lock = -EBADF;
 	sd_event *event = NULL;
 	key_serial_t parent = 0;
 	sigset_t ss;
@@ -175,12 +235,15 @@ static int run(int argc, char **argv)
 	(void) prctl(PR_SET_DUMPABLE, 0);
 	(void) setrlimit(RLIMIT_CORE, &(struct rlimit) { 0, 0 });
 	umask(0077);
+	r = take_locks(&cfg, &state_lock, &socket_lock);
+	if (r < 0)
+		return r;
 	(void) kernel_check_at_start(&cfg);
 
 	r = keyring_reach(cfg.keyring, &parent);
 	if (r < 0)
 		return r;
-	r = store_open(cfg.state_dir, &srv.store);
+	r = store_open(cfg.state_dir, &d.store);
 	if (r == -EBADMSG || r == -EPERM)
 		return log_error_errno(r, "Master key %s/master.key is not a 32-byte file owned "
 				       "by us with mode 0400: %m", cfg.state_dir);
@@ -191,31 +254,30 @@ static int run(int argc, char **argv)
 	r = sd_event_default(&event);
 	if (r < 0)
 		goto out;
-	srv.event = event;
-	srv.config = &cfg;
-	srv.start_usec = now_usec();
-	r = unlocks_new(event, cfg.unlock_concurrency, &srv.unlocks);
+	d.event = event;
+	d.config = &cfg;
+	r = unlocks_new(event, cfg.unlock_concurrency, &d.unlocks);
 	if (r < 0) {
 		log_oom();
 		goto out;
 	}
-	r = source_new(event, &cfg, srv.store, &srv.source);
+	r = source_new(event, &cfg, d.store, &d.source);
 	if (r < 0)
 		goto out;
-	r = scopes_new(event, parent, cfg.state_dir, cfg.linger_sec, source_fetch, srv.source,
-		       &srv.scopes);
+	r = scopes_new(event, parent, cfg.state_dir, cfg.linger_sec, source_fetch, d.source,
+		       &d.scopes);
 	if (r < 0)
 		goto out;
-	source_set_scopes(srv.source, srv.scopes);
-	r = scopes_load_records(srv.scopes);
+	source_set_scopes(d.source, d.scopes);
+	r = scopes_load_records(d.scopes);
 	if (r < 0)
 		goto out;
-	r = attachments_load(cfg.state_dir, srv.scopes, srv.source, &srv.attachments);
+	r = attachments_load(cfg.state_dir, d.scopes, d.source, &d.attachments);
 	if (r < 0)
 		goto out;
-	source_collect_begin(srv.source);
-	r = scopes_reconcile(srv.scopes);
-	if (source_collect_end(srv.source, on_startup_keys, &srv, &startup_wait) < 0)
+	source_collect_begin(d.source);
+	r = scopes_reconcile(d.scopes);
+	if (source_collect_end(d.source, on_startup_keys, &d, &startup_wait) < 0)
 		log_warning("Cannot fetch the keys of held scopes from Barbican, ignoring.");
 	if (r < 0)
 		goto out;
@@ -231,26 +293,26 @@ static int run(int argc, char **argv)
 	(void) sd_event_add_signal(event, NULL, SIGHUP, on_sighup, NULL);
 	(void) sd_event_set_watchdog(event, true);
 
-	r = server_start(&srv);
+	r = server_new(&d, method_table, method_table_n, &srv);
 	if (r < 0)
 		goto out;
 	log_info("Listening on %s; keyscope keyring %d in %s; state in %s.", cfg.socket_path,
-		 (int) scopes_keyring(srv.scopes), cfg.keyring, cfg.state_dir);
-	(void) source_start(srv.source);
+		 (int) scopes_keyring(d.scopes), cfg.keyring, cfg.state_dir);
+	(void) source_start(d.source);
 	(void) sd_notify(0, "READY=1\nSTATUS=Serving keys.");
 
 	r = sd_event_loop(event);
 	if (r < 0)
 		log_error_errno(r, "Event loop failed: %m");
-	(void) scopes_save(srv.scopes);
+	(void) scopes_save(d.scopes);
 out:
-	server_stop(&srv);
+	srv = server_free(srv);
 	/* Calls still waiting for an unlock or for Barbican end here, with nobody to answer. */
-	srv.unlocks = unlocks_free(srv.unlocks);
-	srv.source = source_free(srv.source);
-	srv.attachments = attachments_free(srv.attachments);
-	srv.scopes = scopes_free(srv.scopes);
-	srv.store = store_free(srv.store);
+	d.unlocks = unlocks_free(d.unlocks);
+	d.source = source_free(d.source);
+	d.attachments = attachments_free(d.attachments);
+	d.scopes = scopes_free(d.scopes);
+	d.store = store_free(d.store);
 	sd_event_unref(event);
 	return r;
 }

@@ -7,7 +7,7 @@
  */
 #pragma once
 
-#include "server.h"
+#include "call.h"
 
 /* Longest callout info accepted; the audit log shows at most REQUEST_CALLOUT_LOG bytes of it. */
 #define REQUEST_CALLOUT_MAX 4096

@@ -9,12 +9,13 @@
 #include <string.h>
 
 #include "attach.h"
+#include "call.h"
 #include "keyid.h"
 #include "log.h"
+#include "methods.h"
 #include "proto.h"
 #include "request.h"
 #include "scope.h"
-#include "server.h"
 #include "source.h"
 #include "unlock.h"
 #include "store.h"
@@ -506,7 +507,7 @@ static int m_status(struct call *c)
 	json_object_object_add(c->reply, "state-dir", json_object_new_string(cfg->state_dir));
 	json_object_object_add(c->reply, "socket", json_object_new_string(cfg->socket_path));
 	json_object_object_add(c->reply, "clients",
-			       json_object_new_int((int) c->server->n_clients));
+			       json_object_new_int((int) call_n_clients(c)));
 	json_object_object_add(c->reply, "unlocks",
 			       json_object_new_int((int) unlocks_running(c->server->unlocks)));
 	json_object_object_add(c->reply, "unlocks-queued",
@@ -516,7 +517,7 @@ static int m_status(struct call *c)
 	return 0;
 }
 
-static const struct method methods[] = {
+const struct method method_table[] = {
 	{ "keyscope.Ping", m_ping, false, false },
 	{ "keyscope.Status", m_status, false, false },
 	{ "keyscope.KeyList", m_key_list, false, false },
@@ -536,10 +537,4 @@ static const struct method methods[] = {
 	{ "keyscope.VolumeRebind", m_volume_rebind, true, false },
 };
 
-const struct method *method_find(const char *name)
-{
-	for (size_t i = 0; i < ELEMENTSOF(methods); i++)
-		if (streq(methods[i].name, name))
-			return &methods[i];
-	return NULL;
-}
+const size_t method_table_n = ELEMENTSOF(method_table);

@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "call.h"
 #include "keyid.h"
 #include "proto.h"
-#include "server.h"
 #include "source.h"
 #include "store.h"
 
@@ -46,14 +46,14 @@ int call_get_name(struct call *c, const char **ret)
 
 int call_key_error(struct call *c, int r, const char *id, const char *what)
 {
-	struct store *st = c->server->store;
+	struct store *st = c->daemon->store;
 	const char *name, *message;
 
 	/* Waiting for the key source is not an error: the server runs the handler again. */
 	if (r == -EINPROGRESS)
 		return r;
 	/* Barbican's refusals say what to do next better than an errno can. */
-	if (c->server->source && source_error(c->server->source, id, &name, &message))
+	if (c->daemon->source && source_error(c->daemon->source, id, &name, &message))
 		return call_error(c, r, name, "%s", message);
 	switch (r) {
 	case -ENOENT:

@@ -21,6 +21,18 @@
 #define OUT_HIGH_WATER (4u * 1024 * 1024)	/* stop reading a client that does not read */
 #define CALL_MAX_RUNS 4		/* a handler that keeps asking for new key-ids is stopped */
 
+struct server {
+	struct daemon *daemon;
+	sd_event *event;
+	const struct config *config;
+	const struct method *methods;
+	size_t n_methods;
+	int listen_fd;
+	sd_event_source *listen_source, *post_source;
+	struct client *clients;
+	unsigned n_clients;
+};
+
 struct client {
 	struct server *server;
 	struct client *prev, *next;
@@ -35,6 +47,8 @@ struct client {
 	uint8_t *out;		/* secret memory: replies may carry key material */
 	size_t out_len, out_alloc;
 	bool dead;
+	bool eof;		/* the client shut its sending side: no more bytes will come */
+	bool backlog;		/* stopped at OUT_HIGH_WATER with requests still buffered */
 	struct call *pending;	/* a call waiting for the key source; later requests wait */
 };
 
@@ -183,7 +197,7 @@ static void on_call_wait(void *userdata, int error)
  */
 static void call_run(struct call *call)
 {
-	struct source *src = call->server->source;
+	struct source *src = call->daemon->source;
 	struct source_wait *prev = TAKE_PTR(call->wait), *w = NULL;
 	int r, k = 0;
 
@@ -223,6 +237,19 @@ static void call_run(struct call *call)
 			   strerror(-r));
 }
 
+static const struct method *method_find(const struct server *s, const char *name)
+{
+	for (size_t i = 0; i < s->n_methods; i++)
+		if (streq(s->methods[i].name, name))
+			return &s->methods[i];
+	return NULL;
+}
+
+unsigned call_n_clients(const struct call *c)
+{
+	return c->rpc->n_clients;
+}
+
 static void dispatch(struct client *c, struct call *call, json_object *req_obj)
 {
 	struct proto_request req;
@@ -235,7 +262,7 @@ static void dispatch(struct client *c, struct call *call, json_object *req_obj)
 		call_error(call, r, "keyscope.InvalidRequest", "%s", err);
 		return;
 	}
-	m = method_find(req.method);
+	m = method_find(c->server, req.method);
 	if (!m) {
 		call_error(call, -EOPNOTSUPP, "keyscope.MethodNotFound", "unknown method '%s'",
 			   req.method);
@@ -288,7 +315,8 @@ static int client_handle(struct client *c, size_t len, size_t *ret_consumed)
 	call = calloc(1, sizeof(*call));
 	if (!call)
 		return -ENOMEM;
-	*call = (struct call) { .server = c->server, .client = c, .uid = c->uid, .pid = c->pid };
+	*call = (struct call) { .daemon = c->server->daemon, .rpc = c->server, .client = c,
+				.uid = c->uid, .pid = c->pid };
 	if (r < 0)
 		call_error(call, r, "keyscope.InvalidRequest", "%s", err);
 	else {
@@ -315,9 +343,28 @@ static int client_handle(struct client *c, size_t len, size_t *ret_consumed)
 static void client_arm(struct client *c);
 static void client_deadline_reset(struct client *c);
 
+/* The client sent its last byte: what is left once the whole requests are answered is cut. */
+static void client_judge_eof(struct client *c)
+{
+	if (c->in_len > 0) {
+		struct call call = {};
+		call_error(&call, -EPIPE, "keyscope.IncompleteRequest",
+			   "connection closed after %zu bytes of an unfinished request", c->in_len);
+		(void) client_reply(c, &call);
+		secret_erase(c->in, c->in_len);
+		c->in_len = 0;
+	}
+	c->dead = true;
+}
+
+/*
+ * Answers the whole requests buffered, in order, until one waits or the replies pass
+ * OUT_HIGH_WATER; on_post() comes back for the rest once the replies are flushed.
+ */
 static void client_process(struct client *c)
 {
-	while (!c->pending) {
+	c->backlog = false;
+	while (!c->pending && !c->dead) {
 		size_t len, consumed = 0;
 		int r = proto_frame(c->in, c->in_len, &len);
 
@@ -344,9 +391,15 @@ static void client_process(struct client *c)
 		secret_erase(c->in + c->in_len - consumed, consumed);
 		c->in_len -= consumed;
 		client_deadline_reset(c);
-		if (r == 2 || c->out_len > OUT_HIGH_WATER)
+		if (r == 2)
 			break;
+		if (c->out_len > OUT_HIGH_WATER) {
+			c->backlog = c->in_len > 0;
+			break;
+		}
 	}
+	if (c->eof && !c->pending && !c->backlog && !c->dead)
+		client_judge_eof(c);
 	client_arm(c);
 }
 
@@ -373,7 +426,8 @@ static void client_arm(struct client *c)
 {
 	uint32_t ev = 0;
 
-	if (c->out_len <= OUT_HIGH_WATER && c->in_len < IN_SIZE && !c->dead && !c->pending)
+	if (c->out_len <= OUT_HIGH_WATER && c->in_len < IN_SIZE && !c->dead && !c->eof &&
+	    !c->pending && !c->backlog)
 		ev |= EPOLLIN;
 	if (c->out_len > 0)
 		ev |= EPOLLOUT;
@@ -421,21 +475,14 @@ static int on_client_io(sd_event_source *es, int fd, uint32_t revents, void *use
 			client_free(c);
 			return 0;
 		}
-		if (k == 0 && c->in_len > 0) {
-			struct call call = {};
-			call_error(&call, -EPIPE, "keyscope.IncompleteRequest",
-				   "connection closed after %zu bytes of an unfinished request",
-				   c->in_len);
-			(void) client_reply(c, &call);
-			secret_erase(c->in, c->in_len);
-			c->in_len = 0;
+		if (k == 0) {
+			c->eof = true;
+			client_process(c);
+			if (c->dead && c->out_len == 0) {
+				client_free(c);
+				return 0;
+			}
 		}
-		if (k == 0 && c->out_len == 0) {
-			client_free(c);
-			return 0;
-		}
-		if (k == 0)
-			c->dead = true;
 		if (k > 0) {
 			c->in_len += (size_t) k;
 			client_process(c);
@@ -560,7 +607,7 @@ static int on_post(sd_event_source *es, void *userdata)
 	struct client *c, *next;
 	int r;
 
-	r = scopes_save(s->scopes);
+	r = scopes_save(s->daemon->scopes);
 	if (r < 0)
 		log_warning_errno(r, "State not saved, replies held back until it is: %m");
 
@@ -574,43 +621,59 @@ static int on_post(sd_event_source *es, void *userdata)
 			client_free(c);
 			continue;
 		}
-		client_arm(c);
+		/* Whole requests left buffered at the high-water mark: no new bytes may come to
+		 * wake us for them. Their replies go out on a later pass, after a save. */
+		if (r >= 0 && c->backlog && c->out_len <= OUT_HIGH_WATER)
+			client_process(c);
+		else
+			client_arm(c);
 	}
 	return 0;
 }
 
-int server_start(struct server *s)
+int server_make_dir(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	const char *path = s->config->socket_path;
-	_cleanup_close_ int fd = -EBADF;
 	_cleanup_free_ char *dir = strdup(path);
 	char *slash;
+	struct stat st;
+	bool existed;
 	int r;
 
 	if (!dir)
 		return log_oom();
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = 0;
+	existed = stat(dir, &st) >= 0;
+	r = mkdir_p(dir, 0755);
+	if (r < 0)
+		return log_error_errno(r, "Failed to create %s: %m", dir);
+	/* Our umask is 0077; read-group members must be able to reach the socket. A directory
+	 * that was there already keeps its mode. */
+	if (!existed && chmod(dir, 0755) < 0)
+		log_warning_errno(-errno, "Failed to make %s searchable, ignoring: %m", dir);
+	return 0;
+}
+
+static int server_listen(struct server *s)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = s->config->socket_path;
+	_cleanup_close_ int fd = -EBADF;
+	int r;
+
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return log_error_errno(-ENAMETOOLONG, "Socket path %s is too long.", path);
 	strcpy(sa.sun_path, path);
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = 0;
-		struct stat st;
-		bool existed = stat(dir, &st) >= 0;
-
-		r = mkdir_p(dir, 0755);
-		if (r < 0)
-			return log_error_errno(r, "Failed to create %s: %m", dir);
-		/* Our umask is 0077; read-group members must be able to reach the socket. A
-		 * directory that was there already keeps its mode. */
-		if (!existed && chmod(dir, 0755) < 0)
-			log_warning_errno(-errno, "Failed to make %s searchable, ignoring: %m", dir);
-	}
+	r = server_make_dir(path);
+	if (r < 0)
+		return r;
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return log_error_errno(-errno, "Failed to create socket: %m");
+	/* A socket file left by a daemon that was killed: main.c holds the socket's lock. */
 	(void) unlink(path);
 	if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
 		return log_error_errno(-errno, "Failed to bind %s: %m", path);
@@ -628,8 +691,10 @@ int server_start(struct server *s)
 	return 0;
 }
 
-void server_stop(struct server *s)
+struct server *server_free(struct server *s)
 {
+	if (!s)
+		return NULL;
 	while (s->clients)
 		client_free(s->clients);
 	s->listen_source = sd_event_source_disable_unref(s->listen_source);
@@ -638,4 +703,24 @@ void server_stop(struct server *s)
 		(void) unlink(s->config->socket_path);
 		s->listen_fd = safe_close(s->listen_fd);
 	}
+	free(s);
+	return NULL;
+}
+
+int server_new(struct daemon *d, const struct method *table, size_t n, struct server **ret)
+{
+	struct server *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s)
+		return log_oom();
+	*s = (struct server) { .daemon = d, .event = d->event, .config = d->config,
+			       .methods = table, .n_methods = n, .listen_fd = -EBADF };
+	r = server_listen(s);
+	if (r < 0) {
+		server_free(s);
+		return r;
+	}
+	*ret = s;
+	return 0;
 }

@@ -12,7 +12,7 @@
 #include "dmcrypt.h"
 #include "keyid.h"
 #include "scope.h"
-#include "server.h"
+#include "call.h"
 
 struct attachment {
 	char name[DMCRYPT_NAME_MAX + 1];

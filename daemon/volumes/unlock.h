@@ -18,7 +18,7 @@
 #include <systemd/sd-event.h>
 
 #include "secret.h"
-#include "server.h"
+#include "call.h"
 
 struct unlocks;
 

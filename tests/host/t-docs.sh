@@ -82,7 +82,7 @@ done
 echo "config: $(wc -w <<<"$keys") keys checked"
 
 # --- protocol: every method in the table, every error name the daemon uses ------------------
-methods=$(awk '/^static const struct method methods\[\]/, /^};/' "$ROOT/daemon/rpc/methods.c" |
+methods=$(awk '/^const struct method method_table\[\]/, /^};/' "$ROOT/daemon/rpc/methods.c" |
 	grep -oE '"keyscope\.[A-Za-z]+"' | tr -d '"')
 [ "$(wc -w <<<"$methods")" -ge 5 ] || fail "found only '$methods' in the method table"
 for m in $methods; do

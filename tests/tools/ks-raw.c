@@ -6,6 +6,10 @@
  *
  * ks-raw --hold SECS SOCKET: sends standard input but keeps the connection open, and prints
  * "closed after N ms" when the daemon closes it, or "open after SECS s" (exit 4).
+ *
+ * ks-raw --count N SOCKET [TIMEOUT_MS]: sends standard input in one write, keeps the sending
+ * side open, and prints what comes back until N messages have arrived (exit 0), or says how
+ * many did when nothing more comes within TIMEOUT_MS or the daemon closes (exit 3).
  */
 #include <errno.h>
 #include <poll.h>
@@ -43,9 +47,20 @@ static int hold(int fd, unsigned secs)
 	}
 }
 
+/* Counts message ends (NULs); payload bytes are not expected in the replies counted. */
+static void show(char *buf, ssize_t k, unsigned *seen)
+{
+	for (ssize_t i = 0; i < k; i++)
+		if (buf[i] == 0) {
+			buf[i] = '\n';
+			(*seen)++;
+		}
+	fwrite(buf, 1, (size_t) k, stdout);
+}
+
 int main(int argc, char **argv)
 {
-	unsigned hold_secs = 0;
+	unsigned hold_secs = 0, count = 0, seen = 0;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	_cleanup_free_ char *in = NULL;
 	unsigned timeout_ms = 5000;
@@ -57,10 +72,15 @@ int main(int argc, char **argv)
 			return 2;
 		argv += 2;
 		argc -= 2;
+	} else if (argc >= 4 && streq(argv[1], "--count")) {
+		if (parse_uint(argv[2], 1, 1000000, &count) < 0)
+			return 2;
+		argv += 2;
+		argc -= 2;
 	}
 	if (argc < 2 || argc > 3 || strlen(argv[1]) >= sizeof(sa.sun_path) ||
 	    (argc == 3 && parse_uint(argv[2], 1, 600000, &timeout_ms) < 0)) {
-		fprintf(stderr, "Usage: ks-raw SOCKET [TIMEOUT_MS] < REQUESTS\n");
+		fprintf(stderr, "Usage: ks-raw [--hold SECS | --count N] SOCKET [TIMEOUT_MS] < REQUESTS\n");
 		return 2;
 	}
 	if (read_full_fd(STDIN_FILENO, 64u * 1024 * 1024, &in, &n) < 0) {
@@ -77,14 +97,20 @@ int main(int argc, char **argv)
 	(void) loop_write(fd, in, n);
 	if (hold_secs)
 		return hold(fd, hold_secs);
-	(void) shutdown(fd, SHUT_WR);
-	for (;;) {
+	if (!count)
+		(void) shutdown(fd, SHUT_WR);
+	while (!count || seen < count) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		char buf[65536];
 		ssize_t k;
 
 		if (poll(&p, 1, (int) timeout_ms) <= 0) {
-			fprintf(stderr, "ks-raw: no more data within %u ms\n", timeout_ms);
+			fflush(stdout);
+			if (count)
+				fprintf(stderr, "ks-raw: %u of %u replies, then nothing for %u ms\n",
+					seen, count, timeout_ms);
+			else
+				fprintf(stderr, "ks-raw: no more data within %u ms\n", timeout_ms);
 			return 3;
 		}
 		k = read(fd, buf, sizeof(buf));
@@ -96,10 +122,12 @@ int main(int argc, char **argv)
 		}
 		if (k == 0)
 			break;
-		for (ssize_t i = 0; i < k; i++)
-			if (buf[i] == 0)
-				buf[i] = '\n';
-		fwrite(buf, 1, (size_t) k, stdout);
+		show(buf, k, &seen);
+	}
+	if (count && seen < count) {
+		fflush(stdout);
+		fprintf(stderr, "ks-raw: %u of %u replies, then the daemon closed\n", seen, count);
+		return 3;
 	}
 	return 0;
 }
