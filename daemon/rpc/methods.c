@@ -520,6 +520,9 @@ static int m_status(struct call *c)
 	json_object_object_add(c->reply, "version", json_object_new_string(VERSION));
 	json_object_object_add(c->reply, "keyring-spec", json_object_new_string(cfg->keyring));
 	json_object_object_add(c->reply, "state-dir", json_object_new_string(cfg->state_dir));
+	if (scopes_state_problem(c->server->scopes))
+		json_object_object_add(c->reply, "state-error", json_object_new_string(
+					       scopes_state_problem(c->server->scopes)));
 	json_object_object_add(c->reply, "socket", json_object_new_string(cfg->socket_path));
 	json_object_object_add(c->reply, "clients",
 			       json_object_new_int((int) c->server->n_clients));
