@@ -164,8 +164,8 @@ int probe_main(int argc, char **argv)
 	if (r == -ENOMEDIUM)
 		return 0;	/* no LUKS header: not ours, not an error */
 	if (r == -EBADMSG) {
-		fprintf(stderr, "keyscopectl: %s: %s; not treated as a keyscope volume (rewrite "
-				"the token with 'keyscopectl rebind').\n", dev,
+		fprintf(stderr, "keyscopectl: %s: %s; not treated as a keyscope volume (see "
+				"'cryptsetup token export').\n", dev,
 			why ?: "the LUKS header or its keyscope token is malformed");
 		return 1;
 	}
