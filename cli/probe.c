@@ -67,23 +67,6 @@ static bool uuid_is_valid(const char *s)
 }
 
 /*
- * A key source is a short lower-case word ("local", "barbican"). luks_read() truncates the
- * token's value to LUKS_SOURCE_MAX - 1 bytes, so a value of that length may be a truncated one
- * and is refused too.
- */
-static bool source_is_valid(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n >= LUKS_SOURCE_MAX - 1 || !(s[0] >= 'a' && s[0] <= 'z'))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-			return false;
-	return true;
-}
-
-/*
  * The block device's kernel name (vdb, dm-3), escaped the way systemd escapes a unit
  * instance: '-' becomes "\x2d", so keyscope-attach@dm\x2d3.service binds to dev-dm\x2d3.device
  * and %I gives back dm-3. Only names whose /dev/<name> is this device and whose mapping name
@@ -148,8 +131,8 @@ int probe_main(int argc, char **argv)
 	static const struct option options[] = { { "help", no_argument, NULL, 'h' }, {} };
 	char instance[4 * DMCRYPT_NAME_MAX + 1];
 	struct luks_info info;
+	const char *dev, *why = NULL;
 	struct stat st;
-	const char *dev;
 	int c, r, have_instance;
 
 	optind = 0; /* 0: GNU getopt re-initialises its state between commands */
@@ -176,12 +159,14 @@ int probe_main(int argc, char **argv)
 	if (!getenv("KEYSCOPE_CRYPT_DEBUG"))
 		crypt_set_log_callback(NULL, crypt_log_quiet, NULL);
 
-	r = luks_read(dev, &info);
+	/* The token parser attach uses (lib/token.c): what one refuses, the other refuses. */
+	r = luks_read_reason(dev, &info, &why);
 	if (r == -ENOMEDIUM)
 		return 0;	/* no LUKS header: not ours, not an error */
 	if (r == -EBADMSG) {
-		fprintf(stderr, "keyscopectl: %s: the LUKS header or its keyscope token is "
-				"malformed; not treated as a keyscope volume.\n", dev);
+		fprintf(stderr, "keyscopectl: %s: %s; not treated as a keyscope volume (see "
+				"'cryptsetup token export').\n", dev,
+			why ?: "the LUKS header or its keyscope token is malformed");
 		return 1;
 	}
 	if (r < 0) {
@@ -191,10 +176,9 @@ int probe_main(int argc, char **argv)
 	}
 	if (info.token < 0)
 		return 0;	/* LUKS1, or LUKS2 without a keyscope token */
-	if (!keyid_is_valid(info.key_id) || !uuid_is_valid(info.uuid) ||
-	    (info.source[0] && !source_is_valid(info.source))) {
-		fprintf(stderr, "keyscopectl: %s: the keyscope token or LUKS UUID holds invalid "
-				"characters; not treated as a keyscope volume.\n", dev);
+	if (!uuid_is_valid(info.uuid)) {
+		fprintf(stderr, "keyscopectl: %s: the LUKS UUID holds invalid characters; not "
+				"treated as a keyscope volume.\n", dev);
 		return 1;
 	}
 	have_instance = kernel_instance(dev, instance, sizeof(instance));

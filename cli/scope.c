@@ -87,6 +87,8 @@ int status_main(int argc, char **argv)
 	printf("keyscoped %s\n", json_str(rp, "version"));
 	printf("  socket:    %s\n", json_str(rp, "socket"));
 	printf("  state dir: %s\n", json_str(rp, "state-dir"));
+	if (json_object_object_get_ex(rp, "state-error", &b))
+		printf("  state not written: %s\n", json_object_get_string(b));
 	printf("  keyring:   %lld (keyscope, linked in %s)\n", json_int(rp, "keyring"),
 	       json_str(rp, "keyring-spec"));
 	if (json_object_object_get_ex(rp, "key-sources", &ks) &&

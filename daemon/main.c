@@ -299,7 +299,11 @@ static int run(int argc, char **argv)
 	log_info("Listening on %s; keyscope keyring %d in %s; state in %s.", cfg.socket_path,
 		 (int) scopes_keyring(d.scopes), cfg.keyring, cfg.state_dir);
 	(void) source_start(d.source);
-	(void) sd_notify(0, "READY=1\nSTATUS=Serving keys.");
+	if (scopes_state_problem(d.scopes))
+		(void) sd_notifyf(0, "READY=1\nSTATUS=Serving keys; state not written: %s",
+				  scopes_state_problem(d.scopes));
+	else
+		(void) sd_notify(0, "READY=1\nSTATUS=Serving keys.");
 
 	r = sd_event_loop(event);
 	if (r < 0)

@@ -12,6 +12,7 @@
 #include "dmcrypt.h"
 #include "luks.h"
 #include "macro.h"
+#include "token.h"
 
 #define LUKS1_HDR 592
 
@@ -44,38 +45,46 @@ static int luks_open(const char *device, struct crypt_device **ret)
 	return 0;
 }
 
-/* Finds the keyscope token; fills key_id/source/token. 0 when none. */
-static int token_read(struct crypt_device *cd, struct luks_info *info)
+/*
+ * Finds the keyscope token (token.h parses it); fills key_id/source/key_size/token. Returns 1,
+ * 0 when there is none, -EBADMSG for a malformed one, two of them, or a key-size the header
+ * contradicts, with the reason in *reason.
+ */
+static int token_read(struct crypt_device *cd, struct luks_info *info, const char **reason)
 {
-	for (int t = 0; t < 32; t++) {
-		_cleanup_(json_object_putp) json_object *o = NULL;
-		json_object *type, *id, *src;
-		const char *json;
+	struct token found = {}, t;
+	int at = -1;
 
-		if (crypt_token_json_get(cd, t, &json) < 0)
+	for (int i = 0; i < 32; i++) {
+		const char *json;
+		int r;
+
+		if (crypt_token_json_get(cd, i, &json) < 0)
 			continue;
-		o = json_tokener_parse(json);
-		if (!o || !json_object_object_get_ex(o, "type", &type) ||
-		    !streq(json_object_get_string(type), LUKS_TOKEN_TYPE))
+		r = token_parse(json, strlen(json), &t, reason);
+		if (r < 0)
+			return r;
+		if (r == 0)
 			continue;
-		if (!json_object_object_get_ex(o, "key-id", &id) ||
-		    !keyid_is_valid(json_object_get_string(id)))
+		if (at >= 0) {
+			*reason = "the header has two keyscope tokens";
 			return -EBADMSG;
-		snprintf(info->key_id, sizeof(info->key_id), "%s", json_object_get_string(id));
-		if (json_object_object_get_ex(o, "key-source", &src))
-			snprintf(info->source, sizeof(info->source), "%s",
-				 json_object_get_string(src));
-		/* A LUKS2 header without keyslots records no volume key size; ours says it. */
-		if (info->key_size == 0 && json_object_object_get_ex(o, "key-size", &src)) {
-			int64_t ks = json_object_get_int64(src);
-			if (ks != 32 && ks != 64)
-				return -EBADMSG;
-			info->key_size = (size_t) ks;
 		}
-		info->token = t;
-		return 1;
+		found = t;
+		at = i;
 	}
-	return 0;
+	if (at < 0)
+		return 0;
+	/* A LUKS2 header without keyslots records no volume key size; ours says it. */
+	if (info->key_size != 0 && info->key_size != found.key_size) {
+		*reason = "the token's \"key-size\" is not the header's volume key size";
+		return -EBADMSG;
+	}
+	info->key_size = found.key_size;
+	memcpy(info->key_id, found.key_id, sizeof(info->key_id));
+	memcpy(info->source, found.source, sizeof(info->source));
+	info->token = at;
+	return 1;
 }
 
 int luks_fingerprint_bind(const uint8_t fp[static 32], const char *key_id, uint8_t out[static 32])
@@ -135,6 +144,12 @@ static int fingerprint(struct crypt_device *cd, const char *uuid, uint8_t out[st
 
 int luks_read(const char *device, struct luks_info *ret)
 {
+	return luks_read_reason(device, ret, NULL);
+}
+
+int luks_read_reason(const char *device, struct luks_info *ret, const char **ret_reason)
+{
+	const char *reason = "the LUKS header is malformed";
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	struct luks_info info = { .token = -1 };
 	const char *c, *m, *u;
@@ -165,9 +180,12 @@ int luks_read(const char *device, struct luks_info *ret)
 			info.keyslots++;
 	}
 	if (streq(info.type, "LUKS2")) {
-		r = token_read(cd, &info);
-		if (r < 0)
+		r = token_read(cd, &info, &reason);
+		if (r < 0) {
+			if (ret_reason)
+				*ret_reason = reason;
 			return r;
+		}
 	}
 	r = fingerprint(cd, info.uuid, info.fingerprint);
 	if (r < 0)
@@ -191,21 +209,13 @@ int luks_verify_key(const char *device, const void *key, size_t len)
 static int token_json(const char *key_id, const char *source, size_t key_size, char *buf,
 		      size_t size)
 {
-	_cleanup_(json_object_putp) json_object *o = json_object_new_object();
-	const char *s;
+	struct token t = { .key_size = key_size };
 
-	if (!o || !keyid_is_valid(key_id))
+	if (!keyid_is_valid(key_id) || strlen(source) >= sizeof(t.source))
 		return -EINVAL;
-	json_object_object_add(o, "type", json_object_new_string(LUKS_TOKEN_TYPE));
-	json_object_object_add(o, "keyslots", json_object_new_array());
-	json_object_object_add(o, "key-id", json_object_new_string(key_id));
-	json_object_object_add(o, "key-source", json_object_new_string(source));
-	json_object_object_add(o, "key-size", json_object_new_int((int) key_size));
-	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-	if (strlen(s) >= size)
-		return -ENOBUFS;
-	strcpy(buf, s);
-	return 0;
+	memcpy(t.key_id, key_id, strlen(key_id) + 1);
+	memcpy(t.source, source, strlen(source) + 1);
+	return token_format(&t, buf, size);
 }
 
 int luks_format(const char *device, const void *key, size_t len, const char *key_id,
@@ -262,7 +272,7 @@ int luks_set_token(const char *device, const char *key_id, const char *source)
 	if (!streq(crypt_get_type(cd), CRYPT_LUKS2))
 		return -EMEDIUMTYPE;
 	info.key_size = (size_t) crypt_get_volume_key_size(cd);
-	r = token_read(cd, &info);
+	r = token_read(cd, &info, &(const char *) { NULL });
 	if (r < 0)
 		return r;
 	r = token_json(key_id, source, info.key_size, token, sizeof(token));

@@ -12,9 +12,10 @@
 
 #include "keyid.h"
 #include "secret.h"
+#include "token.h"
 
-#define LUKS_TOKEN_TYPE "keyscope"
-#define LUKS_SOURCE_MAX 32
+#define LUKS_TOKEN_TYPE TOKEN_TYPE
+#define LUKS_SOURCE_MAX TOKEN_SOURCE_MAX
 
 struct luks_info {
 	char type[8];			/* "LUKS1" or "LUKS2" */
@@ -36,6 +37,8 @@ struct luks_info {
  * -EBADMSG for a keyscope token that is malformed; -errno otherwise.
  */
 int luks_read(const char *device, struct luks_info *ret);
+/* The same; for -EBADMSG also a static string saying what is wrong in *ret_reason (may be NULL). */
+int luks_read_reason(const char *device, struct luks_info *ret, const char **ret_reason);
 
 /* out = SHA-256(fp || key_id): a header fingerprint bound to the key-id that unlocked it. */
 int luks_fingerprint_bind(const uint8_t fp[static 32], const char *key_id, uint8_t out[static 32]);

@@ -67,12 +67,71 @@ static bool utf8_valid(const uint8_t *p, size_t n)
 	return true;
 }
 
+static int hex4(const char *p, size_t n, size_t i)
+{
+	int v = 0;
+
+	if (n - i < 4)
+		return -1;
+	for (size_t j = i; j < i + 4; j++) {
+		char c = p[j];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+			c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
+/*
+ * Skips the string starting at p[*i] (a '"'), to just after its closing quote. json-c turns
+ * "\u0000" into a NUL inside the string, which every C string use of it would cut at, and a
+ * lone surrogate ("\ud800") into U+FFFD: refuse both, so every string (member names too) is
+ * what it says on its full length. Returns false for those and for an unterminated string.
+ */
+static bool json_string_strict(const char *p, size_t n, size_t *i)
+{
+	size_t k = *i + 1;
+
+	while (k < n && p[k] != '"') {
+		int u, lo;
+
+		if (p[k] != '\\') {
+			k++;
+			continue;
+		}
+		if (k + 1 >= n)
+			return false;
+		if (p[k + 1] != 'u') {
+			k += 2;
+			continue;
+		}
+		u = hex4(p, n, k + 2);
+		if (u <= 0 || (u >= 0xdc00 && u <= 0xdfff))
+			return false;	/* \u0000, a bad escape, or a lone low surrogate */
+		k += 6;
+		if (u >= 0xd800 && u <= 0xdbff) {
+			if (n - k < 6 || p[k] != '\\' || p[k + 1] != 'u')
+				return false;
+			lo = hex4(p, n, k + 2);
+			if (lo < 0xdc00 || lo > 0xdfff)
+				return false;
+			k += 6;
+		}
+	}
+	if (k >= n)
+		return false;
+	*i = k + 1;
+	return true;
+}
+
 /*
  * json-c's strict mode still takes single-quoted strings and NaN/Infinity. Check the tokens
  * outside strings ourselves: punctuation, white space, numbers, and the words true, false and
- * null, nothing else. Strings are skipped with their escapes; json-c checks their insides.
+ * null, nothing else. Strings go through json_string_strict(); json-c checks the rest.
  */
-static bool json_tokens_strict(const char *p, size_t n)
+static const char *json_tokens_strict(const char *p, size_t n)
 {
 	size_t i = 0;
 
@@ -82,12 +141,8 @@ static bool json_tokens_strict(const char *p, size_t n)
 		if (strchr("{}[]:, \t\r\n", c) && c) {
 			i++;
 		} else if (c == '"') {
-			for (i++; i < n && p[i] != '"'; i++)
-				if (p[i] == '\\')
-					i++;
-			if (i >= n)
-				return false;
-			i++;
+			if (!json_string_strict(p, n, &i))
+				return "a string holds \\u0000 or a lone surrogate, or does not end";
 		} else if (c == '-' || (c >= '0' && c <= '9')) {
 			while (i < n && (strchr("+-.eE", p[i]) || (p[i] >= '0' && p[i] <= '9')) &&
 			       p[i])
@@ -98,12 +153,12 @@ static bool json_tokens_strict(const char *p, size_t n)
 				j++;
 			if (!((j - i == 4 && (strneq(p + i, "true", 4) || strneq(p + i, "null", 4))) ||
 			      (j - i == 5 && strneq(p + i, "false", 5))))
-				return false;
+				return "unexpected token";
 			i = j;
 		} else
-			return false;
+			return "unexpected token";
 	}
-	return true;
+	return NULL;
 }
 
 int proto_parse(const char *text, size_t len, json_object **ret, char *err, size_t errlen)
@@ -118,7 +173,7 @@ int proto_parse(const char *text, size_t len, json_object **ret, char *err, size
 int proto_parse_full(const char *text, size_t len, const struct proto_parse_opts *opts,
 		     json_object **ret, char *err, size_t errlen)
 {
-	const char *what = opts->what;
+	const char *what = opts->what, *why;
 	json_tokener *tok;
 	json_object *o;
 	enum json_tokener_error e;
@@ -132,8 +187,9 @@ int proto_parse_full(const char *text, size_t len, const struct proto_parse_opts
 		return fail(-EBADMSG, err, errlen, "NUL byte inside the %s", what);
 	if (!utf8_valid((const uint8_t *) text, len))
 		return fail(-EBADMSG, err, errlen, "%s is not valid UTF-8", what);
-	if (!json_tokens_strict(text, len))
-		return fail(-EBADMSG, err, errlen, "malformed JSON: unexpected token");
+	why = json_tokens_strict(text, len);
+	if (why)
+		return fail(-EBADMSG, err, errlen, "malformed JSON: %s", why);
 
 	tok = json_tokener_new_ex(opts->depth);
 	if (!tok)
@@ -164,9 +220,10 @@ int proto_parse_full(const char *text, size_t len, const struct proto_parse_opts
 	return 0;
 }
 
-static bool method_name_ok(const char *m)
+static bool method_name_ok(const char *m, size_t n)
 {
-	size_t n = strlen(m);
+	if (strlen(m) != n)
+		return false;	/* a NUL inside: "keyscope.Ping\u0000x" is no Ping */
 
 	if (n == 0 || n > PROTO_METHOD_MAX || m[0] == '.' || m[n - 1] == '.')
 		return false;
@@ -196,7 +253,7 @@ int proto_request_check(json_object *o, struct proto_request *ret, char *err, si
 	if (!m || !json_object_is_type(m, json_type_string))
 		return fail(-EBADMSG, err, errlen, "'method' must be a string");
 	req.method = json_object_get_string(m);
-	if (!method_name_ok(req.method))
+	if (!method_name_ok(req.method, (size_t) json_object_get_string_len(m)))
 		return fail(-EBADMSG, err, errlen, "'method' is not a valid method name");
 	if (p && !json_object_is_type(p, json_type_object))
 		return fail(-EBADMSG, err, errlen, "'parameters' must be an object");

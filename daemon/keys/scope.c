@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 
 #include "keyring.h"
 #include "log.h"
@@ -18,6 +19,7 @@
 #define JOURNAL_MIN_LINES 4096u
 #define SCOPES_MAX_FILE (64u * 1024 * 1024)
 #define KEYSCOPE_KEYRING_NAME "keyscope"
+#define STATE_RETRY_USEC (5 * 1000000ull)	/* retry a state write that failed */
 
 struct scopes {
 	sd_event *event;
@@ -41,6 +43,15 @@ struct scopes {
 	char *pending;
 	size_t pending_len, pending_alloc, pending_lines;
 	bool snapshot_needed;
+
+	/*
+	 * The state folder refuses writes (a full /var): keyscoped serves from memory and says so
+	 * (log once, status, sd_notify STATUS) and retries on the next change and on a timer.
+	 */
+	int state_error;
+	char state_problem[256];
+	sd_event_source *state_retry;
+	bool retry_due;
 };
 
 /* Records id's new holder count for the next scopes_save(). */
@@ -114,6 +125,7 @@ struct scopes *scopes_free(struct scopes *t)
 	if (!t)
 		return NULL;
 	tdestroy(t->root, scope_free);
+	sd_event_source_disable_unref(t->state_retry);
 	sd_event_unref(t->event);
 	safe_close(t->journal_fd);
 	free(t->state_path);
@@ -471,28 +483,98 @@ static int snapshot_write(struct scopes *t)
 	return journal_reset(t);
 }
 
+static int on_state_retry(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	struct scopes *t = userdata;
+
+	t->state_retry = sd_event_source_disable_unref(t->state_retry);
+	t->retry_due = true;
+	(void) scopes_save(t);
+	return 0;
+}
+
+/* A write of the state failed with r: say it loudly once, keep serving, retry later. */
+static void state_failed(struct scopes *t, const char *path, int r)
+{
+	bool first = t->state_error == 0;
+
+	t->state_error = r;
+	(void) snprintf(t->state_problem, sizeof(t->state_problem), "%s: %s", path, strerror(-r));
+	if (first) {
+		log_full_errno(LOG_ERR, r, "Cannot write %s: %m. Serving keys from memory: holders "
+			       "taken or dropped from now on are lost if keyscoped is killed before "
+			       "the state is written again (retried on every change and every %llu "
+			       "s); free space in the state folder.", path,
+			       STATE_RETRY_USEC / 1000000);
+		(void) sd_notifyf(0, "STATUS=Serving keys; state not written: %s",
+				  t->state_problem);
+	}
+	if (!t->state_retry &&
+	    sd_event_add_time_relative(t->event, &t->state_retry, CLOCK_MONOTONIC,
+				       STATE_RETRY_USEC, 0, on_state_retry, t) < 0)
+		log_warning("Cannot arm the state write retry timer, retrying on changes only.");
+}
+
+static void state_written(struct scopes *t)
+{
+	t->pending_len = t->pending_lines = 0;
+	t->snapshot_needed = false;
+	if (t->state_error == 0)
+		return;
+	t->state_error = 0;
+	t->state_problem[0] = '\0';
+	t->state_retry = sd_event_source_disable_unref(t->state_retry);
+	log_notice("Wrote %s again: the holder counts are saved.", t->state_path);
+	(void) sd_notify(0, "STATUS=Serving keys.");
+}
+
+const char *scopes_state_problem(const struct scopes *t)
+{
+	return t->state_error ? t->state_problem : NULL;
+}
+
+/* The snapshot cannot be written: the journal still may take the changes (it continues the
+ * snapshot on disk, whose generation has not moved). Best effort. */
+static void journal_fallback(struct scopes *t)
+{
+	if (t->journal_fd < 0 || t->pending_len == 0)
+		return;
+	if (loop_write(t->journal_fd, t->pending, t->pending_len) < 0)
+		return;	/* a torn line is ignored at load */
+	t->journal_lines += t->pending_lines;
+	t->pending_len = t->pending_lines = 0;
+}
+
 int scopes_save(struct scopes *t)
 {
 	int r;
 
 	if (!t->snapshot_needed && t->pending_len == 0)
 		return 0;
+	/* While the state folder refuses writes, try again on a change or when the timer says. */
+	if (t->state_error && t->pending_len == 0 && !t->retry_due)
+		return 0;
+	t->retry_due = false;
 	if (t->snapshot_needed || t->journal_fd < 0 ||
 	    t->journal_lines + t->pending_lines > JOURNAL_MIN_LINES + 4 * t->n) {
 		r = snapshot_write(t);
-		if (r < 0)
-			return log_error_errno(r, "Failed to write %s: %m", t->state_path);
+		if (r < 0) {
+			t->snapshot_needed = true;
+			journal_fallback(t);
+			state_failed(t, t->state_path, r);
+			return 0;
+		}
 	} else {
 		r = loop_write(t->journal_fd, t->pending, t->pending_len);
 		if (r < 0) {
 			/* A torn line is ignored at load; the snapshot replaces it all. */
 			t->snapshot_needed = true;
-			return log_error_errno(r, "Failed to append to %s: %m", t->journal_path);
+			state_failed(t, t->journal_path, r);
+			return 0;
 		}
 		t->journal_lines += t->pending_lines;
 	}
-	t->pending_len = t->pending_lines = 0;
-	t->snapshot_needed = false;
+	state_written(t);
 	return 0;
 }
 

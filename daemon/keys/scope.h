@@ -67,8 +67,16 @@ int scope_fetch(struct scopes *t, const char *id, struct secret_buf *ret);
 bool scope_is_verified(const struct scope *s, const uint8_t fp[static 32]);
 int scope_add_verified(struct scope *s, const uint8_t fp[static 32]);
 
-/* Writes the holder counts if they changed since the last save. Returns 0 or -errno. */
+/*
+ * Writes the holder counts if they changed since the last save. A write the state folder
+ * refuses (ENOSPC, EROFS, EIO...) is logged once at error level and in sd_notify's STATUS, the
+ * counts stay in memory and the write is retried on the next change and every 5 s: returns 0
+ * then too, so that keys are served from a full disk. Returns 0 or -errno.
+ */
 int scopes_save(struct scopes *t);
+
+/* "PATH: error" while the holder counts cannot be written, NULL when they are saved. */
+const char *scopes_state_problem(const struct scopes *t);
 
 /*
  * Takes a holder of the given kind on id's scope, installing its kernel key when needed: from

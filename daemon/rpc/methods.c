@@ -181,6 +181,9 @@ static int m_key_delete(struct call *c)
 	r = store_delete(c->server->store, id);
 	if (r < 0)
 		return call_key_error(c, r, id, "deleting key");
+	/* A scope without holders here is lingering: its kernel key must not outlive the key. */
+	if (s && scope_revoke(c->server->scopes, id) > 0)
+		log_info("Invalidated the lingering kernel key of deleted key %s.", id);
 	log_info("Deleted key %s for uid %u pid %d.", id, (unsigned) c->uid, (int) c->pid);
 	return reply_key_id(c, id);
 }
@@ -387,6 +390,19 @@ static int m_key_install(struct call *c)
 
 	if ((r = call_check_params(c, allowed)) < 0 || (r = get_key_ids(c, &ids, &n, &batch)) < 0)
 		return r;
+	/*
+	 * A kernel key (lingering, or installed before its key file went away) is no proof that
+	 * the key still exists: with only the local store, its entry must be there.
+	 */
+	for (size_t i = 0; i < n && !(c->server->source && source_has_barbican(c->server->source));
+	     i++) {
+		if (store_has(c->server->store, ids[i]))
+			continue;
+		s = scope_find(c->server->scopes, ids[i]);
+		if (s && scope_holders(s) == 0)
+			(void) scope_revoke(c->server->scopes, ids[i]);
+		return call_key_error(c, -ENOENT, ids[i], "installing key");
+	}
 	r = want_keys(c, ids, n);
 	if (r < 0)
 		return r;
@@ -505,6 +521,9 @@ static int m_status(struct call *c)
 	json_object_object_add(c->reply, "version", json_object_new_string(VERSION));
 	json_object_object_add(c->reply, "keyring-spec", json_object_new_string(cfg->keyring));
 	json_object_object_add(c->reply, "state-dir", json_object_new_string(cfg->state_dir));
+	if (scopes_state_problem(c->server->scopes))
+		json_object_object_add(c->reply, "state-error", json_object_new_string(
+					       scopes_state_problem(c->server->scopes)));
 	json_object_object_add(c->reply, "socket", json_object_new_string(cfg->socket_path));
 	json_object_object_add(c->reply, "clients",
 			       json_object_new_int((int) call_n_clients(c)));

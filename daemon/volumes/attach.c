@@ -623,6 +623,7 @@ int m_volume_attach(struct call *c)
 	struct luks_info info = { .token = -1 };
 	struct dmcrypt_info di;
 	struct attachment *x;
+	const char *why = NULL;
 	struct scope *s = NULL;
 	uint64_t sectors;
 	int r;
@@ -631,11 +632,14 @@ int m_volume_attach(struct call *c)
 		return r;
 	if (attachment_find(a, q.name) || (dmcrypt_info(q.name, &di) >= 0 && di.exists))
 		return attach_error(c, -EEXIST, &q, 0);
-	r = q.plain ? -ENOMEDIUM : luks_read(q.dev, &info);
+	r = q.plain ? -ENOMEDIUM : luks_read_reason(q.dev, &info, &why);
 	if (r == -ENOMEDIUM && !q.plain)
 		return call_error(c, r, "keyscope.NotLuks",
 				  "%s has no LUKS header; format it with 'keyscopectl format' or "
 				  "give --plain with its cipher and key size", q.dev);
+	if (r == -EBADMSG && why)
+		return call_error(c, r, "keyscope.BadHeader", "%s: %s (see 'cryptsetup token "
+				  "export')", q.dev, why);
 	if (r < 0 && r != -ENOMEDIUM)
 		return call_error(c, r, "keyscope.BadHeader", "cannot read the LUKS header of %s: %s",
 				  q.dev, strerror(-r));

@@ -49,6 +49,11 @@ reqs+=(
 	"$(printf '%.0s[' $(seq 1 100))$(printf '%.0s]' $(seq 1 100))"
 	"{\"method\":\"keyscope.Ping\",\"parameters\":$(printf '%.0s{"a":' $(seq 1 20))1$(printf '%.0s}' $(seq 1 20))}"
 	$'{"method":"keyscope.Ping\xff\xfe"}' $'{"method":"keyscope.Ping","parameters":{"\xc0\x80":1}}'
+	# Strings on their full length: no NUL inside, no lone surrogate (issue 10 item 6).
+	'{"method":"keyscope.Ping\u0000x"}' '{"method\u0000x":"keyscope.Ping"}'
+	'{"method":"keyscope.KeyCreate","parameters":{"name":"\ud800"}}'
+	'{"method":"keyscope.KeyCreate","parameters":{"name":"a\udc00b"}}'
+	'{"method":"keyscope.KeyCreate","parameters":{"name\u0000":"x"}}'
 )
 n=0
 for r in "${reqs[@]}"; do

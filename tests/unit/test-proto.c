@@ -105,6 +105,50 @@ static void test_request_check(void **state)
 	}
 }
 
+/* Every string on its full length: no "\u0000" (json-c would keep a NUL inside, C string
+ * uses cut there) and no lone surrogate (json-c would store U+FFFD), member names too. */
+static void test_parse_strings(void **state)
+{
+	static const char *const bad[] = {
+		"{\"method\":\"keyscope.Ping\\u0000x\"}", "{\"a\":\"\\u0000\"}",
+		"{\"method\\u0000x\":\"keyscope.Ping\"}", "{\"name\":\"\\ud800\"}",
+		"{\"name\":\"\\udc00\"}", "{\"name\":\"x\\uDBFFy\"}",
+		"{\"name\":\"\\ud800\\u0041\"}", "{\"name\":\"\\ud800\\ud800\"}",
+		"{\"name\":\"\\udc00\\ud800\"}", "{\"name\":\"\\u12\"}", "{\"name\":\"\\u12g4\"}",
+		"{\"name\":\"\\ud800\\\"}", "{\"name\":\"a\\",
+	};
+	static const char *const good[] = {
+		"{\"name\":\"\\ud83d\\udd11\"}", "{\"name\":\"\\u00e9\\u0001\"}",
+		"{\"name\":\"\\\\u0000\"}", "{\"name\":\"\\\"\\u0041\"}",
+	};
+	struct proto_request req;
+	json_object *o;
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		o = NULL;
+		if (proto_parse(bad[i], strlen(bad[i]), &o, err, sizeof(err)) != -EBADMSG)
+			fail_msg("accepted %s", bad[i]);
+		assert_null(o);
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		o = NULL;
+		if (parse(good[i], &o) != 0)
+			fail_msg("refused %s", good[i]);
+		json_object_put(o);
+	}
+	assert_int_equal(parse("{\"name\":\"\\ud83d\\udd11\"}", &o), 0);
+	assert_string_equal(json_object_get_string(json_object_object_get(o, "name")),
+			    "\xf0\x9f\x94\x91");
+	json_object_put(o);
+
+	/* The request check holds on its own: a method with a NUL inside is no method. */
+	o = json_object_new_object();
+	json_object_object_add(o, "method", json_object_new_string_len("keyscope.Ping\0x", 15));
+	assert_int_equal(proto_request_check(o, &req, err, sizeof(err)), -EBADMSG);
+	json_object_put(o);
+}
+
 static void test_getters(void **state)
 {
 	static const char *const allowed[] = { "s", "n", "b", NULL };
@@ -114,7 +158,9 @@ static void test_getters(void **state)
 	bool b = false;
 	char err[256];
 
-	assert_int_equal(parse("{\"s\":\"abc\",\"n\":42,\"b\":true,\"z\":\"a\\u0000b\"}", &o), 0);
+	assert_int_equal(parse("{\"s\":\"abc\",\"n\":42,\"b\":true}", &o), 0);
+	/* The parser refuses "\u0000"; the getter must hold on its own too. */
+	json_object_object_add(o, "z", json_object_new_string_len("a\0b", 3));
 	assert_int_equal(proto_get_string(o, "s", true, 3, &s, err, sizeof(err)), 0);
 	assert_string_equal(s, "abc");
 	assert_int_equal(proto_get_string(o, "s", true, 2, &s, err, sizeof(err)), -EBADMSG);
@@ -165,6 +211,7 @@ int main(void)
 		cmocka_unit_test(test_parse_rejects),
 		cmocka_unit_test(test_parse_accepts),
 		cmocka_unit_test(test_request_check),
+		cmocka_unit_test(test_parse_strings),
 		cmocka_unit_test(test_getters),
 		cmocka_unit_test(test_reply_error),
 	};
