@@ -114,6 +114,12 @@ static void on_startup_keys(void *userdata, int error)
 	startup_wait = source_wait_free(startup_wait);
 }
 
+/* Barbican withdrew a key: the scopes drop its kernel key (source.h). */
+static int on_key_withdrawn(void *userdata, const char *id)
+{
+	return scope_revoke(userdata, id);
+}
+
 /* The keyscope keyring must be possessed for us to write it: reach @u from our session. */
 static int keyring_reach(const char *spec, key_serial_t *ret)
 {
@@ -206,7 +212,7 @@ static int run(int argc, char **argv)
 		       &srv.scopes);
 	if (r < 0)
 		goto out;
-	source_set_scopes(srv.source, srv.scopes);
+	source_set_withdrawn(srv.source, on_key_withdrawn, srv.scopes);
 	r = scopes_load_records(srv.scopes);
 	if (r < 0)
 		goto out;
