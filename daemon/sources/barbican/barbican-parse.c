@@ -376,13 +376,8 @@ int barbican_parse_time(const char *s, int64_t *ret)
 
 int barbican_parse_retry_after(const char *s, int64_t now, uint64_t *ret_sec)
 {
-	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	struct tm tm = {};
-	char mon[4], wday[4], gmt[4];
 	uint64_t v = 0;
-	int64_t t;
-	int n = 0;
+	time_t t;
 
 	if (!s)
 		return -EINVAL;
@@ -398,26 +393,16 @@ int barbican_parse_retry_after(const char *s, int64_t now, uint64_t *ret_sec)
 		*ret_sec = v;
 		return 0;
 	}
-	/* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" */
-	if (sscanf(s, "%3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d %3[A-Z]%n", wday, &tm.tm_mday,
-		   mon, &tm.tm_year, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, gmt, &n) != 8 ||
-	    !streq(gmt, "GMT") || s[n + strspn(s + n, " \t\r\n")])
+	/* An HTTP-date ("Sun, 06 Nov 1994 08:49:37 GMT"), read by libcurl's date parser. */
+	t = curl_getdate(s, NULL);
+	if (t == (time_t) -1)
 		return -EINVAL;
-	tm.tm_mon = -1;
-	for (int i = 0; i < 12; i++)
-		if (streq(mon, months[i]))
-			tm.tm_mon = i;
-	if (tm.tm_mon < 0 || tm.tm_year < 1970 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
-	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
-		return -EINVAL;
-	tm.tm_year -= 1900;
-	t = (int64_t) timegm(&tm);
-	if (t <= now)
+	if ((int64_t) t <= now)
 		*ret_sec = 0;
-	else if (t - now > 86400)
+	else if ((int64_t) t - now > 86400)
 		return -EINVAL;
 	else
-		*ret_sec = (uint64_t) (t - now);
+		*ret_sec = (uint64_t) ((int64_t) t - now);
 	return 0;
 }
 
