@@ -314,6 +314,7 @@ int source_new(sd_event *event, const struct config *cfg, struct store *store,
 			source_free(s);
 			return r;
 		}
+		(void) remove_stale_tmp_files(s->cache_dir);
 	}
 	log_barbican(cfg);
 	s->consumers_path = path_join(cfg->state_dir, CONSUMERS_FILE);
