@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "barbican.h"
+#include "kvfile.h"
 #include "proto.h"
 #include "util.h"
 
@@ -406,22 +407,52 @@ int barbican_parse_retry_after(const char *s, int64_t now, uint64_t *ret_sec)
 	return 0;
 }
 
-static char *strip(char *s, char *end)
+struct app_credential {
+	char id[256];
+	size_t id_size;
+	struct secret_buf secret;
+	char *err;
+	size_t errlen;
+};
+
+/* -EINVAL (with the reason in a->err) for a pair it refuses. */
+static int app_credential_pair(void *userdata, unsigned n, const char *key, char *value)
 {
-	while (s < end && (*s == ' ' || *s == '\t'))
-		s++;
-	while (end > s && strchr(" \t\r", end[-1]))
-		*--end = 0;
-	return s;
+	struct app_credential *a = userdata;
+	size_t vl = strlen(value);
+	int r;
+
+	if (streq(key, "id")) {
+		if (vl == 0 || vl >= sizeof(a->id) || vl >= a->id_size || strpbrk(value, " \t\"\\"))
+			return fail(-EINVAL, a->err, a->errlen, "line %u: invalid id", n);
+		memcpy(a->id, value, vl + 1);
+		return 0;
+	}
+	if (!streq(key, "secret"))
+		return fail(-EINVAL, a->err, a->errlen, "line %u: unknown key '%.32s'", n, key);
+	if (vl == 0 || vl > 1024)
+		return fail(-EINVAL, a->err, a->errlen, "line %u: invalid secret", n);
+	for (size_t i = 0; i < vl; i++)
+		if ((unsigned char) value[i] < 0x20 || value[i] == '"' || value[i] == '\\' ||
+		    value[i] == 0x7f)
+			return fail(-EINVAL, a->err, a->errlen, "line %u: the secret holds a "
+				    "character that cannot be sent as is (quote, backslash or "
+				    "control)", n);
+	secret_buf_done(&a->secret);
+	r = secret_buf_new(vl + 1, &a->secret);
+	if (r < 0)
+		return fail(r, a->err, a->errlen, "out of memory");
+	memcpy(a->secret.data, value, vl);
+	a->secret.len = vl;
+	return 0;
 }
 
 int barbican_parse_app_credential(const char *text, size_t len, char *ret_id, size_t id_size,
 				  struct secret_buf *ret_secret, char *err, size_t errlen)
 {
-	_cleanup_secret_buf_ struct secret_buf copy = {}, secret = {};
-	char id[256] = "";
-	unsigned n = 0;
-	char *p, *line;
+	_cleanup_secret_buf_ struct secret_buf copy = {};
+	struct app_credential a = { .id_size = id_size, .err = err, .errlen = errlen };
+	unsigned line;
 	int r;
 
 	if (len == 0 || len > 64 * 1024 || memchr(text, 0, len))
@@ -430,51 +461,20 @@ int barbican_parse_app_credential(const char *text, size_t len, char *ret_id, si
 	if (r < 0)
 		return fail(r, err, errlen, "out of memory");
 	memcpy(copy.data, text, len);
-	p = (char *) copy.data;
-	while ((line = strsep(&p, "\n"))) {
-		char *eq, *key, *value;
-
-		n++;
-		line = strip(line, line + strlen(line));
-		if (!*line || *line == '#' || *line == ';')
-			continue;
-		eq = strchr(line, '=');
-		if (!eq)
-			return fail(-EBADMSG, err, errlen, "line %u: expected 'key = value'", n);
-		*eq = 0;
-		key = strip(line, eq);
-		value = strip(eq + 1, eq + 1 + strlen(eq + 1));
-		if (streq(key, "id")) {
-			if (!*value || strlen(value) >= sizeof(id) || strlen(value) >= id_size ||
-			    strpbrk(value, " \t\"\\"))
-				return fail(-EBADMSG, err, errlen, "line %u: invalid id", n);
-			strcpy(id, value);
-		} else if (streq(key, "secret")) {
-			size_t vl = strlen(value);
-			if (vl == 0 || vl > 1024)
-				return fail(-EBADMSG, err, errlen, "line %u: invalid secret", n);
-			for (size_t i = 0; i < vl; i++)
-				if ((unsigned char) value[i] < 0x20 || value[i] == '"' ||
-				    value[i] == '\\' || value[i] == 0x7f)
-					return fail(-EBADMSG, err, errlen,
-						    "line %u: the secret holds a character that "
-						    "cannot be sent as is (quote, backslash or control)",
-						    n);
-			secret_buf_done(&secret);
-			r = secret_buf_new(vl + 1, &secret);
-			if (r < 0)
-				return fail(r, err, errlen, "out of memory");
-			memcpy(secret.data, value, vl);
-			secret.len = vl;
-		} else
-			return fail(-EBADMSG, err, errlen, "line %u: unknown key '%.32s'", n, key);
+	r = kvfile_parse((char *) copy.data, len, 64 * 1024, 0, app_credential_pair, &a, &line);
+	if (r == -EINVAL)
+		r = -EBADMSG;	/* the reason is in err */
+	else if (r == -EBADMSG)
+		r = fail(-EBADMSG, err, errlen, "line %u: expected 'key = value'", line);
+	else if (r >= 0 && (!a.id[0] || !a.secret.data))
+		r = fail(-EBADMSG, err, errlen, "needs both 'id = ...' and 'secret = ...'");
+	if (r < 0) {
+		secret_buf_done(&a.secret);
+		return r;
 	}
-	if (!id[0] || !secret.data)
-		return fail(-EBADMSG, err, errlen, "needs both 'id = ...' and 'secret = ...'");
-	strcpy(ret_id, id);
-	*ret_secret = secret;
-	secret = (struct secret_buf) {};	/* transferred */
-	return 0;
+	memcpy(ret_id, a.id, strlen(a.id) + 1);
+	*ret_secret = a.secret;
+	return 0;	/* a.secret transferred */
 }
 
 /* ---- errors ----------------------------------------------------------------------------- */
