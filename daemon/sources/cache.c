@@ -30,7 +30,7 @@ static int cache_names(struct source *s, const char *id, char *path, size_t psiz
 }
 
 void cache_put(struct source *s, const char *id, const struct secret_buf *key,
-		      const char *type)
+	       const char *type)
 {
 	_cleanup_free_ uint8_t *blob = NULL;
 	char path[PATH_MAX], aad[KEYID_MAX + 1];
@@ -55,7 +55,7 @@ void cache_put(struct source *s, const char *id, const struct secret_buf *key,
 }
 
 int cache_get(struct source *s, const char *id, struct secret_buf *ret,
-		     uint64_t *ret_age, char *ret_type, size_t type_size)
+	      uint64_t *ret_age, char *ret_type, size_t type_size)
 {
 	_cleanup_free_ char *blob = NULL;
 	char path[PATH_MAX], aad[KEYID_MAX + 1];
