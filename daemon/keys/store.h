@@ -43,8 +43,9 @@ struct store_entry {
 /*
  * Opens the store in state_dir, creating state_dir/keys and the master key when missing, and
  * removes the temporary files that atomic writes killed midway left in both
- * (remove_stale_tmp_files()). Returns 0, or -errno; a master key that is not exactly 32 bytes, not a regular file or not
- * mode 0400/0600 owned by us is refused with -EBADMSG/-EPERM (the caller names the file).
+ * (remove_stale_tmp_files()). Returns 0, or -errno; a master key that is not exactly 32 bytes,
+ * not a regular file or not mode 0400/0600 owned by us is refused with -EBADMSG/-EPERM (the
+ * caller names the file).
  */
 int store_open(const char *state_dir, struct store **ret);
 struct store *store_free(struct store *s);

@@ -520,118 +520,129 @@ uint64_t barbican_backoff_ms(unsigned n, uint64_t base_ms, uint64_t max_ms, uint
 	return d / 2 + (d / 2 > 0 ? rnd % (d / 2 + 1) : 0);
 }
 
-int barbican_error_from_http(long status, int cc, const char *what, const char *user,
-			     const char *url, struct barbican_error *ret)
+/* A transfer that ended without an HTTP answer (curl code cc). */
+static void error_from_curl(int cc, const char *what, const char *url, struct barbican_error *e)
 {
-	struct barbican_error e = { .status = status };
-	char *m = e.message;
-	size_t ml = sizeof(e.message);
+	char *m = e->message;
+	size_t ml = sizeof(e->message);
 
-	if (!user || !*user)
-		user = "(the node's user)";
-	if (cc == CURLE_OK && status >= 200 && status <= 299) {
-		*ret = e;
-		return 0;
+	if (curl_is_tls(cc)) {
+		e->cls = BARBICAN_TLS;
+		e->error = -EKEYREJECTED;
+		set_msg(m, ml, "%s: TLS verification of %s failed (%s): check "
+			 "barbican-ca-file (or -ca-dir) holds the CA that signed the "
+			 "server's certificate and that the URL's host name matches it",
+			 what, url,
+			 curl_easy_strerror((CURLcode) cc));
+	} else if (cc == CURLE_WRITE_ERROR || cc == CURLE_FILESIZE_EXCEEDED) {
+		e->cls = BARBICAN_BAD_REPLY;
+		e->error = -EFBIG;
+		set_msg(m, ml, "%s: %s sent a reply larger than keyscope accepts; is "
+			 "barbican-url a Barbican API endpoint?", what, url);
+	} else if (cc == CURLE_OPERATION_TIMEDOUT) {
+		e->cls = BARBICAN_UNREACHABLE;
+		e->error = -ETIMEDOUT;
+		set_msg(m, ml, "%s: %s did not answer in time (barbican-timeout, "
+			 "barbican-deadline); check that Barbican is up and not overloaded",
+			 what, url);
+	} else if (cc == CURLE_URL_MALFORMAT) {
+		e->cls = BARBICAN_REFUSED;
+		e->error = -EINVAL;
+		set_msg(m, ml, "%s: %s is not a usable https:// URL (%s)", what, url,
+			 curl_easy_strerror((CURLcode) cc));
+	} else if (cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_WEIRD_SERVER_REPLY) {
+		/* The URL was checked at start: the server did not speak HTTP. */
+		e->cls = BARBICAN_BAD_REPLY;
+		e->error = -EPROTO;
+		set_msg(m, ml, "%s: %s did not answer in HTTP (%s); is barbican-url "
+			 "Barbican's address?", what, url, curl_easy_strerror((CURLcode) cc));
+	} else {
+		e->cls = BARBICAN_UNREACHABLE;
+		e->error = cc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED : -EHOSTUNREACH;
+		set_msg(m, ml, "%s: cannot reach %s (%s); check that it runs "
+			 "and that barbican-url is right", what, url,
+			 curl_easy_strerror((CURLcode) cc));
 	}
-	if (cc != CURLE_OK) {
-		if (curl_is_tls(cc)) {
-			e.cls = BARBICAN_TLS;
-			e.error = -EKEYREJECTED;
-			set_msg(m, ml, "%s: TLS verification of %s failed (%s): check "
-				 "barbican-ca-file (or -ca-dir) holds the CA that signed the "
-				 "server's certificate and that the URL's host name matches it",
-				 what, url,
-				 curl_easy_strerror((CURLcode) cc));
-		} else if (cc == CURLE_WRITE_ERROR || cc == CURLE_FILESIZE_EXCEEDED) {
-			e.cls = BARBICAN_BAD_REPLY;
-			e.error = -EFBIG;
-			set_msg(m, ml, "%s: %s sent a reply larger than keyscope accepts; is "
-				 "barbican-url a Barbican API endpoint?", what, url);
-		} else if (cc == CURLE_OPERATION_TIMEDOUT) {
-			e.cls = BARBICAN_UNREACHABLE;
-			e.error = -ETIMEDOUT;
-			set_msg(m, ml, "%s: %s did not answer in time (barbican-timeout, "
-				 "barbican-deadline); check that Barbican is up and not overloaded",
-				 what, url);
-		} else if (cc == CURLE_URL_MALFORMAT) {
-			e.cls = BARBICAN_REFUSED;
-			e.error = -EINVAL;
-			set_msg(m, ml, "%s: %s is not a usable https:// URL (%s)", what, url,
-				 curl_easy_strerror((CURLcode) cc));
-		} else if (cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_WEIRD_SERVER_REPLY) {
-			/* The URL was checked at start: the server did not speak HTTP. */
-			e.cls = BARBICAN_BAD_REPLY;
-			e.error = -EPROTO;
-			set_msg(m, ml, "%s: %s did not answer in HTTP (%s); is barbican-url "
-				 "Barbican's address?", what, url, curl_easy_strerror((CURLcode) cc));
-		} else {
-			e.cls = BARBICAN_UNREACHABLE;
-			e.error = cc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED : -EHOSTUNREACH;
-			set_msg(m, ml, "%s: cannot reach %s (%s); check that it runs "
-				 "and that barbican-url is right", what, url,
-				 curl_easy_strerror((CURLcode) cc));
-		}
-		*ret = e;
-		return e.error;
-	}
+}
+
+/* An HTTP answer that is not 2xx. */
+static void error_from_status(long status, const char *what, const char *user, const char *url,
+			      struct barbican_error *e)
+{
+	char *m = e->message;
+	size_t ml = sizeof(e->message);
+
 	switch (status) {
 	case 401:
-		e.cls = BARBICAN_AUTH;
-		e.error = -EKEYREJECTED;
+		e->cls = BARBICAN_AUTH;
+		e->error = -EKEYREJECTED;
 		set_msg(m, ml, "%s: Barbican refused keyscoped's credentials (401): check "
 			 "app-credential-file (expired, deleted or wrong secret?) and keystone-url",
 			 what);
 		break;
 	case 403:
-		e.cls = BARBICAN_DENIED;
-		e.error = -EACCES;
+		e->cls = BARBICAN_DENIED;
+		e->error = -EACCES;
 		set_msg(m, ml, "%s: not delegated to this node (403): ask the owner to add %s to "
 			 "the secret's read ACL", what, user);
 		break;
 	case 404:
-		e.cls = BARBICAN_NOT_FOUND;
-		e.error = -ENOENT;
+		e->cls = BARBICAN_NOT_FOUND;
+		e->error = -ENOENT;
 		set_msg(m, ml, "%s: no such secret in Barbican at %s (404): deleted, or a wrong "
 			 "key-id", what, url);
 		break;
 	case 406:
-		e.cls = BARBICAN_REFUSED;
-		e.error = -EMEDIUMTYPE;
+		e->cls = BARBICAN_REFUSED;
+		e->error = -EMEDIUMTYPE;
 		set_msg(m, ml, "%s: Barbican cannot give the payload as "
 			 "application/octet-stream (406): the secret was stored with another "
 			 "content type; store keys as binary (octet-stream, base64)", what);
 		break;
 	case 413:
-		e.cls = BARBICAN_REFUSED;
-		e.error = -EFBIG;
+		e->cls = BARBICAN_REFUSED;
+		e->error = -EFBIG;
 		set_msg(m, ml, "%s: Barbican refused the request as too large (413): check its "
 			 "max_allowed_request_size_in_bytes", what);
 		break;
 	case 429:
-		e.cls = BARBICAN_UNREACHABLE;
-		e.error = -EBUSY;
+		e->cls = BARBICAN_UNREACHABLE;
+		e->error = -EBUSY;
 		set_msg(m, ml, "%s: Barbican is rate-limiting this node (429) beyond "
 			 "barbican-deadline; lower barbican-concurrency or raise the limit", what);
 		break;
 	default:
 		if (status >= 500 && status <= 599) {
-			e.cls = BARBICAN_UNREACHABLE;
-			e.error = -EIO;
+			e->cls = BARBICAN_UNREACHABLE;
+			e->error = -EIO;
 			set_msg(m, ml, "%s: Barbican at %s failed with HTTP %ld: see its log; "
 				 "retried until barbican-deadline", what, url, status);
 		} else if (status >= 300 && status <= 399) {
-			e.cls = BARBICAN_REFUSED;
-			e.error = -EREMOTE;
+			e->cls = BARBICAN_REFUSED;
+			e->error = -EREMOTE;
 			set_msg(m, ml, "%s: %s answered with a redirect (HTTP %ld), which keyscope "
 				 "does not follow: set barbican-url to Barbican's own address", what,
 				 url, status);
 		} else {
-			e.cls = BARBICAN_REFUSED;
-			e.error = -EPROTO;
+			e->cls = BARBICAN_REFUSED;
+			e->error = -EPROTO;
 			set_msg(m, ml, "%s: Barbican refused the request with HTTP %ld", what,
 				 status);
 		}
 	}
+}
+
+int barbican_error_from_http(long status, int cc, const char *what, const char *user,
+			     const char *url, struct barbican_error *ret)
+{
+	struct barbican_error e = { .status = status };
+
+	if (!user || !*user)
+		user = "(the node's user)";
+	if (cc != CURLE_OK)
+		error_from_curl(cc, what, url, &e);
+	else if (status < 200 || status > 299)
+		error_from_status(status, what, user, url, &e);
 	*ret = e;
 	return e.error;
 }
