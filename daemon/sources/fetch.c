@@ -11,7 +11,6 @@
 #include <time.h>
 
 #include "log.h"
-#include "proto.h"
 #include "source-internal.h"
 #include "util.h"
 
