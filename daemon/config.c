@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "keyring.h"
+#include "kvfile.h"
 #include "log.h"
 #include "util.h"
 
@@ -241,25 +242,33 @@ int config_set(struct config *c, const char *key, const char *value)
 	return config_set_barbican(c, key, value);
 }
 
-static char *strip(char *s)
-{
-	char *e;
+struct config_load_ctx {
+	struct config *c;
+	const char *path;
+};
 
-	s += strspn(s, " \t");
-	e = s + strlen(s);
-	while (e > s && strchr(" \t\r", e[-1]))
-		*--e = 0;
-	return s;
+static int config_load_pair(void *userdata, unsigned line, const char *key, char *value)
+{
+	struct config_load_ctx *x = userdata;
+	int r = config_set(x->c, key, value);
+
+	if (r == -ENOENT)
+		return log_error_errno(-EINVAL, "%s:%u: unknown option '%s'.", x->path, line, key);
+	if (r < 0)
+		return log_error_errno(-EINVAL, "%s:%u: invalid value for '%s'.", x->path, line,
+				       key);
+	return 0;
 }
 
 int config_load(struct config *c, const char *path, bool must_exist)
 {
+	struct config_load_ctx x = { .c = c, .path = path };
 	_cleanup_free_ char *text = NULL;
-	char *line, *p;
-	unsigned n = 0;
+	unsigned line;
+	size_t size;
 	int r;
 
-	r = read_full_file(path, CONFIG_MAX_SIZE, &text, NULL);
+	r = read_full_file(path, CONFIG_MAX_SIZE, &text, &size);
 	if (r == -ENOENT && !must_exist)
 		return 0;
 	if (r == -EFBIG)
@@ -267,30 +276,12 @@ int config_load(struct config *c, const char *path, bool must_exist)
 				       CONFIG_MAX_SIZE);
 	if (r < 0)
 		return log_error_errno(r, "Failed to read config file %s: %m", path);
-
-	p = text;
-	while ((line = strsep(&p, "\n"))) {
-		char *eq, *key, *value;
-
-		n++;
-		line = strip(line);
-		if (!*line || *line == '#' || *line == ';')
-			continue;
-		if (*line == '[')	/* "[keyscoped]" section headers are accepted and ignored */
-			continue;
-		eq = strchr(line, '=');
-		if (!eq)
-			return log_error_errno(-EINVAL, "%s:%u: expected 'key = value'.", path, n);
-		*eq = 0;
-		key = strip(line);
-		value = strip(eq + 1);
-		r = config_set(c, key, value);
-		if (r == -ENOENT)
-			return log_error_errno(-EINVAL, "%s:%u: unknown option '%s'.", path, n,
-					       key);
-		if (r < 0)
-			return log_error_errno(-EINVAL, "%s:%u: invalid value for '%s'.", path,
-					       n, key);
-	}
-	return 0;
+	r = kvfile_parse(text, size, CONFIG_MAX_SIZE, KVFILE_SECTIONS, config_load_pair, &x,
+			 &line);
+	if (r == -EBADMSG && line == 0)
+		return log_error_errno(r, "Config file %s holds a NUL byte: not a text file.",
+				       path);
+	if (r == -EBADMSG)
+		return log_error_errno(-EINVAL, "%s:%u: expected 'key = value'.", path, line);
+	return r;
 }

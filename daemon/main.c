@@ -117,6 +117,12 @@ static void on_startup_keys(void *userdata, int error)
 	startup_wait = source_wait_free(startup_wait);
 }
 
+/* Barbican withdrew a key: the scopes drop its kernel key (source.h). */
+static int on_key_withdrawn(void *userdata, const char *id)
+{
+	return scope_revoke(userdata, id);
+}
+
 /* The keyscope keyring must be possessed for us to write it: reach @u from our session. */
 static int keyring_reach(const char *spec, key_serial_t *ret)
 {
@@ -268,7 +274,7 @@ static int run(int argc, char **argv)
 		       &d.scopes);
 	if (r < 0)
 		goto out;
-	source_set_scopes(d.source, d.scopes);
+	source_set_withdrawn(d.source, on_key_withdrawn, d.scopes);
 	r = scopes_load_records(d.scopes);
 	if (r < 0)
 		goto out;

@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
+#include <systemd/sd-id128.h>
 
 #include "keyid.h"
 #include "macro.h"
@@ -41,23 +41,17 @@ const char *keyid_from_description(const char *desc)
 	return id && keyid_is_valid(id) ? id : NULL;
 }
 
+/* sd_id128_randomize() sets the version (4) and variant bits of a UUID v4 itself. */
 int keyid_generate(char buf[static 37])
 {
-	unsigned char u[16];
-	ssize_t k;
+	sd_id128_t u;
+	int r;
 
-	k = getrandom(u, sizeof(u), 0);
-	if (k < 0)
-		return -errno;
-	if (k != sizeof(u))
-		return -EIO;
-	u[6] = (u[6] & 0x0f) | 0x40;
-	u[8] = (u[8] & 0x3f) | 0x80;
-	snprintf(buf, 37,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11],
-		 u[12], u[13], u[14], u[15]);
-	return 0;
+	r = sd_id128_randomize(&u);
+	if (r < 0)
+		return r;
+	r = snprintf(buf, 37, SD_ID128_UUID_FORMAT_STR, SD_ID128_FORMAT_VAL(u));
+	return r == 36 ? 0 : -EIO;
 }
 
 bool scope_id_is_valid(const char *id)

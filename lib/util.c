@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,6 +215,50 @@ int write_file_atomic_flags(const char *path, const void *data, size_t size, uns
 		return r;
 	}
 	return durable ? fsync_directory_of(path) : 0;
+}
+
+/* The pid of a name "<name>.tmp.<pid>" as write_file_atomic() makes them, or 0. */
+static pid_t tmp_file_pid(const char *fn)
+{
+	const char *p = NULL, *q;
+	char *end;
+	long v;
+
+	for (q = strstr(fn, ".tmp."); q; q = strstr(q + 1, ".tmp."))
+		p = q;
+	if (!p || p == fn || p[5] < '1' || p[5] > '9' || strlen(p + 5) > 10)
+		return 0;
+	errno = 0;
+	v = strtol(p + 5, &end, 10);
+	if (errno != 0 || *end || v <= 0 || v > INT_MAX)
+		return 0;
+	return (pid_t) v;
+}
+
+int remove_stale_tmp_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0, r = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	for (errno = 0; (de = readdir(d)); errno = 0) {
+		pid_t pid = tmp_file_pid(de->d_name);
+		struct stat st;
+
+		if (pid == 0 || (pid != getpid() && (kill(pid, 0) >= 0 || errno != ESRCH)))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) >= 0)
+			n++;
+	}
+	if (errno != 0)
+		r = -errno;
+	closedir(d);
+	return r < 0 ? r : n;
 }
 
 int mkdir_p(const char *path, unsigned mode)

@@ -31,6 +31,14 @@ static inline int write_file_atomic(const char *path, const void *data, size_t s
 	return write_file_atomic_flags(path, data, size, mode, WRITE_DURABLE);
 }
 
+/*
+ * Removes the "<name>.tmp.<pid>" files that write_file_atomic() leaves in dir when its process
+ * is killed mid-write: regular files whose pid is not a running process, or is ours (at start
+ * nothing of ours is in flight). Returns how many it removed, 0 when dir does not exist, or
+ * -errno when dir cannot be read.
+ */
+int remove_stale_tmp_files(const char *dir);
+
 /* Reads exactly n bytes, retrying on EINTR. Returns n, the short count at EOF, or -errno. */
 ssize_t loop_read(int fd, void *buf, size_t n);
 /* Writes exactly n bytes. Returns 0 or -errno. */

@@ -287,6 +287,7 @@ static int header_build(uint8_t *blob, size_t key_len, size_t name_len, uint64_t
 	return random_bytes(blob + OFF_NONCE, NONCE_SIZE);
 }
 
+/* The one seal of the store: it checks the id, key and name itself, for every caller. */
 static int seal_blob(const EVP_CIPHER *cipher, const uint8_t *master, const char *id,
 		     const void *key, size_t key_len, const char *name, uint64_t created,
 		     uint8_t **ret, size_t *ret_size)
@@ -385,14 +386,33 @@ int store_seal(const uint8_t master[static STORE_MASTER_KEY_SIZE], const char *i
 	       const void *key, size_t key_len, const char *name, uint64_t created,
 	       uint8_t **ret, size_t *ret_size)
 {
-	_cleanup_(EVP_CIPHER_freep) EVP_CIPHER *cipher = NULL;
+	_cleanup_(EVP_CIPHER_freep) EVP_CIPHER *cipher = gcm_fetch();
 
-	if (!keyid_is_valid(id))
-		return -EINVAL;
-	cipher = gcm_fetch();
 	if (!cipher)
 		return -EOPNOTSUPP;
 	return seal_blob(cipher, master, id, key, key_len, name, created, ret, ret_size);
+}
+
+/* The prologue of every unseal: a valid key-id, and a blob that parses before any cipher
+ * work is done on it (garbage is refused cheaply). Returns 0, -EINVAL or -EBADMSG. */
+static int unseal_prepare(const char *id, const uint8_t *blob, size_t size, struct blob_view *ret)
+{
+	if (!keyid_is_valid(id))
+		return -EINVAL;
+	return blob_parse(blob, size, ret);
+}
+
+/* unseal_view() of a blob with ctx, the store's own decryption context. */
+static int unseal_blob(EVP_CIPHER_CTX *ctx, const char *id, const uint8_t *blob, size_t size,
+		       struct secret_buf *ret_key, struct store_entry *ret_entry)
+{
+	struct blob_view v;
+	int r;
+
+	r = unseal_prepare(id, blob, size, &v);
+	if (r < 0)
+		return r;
+	return unseal_view(ctx, id, &v, ret_key, ret_entry);
 }
 
 int store_unseal(const uint8_t master[static STORE_MASTER_KEY_SIZE], const char *id,
@@ -404,10 +424,7 @@ int store_unseal(const uint8_t master[static STORE_MASTER_KEY_SIZE], const char 
 	struct blob_view v;
 	int r;
 
-	if (!keyid_is_valid(id))
-		return -EINVAL;
-	/* Garbage is refused before any cipher is set up. */
-	r = blob_parse(blob, size, &v);
+	r = unseal_prepare(id, blob, size, &v);
 	if (r < 0)
 		return r;
 	cipher = gcm_fetch();
@@ -557,8 +574,12 @@ int store_open(const char *state_dir, struct store **ret)
 	r = mkdir_p(state_dir, 0700);
 	if (r >= 0)
 		r = mkdir_p(s->keys_dir, 0700);
-	if (r >= 0)
-		r = master_key_load(state_dir, &s->master);
+	if (r < 0)
+		return r;
+	/* What atomic writes killed midway left behind (state files, master key, key files). */
+	(void) remove_stale_tmp_files(state_dir);
+	(void) remove_stale_tmp_files(s->keys_dir);
+	r = master_key_load(state_dir, &s->master);
 	if (r < 0)
 		return r;
 	s->cipher = gcm_fetch();
@@ -664,18 +685,14 @@ static int store_load(struct store *s, const char *id, struct secret_buf *ret_ke
 		      struct store_entry *ret_entry)
 {
 	const struct cached_blob *c;
-	struct blob_view v;
 	int r;
 
 	if (!keyid_is_valid(id))
-		return -EINVAL;
+		return -EINVAL;	/* before its path is made */
 	r = key_file_cached(s, id, &c);
 	if (r < 0)
 		return r;
-	r = blob_parse(c->blob, (size_t) c->size, &v);
-	if (r < 0)
-		return r;
-	return unseal_view(s->dec, id, &v, ret_key, ret_entry);
+	return unseal_blob(s->dec, id, c->blob, (size_t) c->size, ret_key, ret_entry);
 }
 
 int store_get(struct store *s, const char *id, struct secret_buf *ret)
@@ -759,8 +776,6 @@ bool store_has(struct store *s, const char *id)
 int store_seal_other(struct store *s, const char *aad_id, const void *key, size_t key_len,
 		     const char *name, uint64_t created, uint8_t **ret, size_t *ret_size)
 {
-	if (!keyid_is_valid(aad_id))
-		return -EINVAL;
 	return seal_blob(s->cipher, s->master, aad_id, key, key_len, name, created, ret,
 			 ret_size);
 }
@@ -768,15 +783,7 @@ int store_seal_other(struct store *s, const char *aad_id, const void *key, size_
 int store_unseal_other(struct store *s, const char *aad_id, const uint8_t *blob, size_t size,
 		       struct secret_buf *ret_key, struct store_entry *ret_entry)
 {
-	struct blob_view v;
-	int r;
-
-	if (!keyid_is_valid(aad_id))
-		return -EINVAL;
-	r = blob_parse(blob, size, &v);
-	if (r < 0)
-		return r;
-	return unseal_view(s->dec, aad_id, &v, ret_key, ret_entry);
+	return unseal_blob(s->dec, aad_id, blob, size, ret_key, ret_entry);
 }
 
 int store_delete(struct store *s, const char *id)

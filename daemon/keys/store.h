@@ -41,9 +41,11 @@ struct store_entry {
 };
 
 /*
- * Opens the store in state_dir, creating state_dir/keys and the master key when missing.
- * Returns 0, or -errno; a master key that is not exactly 32 bytes, not a regular file or not
- * mode 0400/0600 owned by us is refused with -EBADMSG/-EPERM (the caller names the file).
+ * Opens the store in state_dir, creating state_dir/keys and the master key when missing, and
+ * removes the temporary files that atomic writes killed midway left in both
+ * (remove_stale_tmp_files()). Returns 0, or -errno; a master key that is not exactly 32 bytes,
+ * not a regular file or not mode 0400/0600 owned by us is refused with -EBADMSG/-EPERM (the
+ * caller names the file).
  */
 int store_open(const char *state_dir, struct store **ret);
 struct store *store_free(struct store *s);
@@ -88,7 +90,7 @@ bool store_has(struct store *s, const char *id);
 
 /*
  * Seals and unseals other secrets of the node under the master key, in the same format (the
- * Barbican offline cache, daemon/source.c). aad_id names the purpose and the key, e.g.
+ * Barbican offline cache, daemon/sources/cache.c). aad_id names the purpose and the key, e.g.
  * "cache.<key-id>": a blob sealed for one purpose is refused for any other, and never passes
  * for a key of the store. Same results as store_seal() and store_unseal().
  */

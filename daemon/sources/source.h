@@ -24,7 +24,6 @@
 
 struct source;
 struct source_wait;
-struct scopes;
 
 /* Sets up the sources from cfg; Barbican's client when barbican-url is set. No network I/O.
  * Returns 0 or -errno (logged). */
@@ -36,8 +35,14 @@ int source_new(sd_event *event, const struct config *cfg, struct store *store,
  */
 struct source *source_free(struct source *s);
 
-/* The scopes whose keys a withdrawn delegation invalidates. */
-void source_set_scopes(struct source *s, struct scopes *scopes);
+/*
+ * How the sources tell the keys above them that Barbican withdrew id (403, 404): cb returns
+ * > 0 when it invalidated a kernel key, 0 when the key goes with its last mapping, -errno. The
+ * sources know nothing of the scopes: this callback and source_fetch() (the scopes'
+ * scope_fetch_t) are the whole interface between the two.
+ */
+typedef int (*source_withdrawn_t)(void *userdata, const char *id);
+void source_set_withdrawn(struct source *s, source_withdrawn_t cb, void *userdata);
 
 /* Once the event loop runs: prefetch (barbican-prefetch) and cache revalidation timers. */
 int source_start(struct source *s);
@@ -105,9 +110,10 @@ int source_clone(struct source *s, const char *id, const char *name, source_clon
 /*
  * Barbican consumers: registers resource_id (a LUKS UUID or a device) as a consumer of id, or
  * removes it: at once, or with grace after barbican-consumer-grace (for a mapping that
- * vanished; a later opposite wish cancels a change that was not sent yet). Does nothing for a key of the embedded store or without Barbican. Never
- * fails: a failure is logged and retried with back-off in the background, and changes not yet
- * made are kept in <state-dir>/consumers.json for the next start.
+ * vanished; a later opposite wish cancels a change that was not sent yet). Does nothing for a
+ * key of the embedded store or without Barbican. Never fails: a failure is logged and retried
+ * with back-off in the background, and changes not yet made are kept in
+ * <state-dir>/consumers.json for the next start.
  */
 void source_consumer(struct source *s, const char *id, const char *resource_id, bool add,
 		     bool grace);

@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Barbican consumers as daemon/sources/source.c keeps them (source_consumer()): what is asked of
- * Barbican and when, on a real sd-event loop with Barbican's client replaced by a fake that
+ * Barbican consumers as daemon/sources/consumers.c keeps them (source_consumer()): what is asked
+ * of Barbican and when, on a real sd-event loop with Barbican's client replaced by a fake that
  * records each request and answers when the test says. Shown: a registration is asked once and
- * forgotten on success; a failure is retried later and kept in consumers.json; an opposite
- * wish while a retry waits is asked at once; one while a request is out is asked after it; one
- * that cancels a change never sent sends nothing; a vanished mapping's removal waits out the
- * grace; a restart carries pending changes on (and counts them as possibly sent).
+ * forgotten on success; a failure is retried later and kept in consumers.json; an opposite wish
+ * while a retry waits is asked at once; one while a request is out is asked after it; one that
+ * cancels a change never sent sends nothing; a vanished mapping's removal waits out the grace; a
+ * restart carries pending changes on (and counts them as possibly sent).
  *
- * The fake defines the symbols of daemon/sources/barbican/barbican.c that source.c uses, so the linker takes
- * them instead of barbican.o from libkeyscoped.a.
+ * The fake defines the symbols of daemon/sources/barbican/ that daemon/sources/ uses, so the
+ * linker takes them instead of the barbican objects from libkeyscoped.a.
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "barbican.h"
+#include "kvfile.h"
 #include "proto.h"
 #include "util.h"
 
@@ -376,13 +377,8 @@ int barbican_parse_time(const char *s, int64_t *ret)
 
 int barbican_parse_retry_after(const char *s, int64_t now, uint64_t *ret_sec)
 {
-	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	struct tm tm = {};
-	char mon[4], wday[4], gmt[4];
 	uint64_t v = 0;
-	int64_t t;
-	int n = 0;
+	time_t t;
 
 	if (!s)
 		return -EINVAL;
@@ -398,45 +394,65 @@ int barbican_parse_retry_after(const char *s, int64_t now, uint64_t *ret_sec)
 		*ret_sec = v;
 		return 0;
 	}
-	/* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" */
-	if (sscanf(s, "%3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d %3[A-Z]%n", wday, &tm.tm_mday,
-		   mon, &tm.tm_year, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, gmt, &n) != 8 ||
-	    !streq(gmt, "GMT") || s[n + strspn(s + n, " \t\r\n")])
+	/* An HTTP-date ("Sun, 06 Nov 1994 08:49:37 GMT"), read by libcurl's date parser. */
+	t = curl_getdate(s, NULL);
+	if (t == (time_t) -1)
 		return -EINVAL;
-	tm.tm_mon = -1;
-	for (int i = 0; i < 12; i++)
-		if (streq(mon, months[i]))
-			tm.tm_mon = i;
-	if (tm.tm_mon < 0 || tm.tm_year < 1970 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
-	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
-		return -EINVAL;
-	tm.tm_year -= 1900;
-	t = (int64_t) timegm(&tm);
-	if (t <= now)
+	if ((int64_t) t <= now)
 		*ret_sec = 0;
-	else if (t - now > 86400)
+	else if ((int64_t) t - now > 86400)
 		return -EINVAL;
 	else
-		*ret_sec = (uint64_t) (t - now);
+		*ret_sec = (uint64_t) ((int64_t) t - now);
 	return 0;
 }
 
-static char *strip(char *s, char *end)
+struct app_credential {
+	char id[256];
+	size_t id_size;
+	struct secret_buf secret;
+	char *err;
+	size_t errlen;
+};
+
+/* -EINVAL (with the reason in a->err) for a pair it refuses. */
+static int app_credential_pair(void *userdata, unsigned n, const char *key, char *value)
 {
-	while (s < end && (*s == ' ' || *s == '\t'))
-		s++;
-	while (end > s && strchr(" \t\r", end[-1]))
-		*--end = 0;
-	return s;
+	struct app_credential *a = userdata;
+	size_t vl = strlen(value);
+	int r;
+
+	if (streq(key, "id")) {
+		if (vl == 0 || vl >= sizeof(a->id) || vl >= a->id_size || strpbrk(value, " \t\"\\"))
+			return fail(-EINVAL, a->err, a->errlen, "line %u: invalid id", n);
+		memcpy(a->id, value, vl + 1);
+		return 0;
+	}
+	if (!streq(key, "secret"))
+		return fail(-EINVAL, a->err, a->errlen, "line %u: unknown key '%.32s'", n, key);
+	if (vl == 0 || vl > 1024)
+		return fail(-EINVAL, a->err, a->errlen, "line %u: invalid secret", n);
+	for (size_t i = 0; i < vl; i++)
+		if ((unsigned char) value[i] < 0x20 || value[i] == '"' || value[i] == '\\' ||
+		    value[i] == 0x7f)
+			return fail(-EINVAL, a->err, a->errlen, "line %u: the secret holds a "
+				    "character that cannot be sent as is (quote, backslash or "
+				    "control)", n);
+	secret_buf_done(&a->secret);
+	r = secret_buf_new(vl + 1, &a->secret);
+	if (r < 0)
+		return fail(r, a->err, a->errlen, "out of memory");
+	memcpy(a->secret.data, value, vl);
+	a->secret.len = vl;
+	return 0;
 }
 
 int barbican_parse_app_credential(const char *text, size_t len, char *ret_id, size_t id_size,
 				  struct secret_buf *ret_secret, char *err, size_t errlen)
 {
-	_cleanup_secret_buf_ struct secret_buf copy = {}, secret = {};
-	char id[256] = "";
-	unsigned n = 0;
-	char *p, *line;
+	_cleanup_secret_buf_ struct secret_buf copy = {};
+	struct app_credential a = { .id_size = id_size, .err = err, .errlen = errlen };
+	unsigned line;
 	int r;
 
 	if (len == 0 || len > 64 * 1024 || memchr(text, 0, len))
@@ -445,51 +461,20 @@ int barbican_parse_app_credential(const char *text, size_t len, char *ret_id, si
 	if (r < 0)
 		return fail(r, err, errlen, "out of memory");
 	memcpy(copy.data, text, len);
-	p = (char *) copy.data;
-	while ((line = strsep(&p, "\n"))) {
-		char *eq, *key, *value;
-
-		n++;
-		line = strip(line, line + strlen(line));
-		if (!*line || *line == '#' || *line == ';')
-			continue;
-		eq = strchr(line, '=');
-		if (!eq)
-			return fail(-EBADMSG, err, errlen, "line %u: expected 'key = value'", n);
-		*eq = 0;
-		key = strip(line, eq);
-		value = strip(eq + 1, eq + 1 + strlen(eq + 1));
-		if (streq(key, "id")) {
-			if (!*value || strlen(value) >= sizeof(id) || strlen(value) >= id_size ||
-			    strpbrk(value, " \t\"\\"))
-				return fail(-EBADMSG, err, errlen, "line %u: invalid id", n);
-			strcpy(id, value);
-		} else if (streq(key, "secret")) {
-			size_t vl = strlen(value);
-			if (vl == 0 || vl > 1024)
-				return fail(-EBADMSG, err, errlen, "line %u: invalid secret", n);
-			for (size_t i = 0; i < vl; i++)
-				if ((unsigned char) value[i] < 0x20 || value[i] == '"' ||
-				    value[i] == '\\' || value[i] == 0x7f)
-					return fail(-EBADMSG, err, errlen,
-						    "line %u: the secret holds a character that "
-						    "cannot be sent as is (quote, backslash or control)",
-						    n);
-			secret_buf_done(&secret);
-			r = secret_buf_new(vl + 1, &secret);
-			if (r < 0)
-				return fail(r, err, errlen, "out of memory");
-			memcpy(secret.data, value, vl);
-			secret.len = vl;
-		} else
-			return fail(-EBADMSG, err, errlen, "line %u: unknown key '%.32s'", n, key);
+	r = kvfile_parse((char *) copy.data, len, 64 * 1024, 0, app_credential_pair, &a, &line);
+	if (r == -EINVAL)
+		r = -EBADMSG;	/* the reason is in err */
+	else if (r == -EBADMSG)
+		r = fail(-EBADMSG, err, errlen, "line %u: expected 'key = value'", line);
+	else if (r >= 0 && (!a.id[0] || !a.secret.data))
+		r = fail(-EBADMSG, err, errlen, "needs both 'id = ...' and 'secret = ...'");
+	if (r < 0) {
+		secret_buf_done(&a.secret);
+		return r;
 	}
-	if (!id[0] || !secret.data)
-		return fail(-EBADMSG, err, errlen, "needs both 'id = ...' and 'secret = ...'");
-	strcpy(ret_id, id);
-	*ret_secret = secret;
-	secret = (struct secret_buf) {};	/* transferred */
-	return 0;
+	memcpy(ret_id, a.id, strlen(a.id) + 1);
+	*ret_secret = a.secret;
+	return 0;	/* a.secret transferred */
 }
 
 /* ---- errors ----------------------------------------------------------------------------- */
@@ -535,118 +520,129 @@ uint64_t barbican_backoff_ms(unsigned n, uint64_t base_ms, uint64_t max_ms, uint
 	return d / 2 + (d / 2 > 0 ? rnd % (d / 2 + 1) : 0);
 }
 
-int barbican_error_from_http(long status, int cc, const char *what, const char *user,
-			     const char *url, struct barbican_error *ret)
+/* A transfer that ended without an HTTP answer (curl code cc). */
+static void error_from_curl(int cc, const char *what, const char *url, struct barbican_error *e)
 {
-	struct barbican_error e = { .status = status };
-	char *m = e.message;
-	size_t ml = sizeof(e.message);
+	char *m = e->message;
+	size_t ml = sizeof(e->message);
 
-	if (!user || !*user)
-		user = "(the node's user)";
-	if (cc == CURLE_OK && status >= 200 && status <= 299) {
-		*ret = e;
-		return 0;
+	if (curl_is_tls(cc)) {
+		e->cls = BARBICAN_TLS;
+		e->error = -EKEYREJECTED;
+		set_msg(m, ml, "%s: TLS verification of %s failed (%s): check "
+			 "barbican-ca-file (or -ca-dir) holds the CA that signed the "
+			 "server's certificate and that the URL's host name matches it",
+			 what, url,
+			 curl_easy_strerror((CURLcode) cc));
+	} else if (cc == CURLE_WRITE_ERROR || cc == CURLE_FILESIZE_EXCEEDED) {
+		e->cls = BARBICAN_BAD_REPLY;
+		e->error = -EFBIG;
+		set_msg(m, ml, "%s: %s sent a reply larger than keyscope accepts; is "
+			 "barbican-url a Barbican API endpoint?", what, url);
+	} else if (cc == CURLE_OPERATION_TIMEDOUT) {
+		e->cls = BARBICAN_UNREACHABLE;
+		e->error = -ETIMEDOUT;
+		set_msg(m, ml, "%s: %s did not answer in time (barbican-timeout, "
+			 "barbican-deadline); check that Barbican is up and not overloaded",
+			 what, url);
+	} else if (cc == CURLE_URL_MALFORMAT) {
+		e->cls = BARBICAN_REFUSED;
+		e->error = -EINVAL;
+		set_msg(m, ml, "%s: %s is not a usable https:// URL (%s)", what, url,
+			 curl_easy_strerror((CURLcode) cc));
+	} else if (cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_WEIRD_SERVER_REPLY) {
+		/* The URL was checked at start: the server did not speak HTTP. */
+		e->cls = BARBICAN_BAD_REPLY;
+		e->error = -EPROTO;
+		set_msg(m, ml, "%s: %s did not answer in HTTP (%s); is barbican-url "
+			 "Barbican's address?", what, url, curl_easy_strerror((CURLcode) cc));
+	} else {
+		e->cls = BARBICAN_UNREACHABLE;
+		e->error = cc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED : -EHOSTUNREACH;
+		set_msg(m, ml, "%s: cannot reach %s (%s); check that it runs "
+			 "and that barbican-url is right", what, url,
+			 curl_easy_strerror((CURLcode) cc));
 	}
-	if (cc != CURLE_OK) {
-		if (curl_is_tls(cc)) {
-			e.cls = BARBICAN_TLS;
-			e.error = -EKEYREJECTED;
-			set_msg(m, ml, "%s: TLS verification of %s failed (%s): check "
-				 "barbican-ca-file (or -ca-dir) holds the CA that signed the "
-				 "server's certificate and that the URL's host name matches it",
-				 what, url,
-				 curl_easy_strerror((CURLcode) cc));
-		} else if (cc == CURLE_WRITE_ERROR || cc == CURLE_FILESIZE_EXCEEDED) {
-			e.cls = BARBICAN_BAD_REPLY;
-			e.error = -EFBIG;
-			set_msg(m, ml, "%s: %s sent a reply larger than keyscope accepts; is "
-				 "barbican-url a Barbican API endpoint?", what, url);
-		} else if (cc == CURLE_OPERATION_TIMEDOUT) {
-			e.cls = BARBICAN_UNREACHABLE;
-			e.error = -ETIMEDOUT;
-			set_msg(m, ml, "%s: %s did not answer in time (barbican-timeout, "
-				 "barbican-deadline); check that Barbican is up and not overloaded",
-				 what, url);
-		} else if (cc == CURLE_URL_MALFORMAT) {
-			e.cls = BARBICAN_REFUSED;
-			e.error = -EINVAL;
-			set_msg(m, ml, "%s: %s is not a usable https:// URL (%s)", what, url,
-				 curl_easy_strerror((CURLcode) cc));
-		} else if (cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_WEIRD_SERVER_REPLY) {
-			/* The URL was checked at start: the server did not speak HTTP. */
-			e.cls = BARBICAN_BAD_REPLY;
-			e.error = -EPROTO;
-			set_msg(m, ml, "%s: %s did not answer in HTTP (%s); is barbican-url "
-				 "Barbican's address?", what, url, curl_easy_strerror((CURLcode) cc));
-		} else {
-			e.cls = BARBICAN_UNREACHABLE;
-			e.error = cc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED : -EHOSTUNREACH;
-			set_msg(m, ml, "%s: cannot reach %s (%s); check that it runs "
-				 "and that barbican-url is right", what, url,
-				 curl_easy_strerror((CURLcode) cc));
-		}
-		*ret = e;
-		return e.error;
-	}
+}
+
+/* An HTTP answer that is not 2xx. */
+static void error_from_status(long status, const char *what, const char *user, const char *url,
+			      struct barbican_error *e)
+{
+	char *m = e->message;
+	size_t ml = sizeof(e->message);
+
 	switch (status) {
 	case 401:
-		e.cls = BARBICAN_AUTH;
-		e.error = -EKEYREJECTED;
+		e->cls = BARBICAN_AUTH;
+		e->error = -EKEYREJECTED;
 		set_msg(m, ml, "%s: Barbican refused keyscoped's credentials (401): check "
 			 "app-credential-file (expired, deleted or wrong secret?) and keystone-url",
 			 what);
 		break;
 	case 403:
-		e.cls = BARBICAN_DENIED;
-		e.error = -EACCES;
+		e->cls = BARBICAN_DENIED;
+		e->error = -EACCES;
 		set_msg(m, ml, "%s: not delegated to this node (403): ask the owner to add %s to "
 			 "the secret's read ACL", what, user);
 		break;
 	case 404:
-		e.cls = BARBICAN_NOT_FOUND;
-		e.error = -ENOENT;
+		e->cls = BARBICAN_NOT_FOUND;
+		e->error = -ENOENT;
 		set_msg(m, ml, "%s: no such secret in Barbican at %s (404): deleted, or a wrong "
 			 "key-id", what, url);
 		break;
 	case 406:
-		e.cls = BARBICAN_REFUSED;
-		e.error = -EMEDIUMTYPE;
+		e->cls = BARBICAN_REFUSED;
+		e->error = -EMEDIUMTYPE;
 		set_msg(m, ml, "%s: Barbican cannot give the payload as "
 			 "application/octet-stream (406): the secret was stored with another "
 			 "content type; store keys as binary (octet-stream, base64)", what);
 		break;
 	case 413:
-		e.cls = BARBICAN_REFUSED;
-		e.error = -EFBIG;
+		e->cls = BARBICAN_REFUSED;
+		e->error = -EFBIG;
 		set_msg(m, ml, "%s: Barbican refused the request as too large (413): check its "
 			 "max_allowed_request_size_in_bytes", what);
 		break;
 	case 429:
-		e.cls = BARBICAN_UNREACHABLE;
-		e.error = -EBUSY;
+		e->cls = BARBICAN_UNREACHABLE;
+		e->error = -EBUSY;
 		set_msg(m, ml, "%s: Barbican is rate-limiting this node (429) beyond "
 			 "barbican-deadline; lower barbican-concurrency or raise the limit", what);
 		break;
 	default:
 		if (status >= 500 && status <= 599) {
-			e.cls = BARBICAN_UNREACHABLE;
-			e.error = -EIO;
+			e->cls = BARBICAN_UNREACHABLE;
+			e->error = -EIO;
 			set_msg(m, ml, "%s: Barbican at %s failed with HTTP %ld: see its log; "
 				 "retried until barbican-deadline", what, url, status);
 		} else if (status >= 300 && status <= 399) {
-			e.cls = BARBICAN_REFUSED;
-			e.error = -EREMOTE;
+			e->cls = BARBICAN_REFUSED;
+			e->error = -EREMOTE;
 			set_msg(m, ml, "%s: %s answered with a redirect (HTTP %ld), which keyscope "
 				 "does not follow: set barbican-url to Barbican's own address", what,
 				 url, status);
 		} else {
-			e.cls = BARBICAN_REFUSED;
-			e.error = -EPROTO;
+			e->cls = BARBICAN_REFUSED;
+			e->error = -EPROTO;
 			set_msg(m, ml, "%s: Barbican refused the request with HTTP %ld", what,
 				 status);
 		}
 	}
+}
+
+int barbican_error_from_http(long status, int cc, const char *what, const char *user,
+			     const char *url, struct barbican_error *ret)
+{
+	struct barbican_error e = { .status = status };
+
+	if (!user || !*user)
+		user = "(the node's user)";
+	if (cc != CURLE_OK)
+		error_from_curl(cc, what, url, &e);
+	else if (status < 200 || status > 299)
+		error_from_status(status, what, user, url, &e);
 	*ret = e;
 	return e.error;
 }

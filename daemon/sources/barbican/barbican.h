@@ -5,9 +5,10 @@
  *
  *  - pure parsers and checks of what Barbican and Keystone answer (barbican-parse.c): no I/O,
  *    bounded, all-or-nothing, each with a libFuzzer harness (tests/fuzz/fuzz-barbican-*.c);
- *  - the client (barbican.c): libcurl's multi interface driven by the daemon's sd-event loop,
- *    so a fetch never blocks other clients. Every operation has a deadline that bounds all of
- *    its waits (queueing, authentication, connects, transfers, back-off between retries).
+ *  - the client (barbican.c, http.c, keystone.c, api.c; barbican-internal.h says which does
+ *    what): libcurl's multi interface driven by the daemon's sd-event loop, so a fetch never
+ *    blocks other clients. Every operation has a deadline that bounds all of its waits
+ *    (queueing, authentication, connects, transfers, back-off between retries).
  *
  * Nothing here logs a token, a credential or key material, at any level.
  */
@@ -149,7 +150,7 @@ bool barbican_should_retry(long status, int curl_code);
  */
 uint64_t barbican_backoff_ms(unsigned n, uint64_t base_ms, uint64_t max_ms, uint32_t rnd);
 
-/* ---- the client (barbican.c) ----------------------------------------------------------- */
+/* ---- the client (barbican.c, http.c, keystone.c, api.c) -------------------------------- */
 
 enum barbican_auth {
 	BARBICAN_AUTH_NONE,		/* unauthenticated development mode: X-Project-Id etc. */
