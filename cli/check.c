@@ -8,7 +8,7 @@
 
 #include "config.h"
 #include "ctl.h"
-#include "kernel.h"
+#include "kcheck.h"
 #include "log.h"
 
 static void print_text(const struct kcheck_result *res)
@@ -112,7 +112,7 @@ int check_main(int argc, char **argv)
 	log_set_program("keyscopectl");
 	if (config_load(&cfg, path ?: KEYSCOPE_CONFIG_FILE, path != NULL) < 0)
 		return 2;
-	kernel_check_options(&cfg, load, &o);
+	kcheck_options_from_config(&cfg, load, &o);
 	(void) kcheck_run(&o, &res);
 	if (ctl.json)
 		print_json(&res);

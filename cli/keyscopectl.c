@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 
-#include "config.h"
+#include "paths.h"
 #include "ctl.h"
 #include "util.h"
 
@@ -80,7 +80,7 @@ int main(int argc, char **argv)
 			ctl.timeout_ms = secs * 1000;
 			break;
 		case 'h': help(); return 0;
-		case 'V': printf("keyscopectl 0.1\n"); return 0;
+		case 'V': printf("keyscopectl " KEYSCOPE_VERSION "\n"); return 0;
 		default: return 2;
 		}
 	}

@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "paths.h"
 #include "keyid.h"
 #include "keyring.h"
 #include "macro.h"
