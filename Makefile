@@ -1,12 +1,17 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # keyscope — plain GNU make. `make`, `make check`, `make install`, `make bench`, `make demo`.
 
+VERSION := 0.1
+
 PREFIX ?= /usr
 SBINDIR ?= $(PREFIX)/sbin
 BINDIR ?= $(PREFIX)/bin
 LIBEXECDIR ?= $(PREFIX)/libexec/keyscope
 MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/keyscope
 SYSCONFDIR ?= /etc
+RUNSTATEDIR ?= /run
+LOCALSTATEDIR ?= /var/lib
 UNITDIR ?= /lib/systemd/system
 UDEVDIR ?= /lib/udev
 DESTDIR ?=
@@ -16,12 +21,24 @@ BUILDDIR ?= build/out
 CFLAGS ?= -O2 -g
 V ?= 0
 
+# Every package any part uses (for the include path); each program links only its own list below.
 PKGS := libkeyutils json-c libsystemd libcrypto libcryptsetup devmapper blkid libkmod libcurl
+# The installed paths and the version reach the code as defines (lib/paths.h).
+DEFINES := -DKEYSCOPE_VERSION='"$(VERSION)"' -DKEYSCOPE_SYSCONFDIR='"$(SYSCONFDIR)"' \
+	-DKEYSCOPE_RUNSTATEDIR='"$(RUNSTATEDIR)"' -DKEYSCOPE_LOCALSTATEDIR='"$(LOCALSTATEDIR)"' \
+	-DKEYSCOPE_LIBEXECDIR='"$(LIBEXECDIR)"'
+# Objects are rebuilt when one of them changes: the stamp is rewritten only then.
+DEFINES_STAMP := $(BUILDDIR)/defines
+ifneq ($(file <$(DEFINES_STAMP)),$(DEFINES))
+$(shell mkdir -p $(BUILDDIR))
+$(file >$(DEFINES_STAMP),$(DEFINES))
+endif
 CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 \
 	-Wstrict-prototypes -Wmissing-prototypes -Wvla -fno-strict-aliasing \
-	-fstack-protector-strong -D_FORTIFY_SOURCE=2 -D_GNU_SOURCE -MMD -MP \
+	-fstack-protector-strong -D_FORTIFY_SOURCE=2 -D_GNU_SOURCE -MMD -MP $(DEFINES) \
 	-Ilib $(addprefix -I,$(DAEMON_DIRS)) -Icli $(shell $(PKG_CONFIG) --cflags $(PKGS))
-LDLIBS += $(shell $(PKG_CONFIG) --libs $(PKGS))
+LDFLAGS += -Wl,--as-needed
+pkg_libs = $(shell $(PKG_CONFIG) --libs $(1))
 ifeq ($(SANITIZE),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -U_FORTIFY_SOURCE
 LDFLAGS += -fsanitize=address,undefined
@@ -41,8 +58,6 @@ rwildcard = $(foreach d,$(wildcard $(1:=/*)),$(call rwildcard,$(d),$(2)) $(filte
 LIB_SRC := $(sort $(call rwildcard,lib,*.c))
 DAEMON_SRC := $(sort $(filter-out daemon/main.c,$(call rwildcard,daemon,*.c)))
 DAEMON_DIRS := daemon $(sort $(patsubst %/,%,$(dir $(DAEMON_SRC))))
-CLI_SRC := $(wildcard cli/*.c)
-HELPER_SRC := $(wildcard kmod-helpers/*.c)
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 TOOL_SRC := $(wildcard tests/tools/*.c)
@@ -50,55 +65,81 @@ TOOL_SRC := $(wildcard tests/tools/*.c)
 obj = $(patsubst %.c,$(BUILDDIR)/%.o,$(1))
 LIB_A := $(BUILDDIR)/libkeyscope.a
 DAEMON_A := $(BUILDDIR)/libkeyscoped.a
-KEYSCOPED := $(BUILDDIR)/keyscoped
-KEYSCOPECTL := $(BUILDDIR)/keyscopectl
-HELPER := $(BUILDDIR)/keyscope-request-key
+
+# The programs. Each has its sources (NAME_SRC), the archives it links (NAME_A: lib/ alone
+# unless it is the daemon), the pkg-config packages it calls (NAME_PKGS, linked --as-needed)
+# and where it is installed (NAME_DIR). A new program adds its name and these four lines.
+# libkmod is in no list: lib/kmod-dl.c dlopen()s it for the one check that loads modules.
+PROGRAMS := keyscoped keyscopectl keyscope-request-key
+
+keyscoped_SRC := daemon/main.c
+keyscoped_A := $(DAEMON_A) $(LIB_A)
+keyscoped_PKGS := libsystemd json-c libkeyutils libcrypto libcryptsetup devmapper blkid libcurl
+keyscoped_DIR := $(SBINDIR)
+
+keyscopectl_SRC := $(wildcard cli/*.c)
+keyscopectl_A := $(LIB_A)
+keyscopectl_PKGS := json-c libkeyutils libcryptsetup devmapper blkid libcrypto libsystemd
+keyscopectl_DIR := $(BINDIR)
+
+keyscope-request-key_SRC := kmod-helpers/request-key.c
+keyscope-request-key_A := $(LIB_A)
+keyscope-request-key_PKGS := json-c libkeyutils libsystemd
+keyscope-request-key_DIR := $(LIBEXECDIR)
+
+PROGRAM_BIN := $(addprefix $(BUILDDIR)/,$(PROGRAMS))
+# Test programs link everything the daemon does.
+ALL_LIBS := $(call pkg_libs,$(sort $(foreach p,$(PROGRAMS),$($(p)_PKGS))))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILDDIR)/tests/%,$(UNIT_SRC))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILDDIR)/bench/%,$(BENCH_SRC))
 TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILDDIR)/tools/%,$(TOOL_SRC))
-PROGRAMS := $(KEYSCOPED) $(KEYSCOPECTL) $(if $(HELPER_SRC),$(HELPER))
+# Kept for scripts and older make command lines.
+KEYSCOPED := $(BUILDDIR)/keyscoped
+KEYSCOPECTL := $(BUILDDIR)/keyscopectl
+HELPER := $(BUILDDIR)/keyscope-request-key
 
-all: $(PROGRAMS)
+all: $(PROGRAM_BIN)
 
-$(BUILDDIR)/%.o: %.c
+# Every output is written under a temporary name and renamed into place: a make killed half
+# way, or a second make on the same BUILDDIR (make asan and make asan-vm at once, a test run
+# while a build links), never leaves or reads a truncated object or archive.
+$(BUILDDIR)/%.o: %.c $(DEFINES_STAMP)
 	@mkdir -p $(dir $@)
 	$(E) CC $<
-	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS) -MF $(@:.o=.d) -MT $@ -c -o $@.$$$$.tmp $< && mv -f $@.$$$$.tmp $@
+
+archive = rm -f $@.$$$$.tmp && $(AR) rcs $@.$$$$.tmp $^ && mv -f $@.$$$$.tmp $@
+link = $(CC) $(LDFLAGS) -o $@.$$$$.tmp $(filter %.o %.a,$^) $(1) && mv -f $@.$$$$.tmp $@
 
 $(LIB_A): $(call obj,$(LIB_SRC))
 	$(E) AR $@
-	$(Q)rm -f $@ && $(AR) rcs $@ $^
+	$(Q)$(archive)
 
 $(DAEMON_A): $(call obj,$(DAEMON_SRC))
 	$(E) AR $@
-	$(Q)rm -f $@ && $(AR) rcs $@ $^
+	$(Q)$(archive)
 
-$(KEYSCOPED): $(call obj,daemon/main.c) $(DAEMON_A) $(LIB_A)
-	$(E) LD $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DAEMON_LDLIBS)
-
-$(KEYSCOPECTL): $(call obj,$(CLI_SRC)) $(DAEMON_A) $(LIB_A)
-	$(E) LD $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-
-$(HELPER): $(call obj,$(HELPER_SRC)) $(LIB_A)
-	$(E) LD $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+define program_rule
+$(BUILDDIR)/$(1): $(call obj,$($(1)_SRC)) $($(1)_A)
+	$$(E) LD $$@
+	$$(Q)$$(call link,$$(call pkg_libs,$($(1)_PKGS)) $$(LDLIBS))
+endef
+$(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(p))))
 
 $(BUILDDIR)/tests/%: $(call obj,tests/unit/%.c) $(DAEMON_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(E) LD $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DAEMON_LDLIBS) $(shell $(PKG_CONFIG) --libs cmocka)
+	$(Q)$(call link,$(ALL_LIBS) $(call pkg_libs,cmocka) $(LDLIBS))
 
 $(BUILDDIR)/tools/%: $(call obj,tests/tools/%.c) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(E) LD $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(call link,$(ALL_LIBS) $(LDLIBS))
 
 $(BUILDDIR)/bench/%: $(call obj,bench/%.c) $(DAEMON_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(E) LD $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(call link,$(ALL_LIBS) $(LDLIBS))
 
 # ---- tests -------------------------------------------------------------------------------
 
@@ -151,15 +192,15 @@ deps:
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) \
-		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSCONFDIR)/keyscope
-	install -m 0755 $(KEYSCOPED) $(DESTDIR)$(SBINDIR)/keyscoped
-	install -m 0755 $(KEYSCOPECTL) $(DESTDIR)$(BINDIR)/keyscopectl
-	$(if $(HELPER_SRC),install -m 0755 $(HELPER) $(DESTDIR)$(LIBEXECDIR)/keyscope-request-key)
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSCONFDIR)/keyscope \
+		$(DESTDIR)$(DOCDIR)
+	$(foreach p,$(PROGRAMS),install -D -m 0755 $(BUILDDIR)/$(p) $(DESTDIR)$($(p)_DIR)/$(p) &&) true
 	install -d $(DESTDIR)$(SYSCONFDIR)/request-key.d
 	test -e $(DESTDIR)$(SYSCONFDIR)/request-key.d/keyscope.conf || \
 		sed 's|/usr/libexec/keyscope/|$(LIBEXECDIR)/|' kmod-helpers/keyscope.conf | \
 		install -m 0644 /dev/stdin $(DESTDIR)$(SYSCONFDIR)/request-key.d/keyscope.conf
-	install -m 0644 docs/keyscoped.8 docs/keyscopectl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(wildcard docs/*.8) $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 README.md $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/
 	install -m 0644 docs/keyscoped.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	test -e $(DESTDIR)$(SYSCONFDIR)/keyscope/keyscoped.conf || \
 		install -m 0644 daemon/keyscoped.conf $(DESTDIR)$(SYSCONFDIR)/keyscope/keyscoped.conf

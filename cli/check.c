@@ -8,7 +8,7 @@
 
 #include "config.h"
 #include "ctl.h"
-#include "kernel.h"
+#include "kcheck.h"
 #include "log.h"
 
 static void print_text(const struct kcheck_result *res)
@@ -75,7 +75,6 @@ int check_main(int argc, char **argv)
 	static const struct option options[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "no-load", no_argument, NULL, 'N' },
-		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
 	_cleanup_(config_done) struct config cfg;
@@ -87,32 +86,20 @@ int check_main(int argc, char **argv)
 
 	config_init(&cfg);
 	optind = 0; /* 0: GNU getopt re-initialises its state between commands */
-	while ((c = getopt_long(argc, argv, "+c:h", options, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "+c:", options, NULL)) >= 0) {
 		switch (c) {
 		case 'c': path = optarg; break;
 		case 'N': load = false; break;
-		case 'h':
-			printf("Usage: keyscopectl [--json] check [--config FILE] [--no-load]\n\n"
-			       "Checks, without keyscoped, that the kernel has what keyscoped.conf's\n"
-			       "features need: keyring calls, logon keys, request-key and keyscope's\n"
-			       "drop-in, device-mapper and dm-crypt (loaded with libkmod when it is a\n"
-			       "module), key quotas. Exit status 0 when everything needed is there.\n\n"
-			       "  -c, --config FILE  read FILE (default " KEYSCOPE_CONFIG_FILE ")\n"
-			       "      --no-load      do not load dm_crypt when it is missing\n");
-			return 0;
 		default:
-			fprintf(stderr, "Usage: keyscopectl check [--config FILE] [--no-load]\n");
-			return 2;
+			return ctl_usage();
 		}
 	}
-	if (optind != argc) {
-		fprintf(stderr, "Usage: keyscopectl check [--config FILE] [--no-load]\n");
-		return 2;
-	}
+	if (optind != argc)
+		return ctl_usage();
 	log_set_program("keyscopectl");
 	if (config_load(&cfg, path ?: KEYSCOPE_CONFIG_FILE, path != NULL) < 0)
 		return 2;
-	kernel_check_options(&cfg, load, &o);
+	kcheck_options_from_config(&cfg, load, &o);
 	(void) kcheck_run(&o, &res);
 	if (ctl.json)
 		print_json(&res);

@@ -8,28 +8,6 @@
 
 struct ctl ctl = { .timeout_ms = 30000 };
 
-int ctl_dispatch(const struct command *table, size_t n, const char *prefix, int argc,
-		 char **argv)
-{
-	if (argc >= 1 && (streq(argv[0], "-h") || streq(argv[0], "--help") ||
-			  streq(argv[0], "help"))) {
-		printf("Usage: keyscopectl %s COMMAND ...\n\n", prefix);
-		for (size_t i = 0; i < n; i++)
-			printf("  %-10s %s\n", table[i].name, table[i].help);
-		return 0;
-	}
-	for (size_t i = 0; argc >= 1 && i < n; i++)
-		if (streq(argv[0], table[i].name))
-			return table[i].run(argc, argv);
-	if (argc < 1)
-		fprintf(stderr, "keyscopectl: %s%sno command given. Try 'keyscopectl %s%s--help'.\n",
-			prefix, *prefix ? ": " : "", prefix, *prefix ? " " : "");
-	else
-		fprintf(stderr, "keyscopectl: %s%s%s: unknown command. Try 'keyscopectl %s%s--help'.\n",
-			prefix, *prefix ? " " : "", argv[0], prefix, *prefix ? " " : "");
-	return 2;
-}
-
 static int ctl_connect(void)
 {
 	int r;

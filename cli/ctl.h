@@ -16,15 +16,38 @@ struct ctl {
 
 extern struct ctl ctl;
 
+/*
+ * One row of the command table (cli/commands.c), the only place a command's name, synopsis and
+ * help are written: the dispatcher, every usage error, "--help" at each level and "help CMD" are
+ * made from it, and tests/host/t-docs.sh holds it against keyscopectl(8) both ways.
+ */
 struct command {
 	const char *name;
-	int (*run)(int argc, char **argv);
-	const char *help;
+	int (*run)(int argc, char **argv);	/* argv[0] is the name; NULL for a group */
+	const char *synopsis;	/* what follows the name; alternative forms separated by '\n' */
+	const char *help;	/* one line */
+	const char *details;	/* printed by CMD --help after the synopsis, or NULL */
+	const struct command *sub;	/* a group's subcommands, ended by an empty row */
+	bool global_json;	/* runs without keyscoped; --json is its only global option */
 };
 
-/* Runs the command named argv[0] from the table, or prints usage. Returns an exit status. */
-int ctl_dispatch(const struct command *table, size_t n, const char *prefix, int argc,
-		 char **argv);
+extern const struct command ctl_commands[];
+extern const char ctl_global_synopsis[], ctl_global_options[];
+
+/* Prints keyscopectl --help (to stdout). */
+void ctl_help(void);
+
+/*
+ * Runs the command named argv[0] of table (path: the words before it, "" or "key"), or its
+ * --help, or says what is wrong. Returns an exit status.
+ */
+int ctl_dispatch(const struct command *table, const char *path, int argc, char **argv);
+
+/* "keyscopectl help [CMD [SUB]]". Returns an exit status. */
+int ctl_help_main(int argc, char **argv);
+
+/* Prints "Usage: keyscopectl CMD SYNOPSIS" of the running command to stderr; returns 2. */
+int ctl_usage(void);
 
 /*
  * Calls method with params (reference taken; may be NULL) and an optional key payload.
@@ -46,8 +69,14 @@ void ctl_print_json(json_object *params);
 const char *json_str(json_object *o, const char *field);
 long long json_int(json_object *o, const char *field);
 
-int key_main(int argc, char **argv);
-int scope_main(int argc, char **argv);
+int key_create(int argc, char **argv);
+int key_import(int argc, char **argv);
+int key_list(int argc, char **argv);
+int key_delete(int argc, char **argv);
+int key_clone(int argc, char **argv);
+int key_install(int argc, char **argv);
+int key_release(int argc, char **argv);
+int scope_list(int argc, char **argv);
 int status_main(int argc, char **argv);
 int check_main(int argc, char **argv);
 int format_main(int argc, char **argv);

@@ -11,12 +11,6 @@
 #include "secret.h"
 #include "util.h"
 
-static int usage_error(const char *usage)
-{
-	fprintf(stderr, "Usage: keyscopectl %s\n", usage);
-	return 2;
-}
-
 /* Parses "[--name NAME] [--bits N]" style options; returns optind or -1. */
 static int parse_name_bits(int argc, char **argv, const char **name, unsigned *bits)
 {
@@ -67,7 +61,7 @@ static int print_key_id(const char *method, json_object *params)
 
 static int invalid_id(const char *id);
 
-static int key_create(int argc, char **argv)
+int key_create(int argc, char **argv)
 {
 	const char *name = NULL;
 	unsigned bits = 512;
@@ -75,13 +69,13 @@ static int key_create(int argc, char **argv)
 	int i = parse_name_bits(argc, argv, &name, &bits);
 
 	if (i < 0 || i != argc)
-		return usage_error("key create [--bits 256|512] [--name NAME]");
+		return ctl_usage();
 	p = params_with("name", name, NULL, NULL);
 	json_object_object_add(p, "bits", json_object_new_int((int) bits));
 	return print_key_id("keyscope.KeyCreate", p);
 }
 
-static int key_import(int argc, char **argv)
+int key_import(int argc, char **argv)
 {
 	_cleanup_json_ json_object *reply = NULL;
 	_cleanup_secret_ unsigned char *key = NULL;
@@ -91,7 +85,7 @@ static int key_import(int argc, char **argv)
 	int i = parse_name_bits(argc, argv, &name, NULL);
 
 	if (i < 0 || i != argc)
-		return usage_error("key import [--name NAME] < RAW_KEY_BYTES");
+		return ctl_usage();
 	if (isatty(STDIN_FILENO)) {
 		fprintf(stderr, "keyscopectl: key import reads the raw key from standard input; "
 				"redirect it from a file or pipe, not a terminal.\n");
@@ -131,24 +125,24 @@ static int invalid_id(const char *id)
 }
 
 /* Checks "CMD [--] KEY-ID"; returns 0 and the key-id in *ret_id, or an exit status. */
-static int check_id_arg(int argc, char **argv, const char *usage, const char **ret_id)
+static int check_id_arg(int argc, char **argv, const char **ret_id)
 {
 	if (argc == 3 && streq(argv[1], "--"))
 		argv++, argc--;
 	if (argc != 2)
-		return usage_error(usage);
+		return ctl_usage();
 	if (!keyid_is_valid(argv[1]))
 		return invalid_id(argv[1]);
 	*ret_id = argv[1];
 	return 0;
 }
 
-static int key_delete(int argc, char **argv)
+int key_delete(int argc, char **argv)
 {
 	_cleanup_json_ json_object *reply = NULL;
 	json_object *rp;
 	const char *id = NULL;
-	int r = check_id_arg(argc, argv, "key delete KEY-ID", &id);
+	int r = check_id_arg(argc, argv, &id);
 
 	if (r)
 		return r;
@@ -160,13 +154,13 @@ static int key_delete(int argc, char **argv)
 	return 0;
 }
 
-static int key_clone(int argc, char **argv)
+int key_clone(int argc, char **argv)
 {
 	const char *name = NULL;
 	int i = parse_name_bits(argc, argv, &name, NULL);
 
 	if (i < 0 || i != argc - 1)
-		return usage_error("key clone [--name NAME] KEY-ID");
+		return ctl_usage();
 	if (!keyid_is_valid(argv[i]))
 		return invalid_id(argv[i]);
 	return print_key_id("keyscope.KeyClone", params_with("key-id", argv[i], "name", name));
@@ -179,7 +173,7 @@ static void print_scope_line(json_object *s)
 }
 
 /* "install|release [--] KEY-ID...": one key-id, or several in one all-or-nothing request. */
-static int key_hold(int argc, char **argv, const char *method, const char *usage)
+static int key_hold(int argc, char **argv, const char *method)
 {
 	_cleanup_json_ json_object *reply = NULL;
 	json_object *rp, *params, *scopes;
@@ -188,7 +182,7 @@ static int key_hold(int argc, char **argv, const char *method, const char *usage
 	if (argc >= 2 && streq(argv[1], "--"))
 		first = 2;
 	if (argc <= first)
-		return usage_error(usage);
+		return ctl_usage();
 	for (int i = first; i < argc; i++)
 		if (!keyid_is_valid(argv[i]))
 			return invalid_id(argv[i]);
@@ -213,17 +207,17 @@ static int key_hold(int argc, char **argv, const char *method, const char *usage
 	return 0;
 }
 
-static int key_install(int argc, char **argv)
+int key_install(int argc, char **argv)
 {
-	return key_hold(argc, argv, "keyscope.KeyInstall", "key install KEY-ID...");
+	return key_hold(argc, argv, "keyscope.KeyInstall");
 }
 
-static int key_release(int argc, char **argv)
+int key_release(int argc, char **argv)
 {
-	return key_hold(argc, argv, "keyscope.KeyRelease", "key release KEY-ID...");
+	return key_hold(argc, argv, "keyscope.KeyRelease");
 }
 
-static int key_list(int argc, char **argv)
+int key_list(int argc, char **argv)
 {
 	static const struct option options[] = {
 		{ "source", required_argument, NULL, 's' },
@@ -237,11 +231,11 @@ static int key_list(int argc, char **argv)
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "+s:", options, NULL)) >= 0) {
 		if (c != 's')
-			return usage_error("key list [--source local|barbican]");
+			return ctl_usage();
 		source = optarg;
 	}
 	if (optind != argc)
-		return usage_error("key list [--source local|barbican]");
+		return ctl_usage();
 	if (source)
 		params = params_with("source", source, NULL, NULL);
 	/* ctl_call() takes params. */
@@ -271,19 +265,4 @@ static int key_list(int argc, char **argv)
 		printf("\n");
 	}
 	return 0;
-}
-
-static const struct command key_commands[] = {
-	{ "create", key_create, "create a random key; prints its key-id" },
-	{ "import", key_import, "store the raw key (32 or 64 bytes) read from stdin" },
-	{ "list", key_list, "list the keys in the key store (--source barbican: delegated)" },
-	{ "delete", key_delete, "delete a key that no scope holds" },
-	{ "clone", key_clone, "store the same material under a new key-id (clone-key)" },
-	{ "install", key_install, "take a holder on a key's scope (installs the kernel key)" },
-	{ "release", key_release, "drop a holder; the last one removes the kernel key" },
-};
-
-int key_main(int argc, char **argv)
-{
-	return ctl_dispatch(key_commands, ELEMENTSOF(key_commands), "key", argc - 1, argv + 1);
 }

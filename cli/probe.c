@@ -38,20 +38,6 @@ static void crypt_log_quiet(int level, const char *msg, void *usrptr)
 {
 }
 
-static void help(void)
-{
-	printf("Usage: keyscopectl [--json] probe DEVICE\n\n"
-	       "Reads DEVICE's LUKS2 header without keyscoped and without a key. For a volume\n"
-	       "with a keyscope token it prints udev properties:\n"
-	       "  KEYSCOPE_KEY_ID=...      the key-id the token names\n"
-	       "  KEYSCOPE_KEY_SOURCE=...  the key source (local, barbican), when named\n"
-	       "  KEYSCOPE_LUKS_UUID=...   the LUKS UUID\n"
-	       "  KEYSCOPE_INSTANCE=...    the kernel name escaped for systemd unit names\n"
-	       "                           (keyscope-attach@INSTANCE.service)\n"
-	       "Any other device prints nothing and exits 0. Exit 1: the device cannot be read,\n"
-	       "or its keyscope token is malformed. Used by udev (see docs/udev.md).\n");
-}
-
 /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", lower- or upper-case hex. */
 static bool uuid_is_valid(const char *s)
 {
@@ -128,7 +114,7 @@ static void print_json(const struct luks_info *info, const char *instance)
 
 int probe_main(int argc, char **argv)
 {
-	static const struct option options[] = { { "help", no_argument, NULL, 'h' }, {} };
+	static const struct option options[] = { {} };
 	char instance[4 * DMCRYPT_NAME_MAX + 1];
 	struct luks_info info;
 	const char *dev, *why = NULL;
@@ -136,18 +122,11 @@ int probe_main(int argc, char **argv)
 	int c, r, have_instance;
 
 	optind = 0; /* 0: GNU getopt re-initialises its state between commands */
-	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-		if (c == 'h') {
-			help();
-			return 0;
-		}
-		fprintf(stderr, "Usage: keyscopectl probe DEVICE\n");
-		return 2;
-	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "Usage: keyscopectl probe DEVICE\n");
-		return 2;
-	}
+	/* --help is the dispatcher's (cli/dispatch.c); the synopsis is in cli/commands.c. */
+	while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+		return ctl_usage();
+	if (optind != argc - 1)
+		return ctl_usage();
 	dev = argv[optind];
 	if (stat(dev, &st) < 0) {
 		fprintf(stderr, "keyscopectl: cannot probe %s: %m\n", dev);

@@ -41,15 +41,13 @@ static void print_attachments(json_object *rp)
 	}
 }
 
-static int scope_list(int argc, char **argv)
+int scope_list(int argc, char **argv)
 {
 	_cleanup_json_ json_object *reply = NULL;
 	json_object *rp;
 
-	if (argc != 1) {
-		fprintf(stderr, "Usage: keyscopectl scope list\n");
-		return 2;
-	}
+	if (argc != 1)
+		return ctl_usage();
 	if (ctl_call("keyscope.ScopeList", NULL, NULL, 0, &reply, &rp) < 0)
 		return 1;
 	if (ctl.json)
@@ -59,25 +57,13 @@ static int scope_list(int argc, char **argv)
 	return 0;
 }
 
-static const struct command scope_commands[] = {
-	{ "list", scope_list, "key-id, kernel key serial and holders of each scope" },
-};
-
-int scope_main(int argc, char **argv)
-{
-	return ctl_dispatch(scope_commands, ELEMENTSOF(scope_commands), "scope", argc - 1,
-			    argv + 1);
-}
-
 int status_main(int argc, char **argv)
 {
 	_cleanup_json_ json_object *reply = NULL;
 	json_object *rp, *scopes, *ks, *b;
 
-	if (argc != 1) {
-		fprintf(stderr, "Usage: keyscopectl status\n");
-		return 2;
-	}
+	if (argc != 1)
+		return ctl_usage();
 	if (ctl_call("keyscope.Status", NULL, NULL, 0, &reply, &rp) < 0)
 		return 1;
 	if (ctl.json) {

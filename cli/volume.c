@@ -8,12 +8,6 @@
 #include "keyid.h"
 #include "util.h"
 
-static int usage(const char *u)
-{
-	fprintf(stderr, "Usage: keyscopectl %s\n", u);
-	return 2;
-}
-
 static bool key_arg_ok(const char *id)
 {
 	if (keyid_is_valid(id))
@@ -48,10 +42,10 @@ int format_main(int argc, char **argv)
 		else if (c == 'f')
 			force = true;
 		else
-			return usage("format DEVICE --key KEY-ID [--force]");
+			return ctl_usage();
 	}
 	if (optind != argc - 1 || !key)
-		return usage("format DEVICE --key KEY-ID [--force]");
+		return ctl_usage();
 	if (!key_arg_ok(key))
 		return 2;
 	p = json_object_new_object();
@@ -68,11 +62,6 @@ static void print_attach(json_object *rp)
 	       json_str(rp, "device"), json_str(rp, "scope"), json_int(rp, "serial"),
 	       json_int(rp, "holders"));
 }
-
-#define ATTACH_USAGE                                                                          \
-	"attach DEVICE [--name NAME] [--key KEY-ID] [--read-only] [--passphrase hex]\n"        \
-	"       [--plain --key KEY-ID [--cipher CIPHER] [--key-size 256|512] [--offset SECTORS]\n" \
-	"        [--sector-size 512|4096]]"
 
 int attach_main(int argc, char **argv)
 {
@@ -134,7 +123,7 @@ int attach_main(int argc, char **argv)
 	return ctl_call_print("keyscope.VolumeAttach", p, print_attach);
 bad:
 	json_object_put(p);
-	return usage(ATTACH_USAGE);
+	return ctl_usage();
 }
 
 static void print_detach(json_object *rp)
@@ -153,11 +142,11 @@ int detach_main(int argc, char **argv)
 	optind = 0; /* 0: GNU getopt re-initialises its state between commands */
 	while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
 		if (c != 'd')
-			return usage("detach NAME [--deferred]");
+			return ctl_usage();
 		deferred = true;
 	}
 	if (optind != argc - 1)
-		return usage("detach NAME [--deferred]");
+		return ctl_usage();
 	p = json_object_new_object();
 	json_object_object_add(p, "name", json_object_new_string(argv[optind]));
 	if (deferred)
@@ -176,7 +165,7 @@ int resize_main(int argc, char **argv)
 	json_object *p;
 
 	if (argc != 2)
-		return usage("resize NAME");
+		return ctl_usage();
 	p = json_object_new_object();
 	json_object_object_add(p, "name", json_object_new_string(argv[1]));
 	return ctl_call_print("keyscope.VolumeResize", p, print_resize);
@@ -198,11 +187,11 @@ int rebind_main(int argc, char **argv)
 	optind = 0; /* 0: GNU getopt re-initialises its state between commands */
 	while ((c = getopt_long(argc, argv, "k:", options, NULL)) >= 0) {
 		if (c != 'k')
-			return usage("rebind DEVICE --key NEW-KEY-ID");
+			return ctl_usage();
 		key = optarg;
 	}
 	if (optind != argc - 1 || !key)
-		return usage("rebind DEVICE --key NEW-KEY-ID");
+		return ctl_usage();
 	if (!key_arg_ok(key))
 		return 2;
 	p = json_object_new_object();

@@ -7,23 +7,12 @@
 static struct kcheck_result result;
 static bool checked;
 
-void kernel_check_options(const struct config *cfg, bool load_modules,
-			  struct kcheck_options *ret)
-{
-	*ret = (struct kcheck_options) {
-		.need_request_key = cfg->n_request_key_uids > 0,
-		.need_dm = cfg->volumes,
-		.load_modules = load_modules && cfg->volumes,
-		.expected_scopes = cfg->expected_scopes,
-	};
-}
-
 int kernel_check_at_start(const struct config *cfg)
 {
 	struct kcheck_options o;
 	int r;
 
-	kernel_check_options(cfg, true, &o);
+	kcheck_options_from_config(cfg, true, &o);
 	r = kcheck_run(&o, &result);
 	checked = true;
 	for (size_t i = 0; i < result.n; i++) {

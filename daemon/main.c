@@ -82,7 +82,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case ARG_LINGER: key = "linger"; break;
 		case 'f': break;
 		case 'h': help(); return 0;
-		case ARG_VERSION: printf("keyscoped 0.1\n"); return 0;
+		case ARG_VERSION: printf("keyscoped " KEYSCOPE_VERSION "\n"); return 0;
 		default: return -EINVAL;
 		}
 		if (key && a->n_set >= ELEMENTSOF(a->set)) {

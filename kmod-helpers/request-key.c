@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "paths.h"
 #include "keyid.h"
 #include "keyring.h"
 #include "macro.h"
@@ -166,7 +166,7 @@ static void help(void)
 	printf("Usage: " PROG " [OPTION]... KEY DESCRIPTION CALLOUT UID\n"
 	       "Instantiate a logon key keyscope:<key-id> under construction with the material\n"
 	       "keyscoped hands out. Run by /sbin/request-key (request-key.conf(5)):\n"
-	       "  create logon keyscope:* * /usr/libexec/keyscope/" PROG " %%k %%d %%c %%u\n\n"
+	       "  create logon keyscope:* * " KEYSCOPE_LIBEXECDIR "/" PROG " %%k %%d %%c %%u\n\n"
 	       "  -s, --socket PATH          keyscoped's socket (default " KEYSCOPE_SOCKET_PATH ")\n"
 	       "  -t, --timeout SECS         give up on keyscoped after SECS, 1..60 (default %d)\n"
 	       "  -n, --negative-timeout SECS\n"
@@ -175,14 +175,15 @@ static void help(void)
 	       "  -D, --debug                dry run without the kernel: print what would be done\n"
 	       "      --describe TEXT        with --debug: KEYCTL_DESCRIBE's answer\n"
 	       "                             (default logon;UID;0;3d010000;DESCRIPTION)\n"
-	       "  -h, --help                 show this help\n\n"
-	       "See docs/request-key.md.\n", DEFAULT_TIMEOUT_SEC, DEFAULT_NEGATIVE_SEC);
+	       "  -h, --help                 show this help\n"
+	       "      --version              print the version\n\n"
+	       "See keyscope-request-key(8).\n", DEFAULT_TIMEOUT_SEC, DEFAULT_NEGATIVE_SEC);
 }
 
 /* Returns optind, or exits. */
 static int parse_args(int argc, char **argv)
 {
-	enum { ARG_DESCRIBE = 0x100 };
+	enum { ARG_DESCRIBE = 0x100, ARG_VERSION };
 	static const struct option options[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "timeout", required_argument, NULL, 't' },
@@ -191,6 +192,7 @@ static int parse_args(int argc, char **argv)
 		{ "debug", no_argument, NULL, 'D' },
 		{ "describe", required_argument, NULL, ARG_DESCRIBE },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, ARG_VERSION },
 		{}
 	};
 	int c;
@@ -217,6 +219,7 @@ static int parse_args(int argc, char **argv)
 		case 'D': arg.debug = true; break;
 		case ARG_DESCRIBE: arg.describe = optarg; break;
 		case 'h': help(); exit(EXIT_SUCCESS);
+		case ARG_VERSION: printf(PROG " " KEYSCOPE_VERSION "\n"); exit(EXIT_SUCCESS);
 		default: goto bad;
 		}
 	}

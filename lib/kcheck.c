@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <keyutils.h>
-#include <libkmod.h>
 #include <linux/dm-ioctl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,12 +11,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "kcheck.h"
 #include "keyid.h"
 #include "macro.h"
+#include "modload.h"
 #include "util.h"
 
 #define PROC_FILE_MAX (1024 * 1024)
@@ -461,50 +461,6 @@ static const char *modules_blocked(void)
 	return NULL;
 }
 
-/* Loads module name and its dependencies as modprobe would. Returns 0 or -errno, why in err. */
-static int module_load(const char *name, char *err, size_t errlen)
-{
-	struct kmod_ctx *ctx;
-	struct kmod_list *list = NULL, *l;
-	struct utsname u;
-	int r;
-
-	(void) uname(&u);
-	ctx = kmod_new(NULL, NULL);
-	if (!ctx) {
-		(void) snprintf(err, errlen, "libkmod could not start");
-		return -ENOMEM;
-	}
-	r = kmod_module_new_from_lookup(ctx, name, &list);
-	if (r < 0 || !list) {
-		(void) snprintf(err, errlen,
-				"no module %s for kernel %s under /lib/modules/%s: install the "
-				"kernel's modules (linux-image-%s) and run depmod", name, u.release,
-				u.release, u.release);
-		kmod_unref(ctx);
-		return r < 0 ? r : -ENOENT;
-	}
-	r = 0;
-	kmod_list_foreach(l, list) {
-		struct kmod_module *m = kmod_module_get_module(l);
-		int k = kmod_module_probe_insert_module(m, KMOD_PROBE_APPLY_BLACKLIST_ALIAS_ONLY,
-							 NULL, NULL, NULL, NULL);
-		if (k == KMOD_PROBE_APPLY_BLACKLIST_ALIAS_ONLY)
-			k = -EPERM;	/* blacklisted; libkmod returns the flag */
-		if (k < 0 && k != -EEXIST && r == 0) {
-			(void) snprintf(err, errlen, "loading %s failed: %s%s", kmod_module_get_name(m),
-					strerror(-k),
-					k == -EPERM ? " (needs CAP_SYS_MODULE; ProtectKernelModules= "
-						      "or a blacklist entry blocks it)" : "");
-			r = k;
-		}
-		kmod_module_unref(m);
-	}
-	kmod_module_unref_list(list);
-	kmod_unref(ctx);
-	return r;
-}
-
 struct dm_state {
 	bool have_control, have_crypt;
 	int control_error;
@@ -573,7 +529,7 @@ static void check_dm(struct kcheck_result *res, const struct kcheck_options *o)
 	if ((!s.have_control || !s.have_crypt) && o->load_modules && !modules_blocked()) {
 		/* dm_crypt depends on dm_mod: one load brings both, as "modprobe dm_crypt". */
 		tried = true;
-		if (module_load("dm_crypt", load_err, sizeof(load_err)) >= 0) {
+		if (modload_load("dm_crypt", load_err, sizeof(load_err)) >= 0) {
 			res->module_loaded = true;
 			load_err[0] = 0;
 			dm_probe(&s);
@@ -658,6 +614,17 @@ static void check_quotas(struct kcheck_result *res, const struct kcheck_options 
 		    "keys", o->expected_scopes);
 	check_quota(res, "root_maxbytes", "/proc/sys/kernel/keys/root_maxbytes",
 		    scopes * SCOPE_KEY_BYTES + 1024, bytes, "bytes", o->expected_scopes);
+}
+
+void kcheck_options_from_config(const struct config *cfg, bool load_modules,
+				struct kcheck_options *ret)
+{
+	*ret = (struct kcheck_options) {
+		.need_request_key = cfg->n_request_key_uids > 0,
+		.need_dm = cfg->volumes,
+		.load_modules = load_modules && cfg->volumes,
+		.expected_scopes = cfg->expected_scopes,
+	};
 }
 
 int kcheck_run(const struct kcheck_options *o, struct kcheck_result *ret)

@@ -51,6 +51,12 @@ struct kcheck_result {
 	bool module_loaded;	/* this run loaded a module */
 };
 
+struct config;
+
+/* Fills *ret from keyscoped.conf's features; load_modules false: never load a module. */
+void kcheck_options_from_config(const struct config *cfg, bool load_modules,
+				struct kcheck_options *ret);
+
 /*
  * Runs every check. Always fills *ret (the checks never fail as a whole); returns 0 when
  * ret->ok, -ENODEV otherwise.

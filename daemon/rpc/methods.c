@@ -20,7 +20,7 @@
 #include "unlock.h"
 #include "store.h"
 
-#define VERSION "0.1"
+#define VERSION KEYSCOPE_VERSION
 
 static json_object *entry_to_json(const struct store_entry *e)
 {

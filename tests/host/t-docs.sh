@@ -1,21 +1,24 @@
 #!/bin/bash
-# The documentation matches the code: every option keyscoped and keyscopectl print in --help
-# is in their man pages, every keyscopectl command is in keyscopectl(8), every config key
-# config_set() accepts is in keyscoped.conf(5) and in the shipped daemon/keyscoped.conf (whose
-# commented defaults the daemon accepts as they are), every method and error name the daemon
-# uses is in docs/protocol.md, and groff renders the man pages without a warning.
+# The documentation matches the code, both ways: every option keyscoped, keyscopectl (at every
+# command level) and keyscope-request-key print in --help is in their man pages and every option
+# the man pages name is in a --help; every keyscopectl command is in keyscopectl(8) and every
+# command keyscopectl(8) names exists; CMD --help works for each; one version everywhere; every
+# config key config_set() accepts is in keyscoped.conf(5) and in the shipped daemon/keyscoped.conf
+# (whose commented defaults the daemon accepts as they are), every method and error name the
+# daemon uses is in docs/protocol.md, and groff renders the man pages without a warning.
 . "$(dirname "$0")/lib.sh"
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 DOCS=$ROOT/docs
 CONF=$ROOT/daemon/keyscoped.conf
 PROTO=$DOCS/protocol.md
-MANPAGES="$DOCS/keyscoped.8 $DOCS/keyscopectl.8 $DOCS/keyscoped.conf.5"
+MANPAGES="$DOCS/keyscoped.8 $DOCS/keyscopectl.8 $DOCS/keyscope-request-key.8 $DOCS/keyscoped.conf.5"
+HELPER=$KEYSCOPE_BUILDDIR/keyscope-request-key
 
 for f in $MANPAGES "$CONF" "$PROTO" "$DOCS/keyring.md"; do
 	[ -s "$f" ] || fail "$f is missing or empty"
 done
-[ -x "$KEYSCOPED" ] && [ -x "$KEYSCOPECTL" ] || fail "no binaries in $KEYSCOPE_BUILDDIR: run make"
+[ -x "$KEYSCOPED" ] && [ -x "$KEYSCOPECTL" ] && [ -x "$HELPER" ] || fail "no binaries in $KEYSCOPE_BUILDDIR: run make"
 
 # A man page's text as words can be searched for: no comments, "\-" as "-", no font escapes.
 man_text() {
@@ -29,45 +32,89 @@ missing() {
 	errors=$((errors + 1))
 }
 
-# --- options: every -x and --long-option in --help is in the man page ---------------------
-check_options() { # PROGRAM MANPAGE
-	local prog=$1 page=$2 text help opt n=0
-	text=$(man_text "$page")
-	help=$("$prog" --help) || fail "$prog --help failed"
-	for opt in $(grep -oE -- '(^|[[ ])--[a-z][a-z-]*' <<<"$help" | tr -d '[ ' | sort -u); do
-		n=$((n + 1))
-		grep -qF -- "$opt" <<<"$text" || missing "$(basename "$prog") $opt not in $page"
-	done
-	for opt in $(grep -oE -- '^  -[a-zA-Z],' <<<"$help" | tr -d ' ,' | sort -u); do
-		grep -qE -- "(^|[^a-zA-Z-])$opt([^a-zA-Z-]|\$)" <<<"$text" ||
-			missing "$(basename "$prog") $opt not in $page"
-	done
-	[ $n -ge 3 ] || fail "found only $n long options in $prog --help: is its format changed?"
-	echo "$(basename "$prog"): $n long options checked"
+# --- options, both ways: every option a --help prints is in the man page, and every option the
+# man page's SYNOPSIS, OPTIONS and COMMANDS sections name is printed by some --help ----------
+# help_options: the -x and --long options of --help text on stdin, one a line.
+help_options() {
+	grep -oE -- '(^|[][ ,|(])(--[a-z][a-z-]*|-[a-zA-Z])([] ,=|)]|$)' |
+		grep -oE -- '--[a-z][a-z-]*|-[a-zA-Z]' | sort -u
 }
-check_options "$KEYSCOPED" "$DOCS/keyscoped.8"
-check_options "$KEYSCOPECTL" "$DOCS/keyscopectl.8"
+# man_options PAGE: the options named in its SYNOPSIS, OPTIONS and COMMANDS sections (not the
+# examples, which show other programs' options).
+man_options() {
+	awk '/^\.SH/ { keep = ($2 == "SYNOPSIS" || $2 == "OPTIONS" || $2 == "COMMANDS") } keep' "$1" |
+		grep -oE -- '^\.BR? \\-[a-zA-Z]( |$)|, " \\-[a-zA-Z] |\\-\\-[a-z]([a-z]|\\-)*' |
+		sed -e 's/\\-/-/g' -e 's/^\.BR* //' -e 's/^, " //' -e 's/ $//' | sort -u
+}
+check_options() { # MANPAGE HELP-TEXT-FILE NAME
+	local page=$1 help=$2 name=$3 text opt n=0
+	text=$(man_text "$page")
+	for opt in $(help_options <"$help"); do
+		n=$((n + 1))
+		grep -qE -- "(^|[^a-zA-Z-])$opt([^a-zA-Z-]|\$)" <<<"$text" ||
+			missing "$name --help prints $opt, which is not in $(basename "$page")"
+	done
+	for opt in $(man_options "$page"); do
+		grep -qxF -- "$opt" < <(help_options <"$help") ||
+			missing "$(basename "$page") names $opt, which no $name --help prints"
+	done
+	[ $n -ge 5 ] || fail "found only $n options in $name --help: is its format changed?"
+	echo "$name: $n options checked both ways"
+}
+"$KEYSCOPED" --help >"$T/keyscoped.help" || fail "keyscoped --help failed"
+check_options "$DOCS/keyscoped.8" "$T/keyscoped.help" keyscoped
+"$HELPER" --help >"$T/helper.help" || fail "keyscope-request-key --help failed"
+check_options "$DOCS/keyscope-request-key.8" "$T/helper.help" keyscope-request-key
 
-# --- keyscopectl commands: every command and subcommand of the help tables -------------------
+# --- keyscopectl: every command and subcommand, both ways; CMD --help works for each ---------
 ctl_text=$(man_text "$DOCS/keyscopectl.8")
-commands=$("$KEYSCOPECTL" --help | sed -n '/^Commands:/,/^$/p' | awk 'NF >= 2 { print $1 }' |
-	grep -v ':$')
-[ -n "$commands" ] || fail "no commands found in keyscopectl --help"
+"$KEYSCOPECTL" --help >"$T/ctl.help" || fail "keyscopectl --help failed"
+commands=$(sed -n '/^Commands:/,/^$/p' "$T/ctl.help" | awk 'NF >= 2 { print $1 }' | grep -v ':$')
+[ "$(wc -w <<<"$commands")" -ge 10 ] || fail "found only '$commands' in keyscopectl --help"
+: >"$T/ctl.all"
 n=0
 for cmd in $commands; do
 	grep -qE -- "^\.(B|BI|BR|TP)? *\"?$cmd( |\"|\$)|keyscopectl $cmd" <<<"$ctl_text" ||
 		missing "keyscopectl command '$cmd' not in keyscopectl.8"
-	subs=$("$KEYSCOPECTL" "$cmd" --help 2>/dev/null | awk '/^  [a-z]/ { print $1 }') || true
+	out=$("$KEYSCOPECTL" "$cmd" --help) || missing "keyscopectl $cmd --help fails (exit $?)"
+	printf '%s\n' "$out" >>"$T/ctl.all"
+	[ "$("$KEYSCOPECTL" help "$cmd")" = "$out" ] || missing "keyscopectl help $cmd differs from $cmd --help"
+	echo "$cmd" >>"$T/ctl.names"
+	subs=$(sed -n '/^Subcommands:/,/^$/p' <<<"$out" | awk '/^  [a-z]/ { print $1 }')
 	for sub in $subs; do
 		n=$((n + 1))
 		grep -qF -- "$cmd $sub" <<<"$ctl_text" ||
 			missing "keyscopectl command '$cmd $sub' not in keyscopectl.8"
+		"$KEYSCOPECTL" "$cmd" "$sub" --help >>"$T/ctl.all" ||
+			missing "keyscopectl $cmd $sub --help fails"
+		echo "$cmd $sub" >>"$T/ctl.names"
 	done
 done
-echo "keyscopectl: $(wc -w <<<"$commands") commands, $n subcommands checked"
+# ... and every command keyscopectl.8's SYNOPSIS names is one of them.
+for c in $(awk '/^\.SH/ { keep = ($2 == "SYNOPSIS") } keep' "$DOCS/keyscopectl.8" |
+	sed -nE 's/^\.B (keyscopectl )?([a-z]+( [a-z]+)?)$/\2/p' | grep -vx keyscopectl |
+	tr ' ' '+' | sort -u); do
+	grep -qxF -- "${c//+/ }" "$T/ctl.names" ||
+		missing "keyscopectl.8 names the command '${c//+/ }', which keyscopectl --help lacks"
+done
+echo "keyscopectl: $(wc -w <<<"$commands") commands, $n subcommands checked both ways"
+cat "$T/ctl.help" >>"$T/ctl.all"
+check_options "$DOCS/keyscopectl.8" "$T/ctl.all" keyscopectl
+
+# --- one version: each program's --version and each man page's header ------------------------
+version=$(sed -nE 's/^VERSION := (.*)$/\1/p' "$ROOT/Makefile")
+[ -n "$version" ] || fail "no VERSION in the Makefile"
+for prog in "$KEYSCOPED" "$KEYSCOPECTL" "$HELPER"; do
+	[ "$("$prog" --version)" = "$(basename "$prog") $version" ] ||
+		missing "$(basename "$prog") --version says '$("$prog" --version)', not $version"
+done
+for page in $MANPAGES; do
+	grep -qE "^\.TH .* \"keyscope $version\"" "$page" ||
+		missing "$(basename "$page")'s .TH line does not say keyscope $version"
+done
 
 # --- config keys: every key config_set() accepts ------------------------------------------
-keys=$(awk '/^(static )?int config_set(_[a-z]+)?\(/, /^}/' "$ROOT/daemon/config.c" |
+keys=$(awk '/^(static )?int config_set(_[a-z]+)?\(/, /^}/' "$ROOT/lib/config.c" |
 	grep -oE 'streq\(key, "[^"]+"\)' | sed -E 's/.*"([^"]+)".*/\1/')
 [ "$(wc -w <<<"$keys")" -ge 5 ] || fail "found only '$keys' in config_set(): is config.c changed?"
 conf_text=$(man_text "$DOCS/keyscoped.conf.5")
@@ -113,5 +160,5 @@ for page in $MANPAGES; do
 	out=$(groff -man -Tutf8 -ww -z "$page" 2>&1) || fail "groff failed on $page: $out"
 	[ -z "$out" ] || fail "groff warns about $page: $out"
 done
-echo "groff: 3 man pages render without warnings"
+echo "groff: $(wc -w <<<"$MANPAGES") man pages render without warnings"
 echo "ok"

@@ -230,7 +230,7 @@ static int req_setup(struct bb_req *r, uint64_t now)
 										  : left_ms));
 	k |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (total_ms < left_ms ? total_ms
 									      : left_ms));
-	k |= curl_easy_setopt(e, CURLOPT_USERAGENT, "keyscoped/0.1");
+	k |= curl_easy_setopt(e, CURLOPT_USERAGENT, "keyscoped/" KEYSCOPE_VERSION);
 	if (b->ca_file || b->ca_dir) {
 		/* Either one replaces the system's trust store: libcurl's built-in CA path
 		 * (/etc/ssl/certs on Debian) would otherwise still vouch for Barbican beside the

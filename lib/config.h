@@ -4,9 +4,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#define KEYSCOPE_CONFIG_FILE "/etc/keyscope/keyscoped.conf"
-#define KEYSCOPE_SOCKET_PATH "/run/keyscope/keyscoped.sock"
-#define KEYSCOPE_STATE_DIR "/var/lib/keyscope"
+#include "paths.h"
+
 #define CONFIG_UIDS_MAX 64
 
 struct config {
