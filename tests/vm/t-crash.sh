@@ -56,15 +56,20 @@ keyscope_maps() {
 	done | sort
 }
 
+lines_diff() {
+	diff "$1" "$2" | grep '^[<>]' | tr '\n' ' '
+}
+
 # agree WHAT: mappings, records, holders and /proc/keys tell the same story.
 agree() {
 	_what=$1
-	ks --json volume list >"$KS_DIR/vl" || vm_die "$_what: volume list failed"
+	ks --json status >"$KS_DIR/vl" || vm_die "$_what: status failed"
 	ks --json scope list >"$KS_DIR/sl" || vm_die "$_what: scope list failed"
 	jq -r '.attachments[].name' "$KS_DIR/vl" | sort >"$KS_DIR/recs"
 	keyscope_maps >"$KS_DIR/maps"
 	cmp -s "$KS_DIR/recs" "$KS_DIR/maps" ||
-		vm_die "$_what: mappings and records differ: $(diff "$KS_DIR/maps" "$KS_DIR/recs" | grep '^[<>]' | tr '\n' ' ')(< mapping without record, > record without mapping)"
+		vm_die "$_what: mappings and records differ (< mapping without record, > record" \
+			"without mapping): $(lines_diff "$KS_DIR/maps" "$KS_DIR/recs")"
 	for _n in $(cat "$KS_DIR/maps"); do
 		_i=$(dmsetup info "$_n")
 		echo "$_i" | grep -q 'State: *SUSPENDED' && vm_die "$_what: $_n left suspended"
@@ -77,7 +82,8 @@ agree() {
 		sort >"$KS_DIR/have"
 	sort -o "$KS_DIR/want" "$KS_DIR/want"
 	cmp -s "$KS_DIR/want" "$KS_DIR/have" ||
-		vm_die "$_what: holders do not match the records: want $(cat "$KS_DIR/want" | tr '\n' ' ') have $(cat "$KS_DIR/have" | tr '\n' ' ')"
+		vm_die "$_what: holders do not match the records (< records, > holders):" \
+			"$(lines_diff "$KS_DIR/want" "$KS_DIR/have")"
 	# Every held scope has its kernel key; no keyscope: key without a holder (the kernel's
 	# garbage collector removes invalidated keys soon after, hence the bounded wait).
 	jq -r '.scopes[] | select(.holders > 0) | .description' "$KS_DIR/sl" | sort >"$KS_DIR/keys-want"
@@ -86,7 +92,9 @@ agree() {
 		sed -n 's/.* logon *\(keyscope:[^ ]*\): .*/\1/p' /proc/keys | sort -u >"$KS_DIR/keys-have"
 		cmp -s "$KS_DIR/keys-want" "$KS_DIR/keys-have" && break
 		_n=$((_n + 1))
-		[ $_n -le 100 ] || vm_die "$_what: kernel keys differ from the held scopes: $(diff "$KS_DIR/keys-want" "$KS_DIR/keys-have" | grep '^[<>]' | tr '\n' ' ')(< held without key, > key without holder)"
+		[ $_n -le 100 ] || vm_die "$_what: kernel keys differ from the held scopes (< held" \
+			"without key, > key without holder):" \
+			"$(lines_diff "$KS_DIR/keys-want" "$KS_DIR/keys-have")"
 		sleep 0.1
 	done
 }
@@ -191,8 +199,10 @@ if [ "${KEYSCOPE_CRASH_STRACE:-1}" = 1 ] && command -v strace >/dev/null; then
 	grep -q 'Crash recovery: finished the interrupted resize of rsv' "$KS_LOG" ||
 		vm_die "the interrupted resize was not finished"
 	after=$(blockdev --getsz /dev/mapper/rsv)
-	[ "$after" -eq $((before + 8192)) ] || vm_die "resize finished at $after sectors, not $((before + 8192))"
-	echo "deterministic: no table -> removed, inactive table -> removed, no record -> adopted, resize before its resume -> finished ($before -> $after sectors)"
+	[ "$after" -eq $((before + 8192)) ] ||
+		vm_die "resize finished at $after sectors, not $((before + 8192))"
+	echo "deterministic: no table -> removed, inactive table -> removed, no record ->" \
+		"adopted, resize before its resume -> finished ($before -> $after sectors)"
 else
 	echo "no deterministic cases (strace is not installed, or KEYSCOPE_CRASH_STRACE=0)"
 fi
@@ -243,7 +253,9 @@ while [ $round -lt "$kills" ]; do
 	format)
 		# Either the old header (complete, never half) or the new one, with its token.
 		if cryptsetup isLuks "$fmt"; then
-			ks attach "$fmt" --name f >/dev/null || vm_die "round $round: $fmt has a LUKS header that keyscope cannot attach: $(cryptsetup luksDump "$fmt" | grep -A3 Tokens)"
+			ks attach "$fmt" --name f >/dev/null ||
+				vm_die "round $round: $fmt has a LUKS header that keyscope" \
+					"cannot attach: $(cryptsetup luksDump "$fmt" | grep -A3 Tokens)"
 			ks detach f >/dev/null
 		else
 			ks format "$fmt" --key "$f" --force >/dev/null
@@ -256,5 +268,6 @@ dmsetup remove grow
 adopted=$(grep -o 'Crash recovery: adopted mapping' "$KS_LOG" | wc -l)
 removed=$(grep -o 'Crash recovery: removed mapping' "$KS_LOG" | wc -l)
 finished=$(grep -o 'Crash recovery: finished' "$KS_LOG" | wc -l)
-echo "kills: $kills; landed mid-operation: $mid; operation completed first: $completed; adopted $adopted, removed $removed, finished $finished (with the deterministic cases)"
+echo "kills: $kills; landed mid-operation: $mid; operation completed first: $completed;" \
+	"adopted $adopted, removed $removed, finished $finished (with the deterministic cases)"
 echo ok
