@@ -126,51 +126,139 @@ int dmcrypt_remove(const char *name, bool deferred)
 	return dm_run(dmt, true);
 }
 
-int dmcrypt_info(const char *name, struct dmcrypt_info *ret)
+/* The first target of name's live or inactive table into type and params ("" when none). */
+static int dm_table(const char *name, bool inactive, struct dm_info *ret_info, uint64_t *ret_len,
+		    char *type, size_t type_size, char *params, size_t params_size,
+		    const char **ret_uuid, struct dm_task **ret_dmt)
 {
 	_cleanup_dm_task_ struct dm_task *dmt = NULL;
-	struct dmcrypt_info info = {};
-	struct dm_info di;
-	uint64_t start, length;
-	char *type = NULL, *params = NULL;
-	const char *uuid;
+	uint64_t start = 0, length = 0;
+	char *t = NULL, *p = NULL;
 
-	dm_quiet();
 	dmt = dm_task_create(DM_DEVICE_TABLE);
 	if (!dmt)
 		return -ENOMEM;
-	if (!dm_task_set_name(dmt, name) || !dm_task_secure_data(dmt))
+	if (!dm_task_set_name(dmt, name) || !dm_task_secure_data(dmt) ||
+	    (inactive && !dm_task_query_inactive_table(dmt)))
 		return -ENOMEM;
 	if (!dm_task_run(dmt)) {
 		int e = dm_task_get_errno(dmt);
 		if (e == ENXIO || e == ENODEV) {
-			*ret = info;
+			ret_info->exists = 0;
 			return 0;
 		}
 		return e > 0 ? -e : -EIO;
 	}
-	if (!dm_task_get_info(dmt, &di))
+	if (!dm_task_get_info(dmt, ret_info))
 		return -EIO;
+	(void) dm_get_next_target(dmt, NULL, &start, &length, &t, &p);
+	snprintf(type, type_size, "%s", t ?: "");
+	snprintf(params, params_size, "%s", p ?: "");
+	*ret_len = length;
+	if (ret_uuid) {
+		*ret_uuid = dm_task_get_uuid(dmt);
+		*ret_dmt = TAKE_PTR(dmt);
+	}
+	return 0;
+}
+
+int dmcrypt_info(const char *name, struct dmcrypt_info *ret)
+{
+	_cleanup_dm_task_ struct dm_task *dmt = NULL;
+	struct dmcrypt_info info = {};
+	struct dm_info di = {};
+	const char *uuid = NULL;
+	uint64_t length, ilength;
+	int r;
+
+	dm_quiet();
+	r = dm_table(name, false, &di, &length, info.target, sizeof(info.target), info.params,
+		     sizeof(info.params), &uuid, &dmt);
+	if (r < 0)
+		return r;
 	if (!di.exists) {
 		*ret = info;
 		return 0;
 	}
 	info.exists = true;
+	info.live_table = di.live_table;
+	info.inactive_table = di.inactive_table;
 	info.suspended = di.suspended;
 	info.read_only = di.read_only;
 	info.open_count = di.open_count;
 	info.major = di.major;
 	info.minor = di.minor;
-	uuid = dm_task_get_uuid(dmt);
 	if (uuid)
 		snprintf(info.uuid, sizeof(info.uuid), "%s", uuid);
-	(void) dm_get_next_target(dmt, NULL, &start, &length, &type, &params);
-	if (type)
-		snprintf(info.target, sizeof(info.target), "%s", type);
-	if (params)
-		snprintf(info.params, sizeof(info.params), "%s", params);
 	info.size = length;
+	if (di.inactive_table) {
+		r = dm_table(name, true, &di, &ilength, info.inactive_target,
+			     sizeof(info.inactive_target), info.inactive_params,
+			     sizeof(info.inactive_params), NULL, NULL);
+		if (r < 0)
+			return r;
+	}
 	*ret = info;
+	return 0;
+}
+
+int dmcrypt_foreach(int (*f)(const char *name, void *userdata), void *userdata)
+{
+	_cleanup_dm_task_ struct dm_task *dmt = NULL;
+	struct dm_names *n;
+	unsigned next = 0;
+	int r;
+
+	dm_quiet();
+	dmt = dm_task_create(DM_DEVICE_LIST);
+	if (!dmt)
+		return -ENOMEM;
+	if (!dm_task_run(dmt)) {
+		int e = dm_task_get_errno(dmt);
+		return e > 0 ? -e : -EIO;
+	}
+	n = dm_task_get_names(dmt);
+	if (!n || !n->dev)
+		return 0;
+	do {
+		n = (struct dm_names *) ((char *) n + next);
+		r = f(n->name, userdata);
+		if (r != 0)
+			return r;
+		next = n->next;
+	} while (next);
+	return 0;
+}
+
+int dmcrypt_params_key_desc(const char *params, char *buf, size_t size)
+{
+	const char *k = strchr(params, ' '), *end, *d;
+
+	/* "<cipher> :<bytes>:logon:<description> <iv-offset> ..." */
+	if (!k || k[1] != ':')
+		return -ENOKEY;
+	k++;
+	end = strchr(k, ' ');
+	if (!end)
+		end = k + strlen(k);
+	d = strchr(k + 1, ':');
+	if (!d || d >= end || strncmp(d, ":logon:", 7) != 0)
+		return -ENOKEY;
+	d += 7;
+	if (end == d || (size_t) (end - d) >= size)
+		return -ENOKEY;
+	memcpy(buf, d, (size_t) (end - d));
+	buf[end - d] = 0;
+	return 0;
+}
+
+int dmcrypt_params_device(const char *params, char *buf, size_t size)
+{
+	char dev[PATH_MAX];
+
+	if (sscanf(params, "%*s %*s %*s %4095s", dev) != 1 || strlen(dev) >= size)
+		return -EBADMSG;
+	strcpy(buf, dev);
 	return 0;
 }
 
@@ -211,6 +299,12 @@ int dmcrypt_resize(const char *name, uint64_t new_size)
 	if (r < 0)
 		return r;
 	/* Resume swaps the loaded table in; the kernel suspends around it. */
+	return dm_simple(DM_DEVICE_RESUME, name, true);
+}
+
+int dmcrypt_resume(const char *name)
+{
+	dm_quiet();
 	return dm_simple(DM_DEVICE_RESUME, name, true);
 }
 

@@ -44,6 +44,8 @@ int dmcrypt_remove(const char *name, bool deferred);
 
 struct dmcrypt_info {
 	bool exists;
+	bool live_table;		/* a table is loaded and active */
+	bool inactive_table;		/* a table is loaded but not resumed yet (see inactive) */
 	bool suspended;
 	bool read_only;
 	int open_count;
@@ -52,10 +54,28 @@ struct dmcrypt_info {
 	char target[16];		/* "crypt" for ours */
 	uint64_t size;			/* sectors */
 	char params[1024];		/* the crypt parameters as the kernel reports them */
+	char inactive_target[16];	/* the same for the inactive table, when there is one */
+	char inactive_params[1024];
 };
 
 /* Fills ret for mapping name; ret->exists false when there is none. Returns 0 or -errno. */
 int dmcrypt_info(const char *name, struct dmcrypt_info *ret);
+
+/*
+ * Calls f for each device-mapper device's name, stopping at f's first non-zero return (which is
+ * returned). Returns 0 or -errno.
+ */
+int dmcrypt_foreach(int (*f)(const char *name, void *userdata), void *userdata);
+
+/* The key description of crypt parameters that reference a logon key (":64:logon:D ..." → D),
+ * or -ENOKEY when they do not. */
+int dmcrypt_params_key_desc(const char *params, char *buf, size_t size);
+
+/* The backing device field of crypt parameters ("254:16"). */
+int dmcrypt_params_device(const char *params, char *buf, size_t size);
+
+/* Resumes mapping name (swapping in its inactive table when it has one). */
+int dmcrypt_resume(const char *name);
 
 /* Reloads mapping name with its own parameters and a new length (suspend, reload, resume). */
 int dmcrypt_resize(const char *name, uint64_t new_size);

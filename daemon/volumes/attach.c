@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "attach.h"
+#include "attachments.h"
 #include "kernel.h"
 #include "log.h"
 #include "luks.h"
@@ -22,308 +23,6 @@
 #include "source.h"
 #include "unlock.h"
 #include "util.h"
-
-#define ATTACHMENTS_FILE "attachments.json"
-#define ATTACHMENTS_MAX_FILE (16u * 1024 * 1024)
-#define VANISHED_MAX 64
-
-struct attachments {
-	struct attachment *list;
-	char *path;
-	struct scopes *scopes;
-	struct source *source;
-	char vanished[VANISHED_MAX][DMCRYPT_NAME_MAX + 1];
-	size_t n_vanished;
-};
-
-/* ---- records ---------------------------------------------------------------------------- */
-
-static struct attachment *attachment_find(struct attachments *a, const char *name)
-{
-	for (struct attachment *x = a->list; x; x = x->next)
-		if (streq(x->name, name))
-			return x;
-	return NULL;
-}
-
-/* What Barbican knows the volume as: its LUKS UUID (shared by its snapshots), or the device. */
-static const char *consumer_resource(const struct attachment *x)
-{
-	return *x->luks_uuid ? x->luks_uuid : x->device;
-}
-
-/* Whether another attachment (a snapshot of the same volume) still consumes x's secret. */
-static bool consumer_in_use(struct attachments *a, const struct attachment *x)
-{
-	for (struct attachment *y = a->list; y; y = y->next)
-		if (y != x && streq(y->source_key_id, x->source_key_id) &&
-		    streq(consumer_resource(y), consumer_resource(x)))
-			return true;
-	return false;
-}
-
-/* x (unlinked from a) is gone: the last mapping of its volume takes the consumer with it. */
-static void consumer_drop(struct attachments *a, const struct attachment *x, bool grace)
-{
-	if (!consumer_in_use(a, x))
-		source_consumer(a->source, x->source_key_id, consumer_resource(x), false, grace);
-}
-
-
-static int attachments_save(struct attachments *a)
-{
-	_cleanup_json_ json_object *root = json_object_new_object();
-	json_object *arr = json_object_new_array();
-	const char *text;
-
-	if (!root || !arr) {
-		json_object_put(arr);
-		return -ENOMEM;
-	}
-	json_object_object_add(root, "version", json_object_new_int(1));
-	json_object_object_add(root, "attachments", arr);
-	for (struct attachment *x = a->list; x; x = x->next) {
-		json_object *o = json_object_new_object();
-		json_object_object_add(o, "name", json_object_new_string(x->name));
-		json_object_object_add(o, "device", json_object_new_string(x->device));
-		json_object_object_add(o, "kind", json_object_new_string(x->kind));
-		json_object_object_add(o, "luks-uuid", json_object_new_string(x->luks_uuid));
-		json_object_object_add(o, "key-id", json_object_new_string(x->key_id));
-		json_object_object_add(o, "source-key-id", json_object_new_string(x->source_key_id));
-		json_object_object_add(o, "dm-uuid", json_object_new_string(x->dm_uuid));
-		json_object_object_add(o, "source", json_object_new_string(x->source));
-		json_object_object_add(o, "since", json_object_new_int64((int64_t) x->since));
-		json_object_array_add(arr, o);
-	}
-	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
-	/* Mappings do not outlive a reboot either: no fsync, as for scopes.json. */
-	return write_file_atomic_flags(a->path, text, strlen(text), 0600, 0);
-}
-
-static void vanished_remove(struct attachments *a, const char *name)
-{
-	for (size_t i = 0; i < a->n_vanished; i++)
-		if (streq(a->vanished[i], name)) {
-			memmove(a->vanished[i], a->vanished[i + 1],
-				sizeof(a->vanished[0]) * (a->n_vanished - i - 1));
-			a->n_vanished--;
-			return;
-		}
-}
-
-static void vanished_add(struct attachments *a, const char *name)
-{
-	vanished_remove(a, name);
-	if (a->n_vanished == VANISHED_MAX) {
-		memmove(a->vanished[0], a->vanished[1], sizeof(a->vanished[0]) * (VANISHED_MAX - 1));
-		a->n_vanished--;
-	}
-	snprintf(a->vanished[a->n_vanished++], sizeof(a->vanished[0]), "%s", name);
-}
-
-/* Whether x's mapping still exists as ours (same DM UUID). */
-static bool attachment_alive(const struct attachment *x)
-{
-	struct dmcrypt_info info;
-
-	if (dmcrypt_info(x->name, &info) < 0)
-		return true;	/* cannot tell: keep the record, do not drop a holder */
-	return info.exists && streq(info.uuid, x->dm_uuid);
-}
-
-static int copy_field(json_object *o, const char *field, char *dst, size_t size, bool need)
-{
-	json_object *v;
-	const char *s;
-
-	if (!json_object_object_get_ex(o, field, &v) || !json_object_is_type(v, json_type_string))
-		return need ? -EBADMSG : 0;
-	s = json_object_get_string(v);
-	if (strlen(s) >= size)
-		return -EBADMSG;
-	strcpy(dst, s);
-	return 0;
-}
-
-static int record_parse(json_object *o, struct attachment *x)
-{
-	json_object *v;
-
-	if (copy_field(o, "name", x->name, sizeof(x->name), true) < 0 ||
-	    copy_field(o, "device", x->device, sizeof(x->device), true) < 0 ||
-	    copy_field(o, "kind", x->kind, sizeof(x->kind), true) < 0 ||
-	    copy_field(o, "luks-uuid", x->luks_uuid, sizeof(x->luks_uuid), false) < 0 ||
-	    copy_field(o, "key-id", x->key_id, sizeof(x->key_id), true) < 0 ||
-	    copy_field(o, "source-key-id", x->source_key_id, sizeof(x->source_key_id), false) < 0 ||
-	    copy_field(o, "source", x->source, sizeof(x->source), false) < 0 ||
-	    copy_field(o, "dm-uuid", x->dm_uuid, sizeof(x->dm_uuid), true) < 0 ||
-	    !dmcrypt_name_is_valid(x->name) || !scope_id_is_valid(x->key_id))
-		return -EBADMSG;
-	if (!*x->source)
-		strcpy(x->source, "local");
-	if (!*x->source_key_id && keyid_is_valid(x->key_id))
-		snprintf(x->source_key_id, sizeof(x->source_key_id), "%.*s", KEYID_MAX, x->key_id);
-	if (json_object_object_get_ex(o, "since", &v))
-		x->since = (uint64_t) json_object_get_int64(v);
-	return 0;
-}
-
-int attachments_load(const char *state_dir, struct scopes *scopes, struct source *source,
-		     struct attachments **ret)
-{
-	_cleanup_free_ struct attachments *a = calloc(1, sizeof(*a));
-	_cleanup_free_ char *text = NULL;
-	_cleanup_json_ json_object *root = NULL;
-	json_object *arr;
-	struct attachment *gone = NULL;
-	bool changed = false;
-	int r;
-
-	if (!a)
-		return log_oom();
-	a->scopes = scopes;
-	a->source = source;
-	a->path = path_join(state_dir, ATTACHMENTS_FILE);
-	if (!a->path)
-		return log_oom();
-	r = read_full_file(a->path, ATTACHMENTS_MAX_FILE, &text, NULL);
-	if (r == -ENOENT) {
-		*ret = TAKE_PTR(a);
-		return 0;
-	}
-	if (r < 0) {
-		free(a->path);
-		return log_error_errno(r, "Failed to read %s: %m", a->path);
-	}
-	root = json_tokener_parse(text);
-	if (!root || !json_object_object_get_ex(root, "attachments", &arr) ||
-	    !json_object_is_type(arr, json_type_array)) {
-		log_error("%s is not a keyscope attachment file; move it away to start without "
-			  "records (mappings stay open).", a->path);
-		free(a->path);
-		return -EBADMSG;
-	}
-	for (size_t i = json_object_array_length(arr); i-- > 0;) {
-		struct attachment *x = calloc(1, sizeof(*x));
-		if (!x)
-			return log_oom();
-		if (record_parse(json_object_array_get_idx(arr, i), x) < 0) {
-			log_warning("%s: record %zu is malformed, ignoring.", a->path, i);
-			free(x);
-			changed = true;
-			continue;
-		}
-		if (!attachment_alive(x)) {
-			log_warning("Attachment %s (%s, key %s) has no mapping any more: closed "
-				    "behind keyscoped's back or lost in a reboot; dropping its record.",
-				    x->name, x->device, x->key_id);
-			vanished_add(a, x->name);
-			x->next = gone;
-			gone = x;
-			changed = true;
-			continue;
-		}
-		r = scope_restore_attached(scopes, x->key_id);
-		if (r < 0) {
-			free(x);
-			return log_oom();
-		}
-		x->next = a->list;
-		a->list = x;
-	}
-	/* Once every live record is in: a snapshot still attached keeps the consumer. */
-	while (gone) {
-		struct attachment *x = gone;
-		gone = x->next;
-		consumer_drop(a, x, true);
-		free(x);
-	}
-	if (changed && (r = attachments_save(a)) < 0)
-		log_warning_errno(r, "Failed to rewrite %s, ignoring: %m", a->path);
-	*ret = TAKE_PTR(a);
-	return 0;
-}
-
-struct attachments *attachments_free(struct attachments *a)
-{
-	if (!a)
-		return NULL;
-	while (a->list) {
-		struct attachment *x = a->list;
-		a->list = x->next;
-		free(x);
-	}
-	free(a->path);
-	free(a);
-	return NULL;
-}
-
-static void attachment_unlink(struct attachments *a, struct attachment *x)
-{
-	for (struct attachment **p = &a->list; *p; p = &(*p)->next)
-		if (*p == x) {
-			*p = x->next;
-			return;
-		}
-}
-
-void attachments_reconcile(struct attachments *a)
-{
-	bool changed = false;
-	struct attachment *x, *next;
-
-	for (x = a->list; x; x = next) {
-		next = x->next;
-		if (attachment_alive(x))
-			continue;
-		log_warning("Mapping %s of %s vanished (closed behind keyscoped's back?); releasing "
-			    "its holder on key %s.", x->name, x->device, x->key_id);
-		(void) scope_release(a->scopes, x->key_id, SCOPE_ATTACH);
-		vanished_add(a, x->name);
-		attachment_unlink(a, x);
-		consumer_drop(a, x, true);
-		free(x);
-		changed = true;
-	}
-	if (changed)
-		(void) attachments_save(a);
-}
-
-static json_object *attachment_to_json(struct attachments *a, const struct attachment *x)
-{
-	json_object *o = json_object_new_object();
-	struct scope *s = scope_find(a->scopes, x->key_id);
-	char path[DMCRYPT_NAME_MAX + 16];
-
-	snprintf(path, sizeof(path), "/dev/mapper/%s", x->name);
-	json_object_object_add(o, "name", json_object_new_string(x->name));
-	json_object_object_add(o, "path", json_object_new_string(path));
-	json_object_object_add(o, "device", json_object_new_string(x->device));
-	json_object_object_add(o, "kind", json_object_new_string(x->kind));
-	json_object_object_add(o, "luks-uuid", json_object_new_string(x->luks_uuid));
-	json_object_object_add(o, "key-id", json_object_new_string(x->source_key_id));
-	json_object_object_add(o, "scope", json_object_new_string(x->key_id));
-	json_object_object_add(o, "dm-uuid", json_object_new_string(x->dm_uuid));
-	json_object_object_add(o, "source", json_object_new_string(x->source));
-	json_object_object_add(o, "serial", json_object_new_int(s ? s->serial : 0));
-	json_object_object_add(o, "holders", json_object_new_int(s ? (int) scope_holders(s) : 0));
-	json_object_object_add(o, "since", json_object_new_int64((int64_t) x->since));
-	return o;
-}
-
-void attachments_to_json(struct attachments *a, json_object *reply)
-{
-	json_object *arr = json_object_new_array(), *van = json_object_new_array();
-
-	for (struct attachment *x = a->list; x; x = x->next)
-		json_object_array_add(arr, attachment_to_json(a, x));
-	for (size_t i = 0; i < a->n_vanished; i++)
-		json_object_array_add(van, json_object_new_string(a->vanished[i]));
-	json_object_object_add(reply, "attachments", arr);
-	json_object_object_add(reply, "vanished", van);
-}
-
-/* ---- methods ---------------------------------------------------------------------------- */
 
 static struct attachments *attachments_of(struct call *c)
 {
@@ -383,10 +82,30 @@ static int device_not_busy(struct call *c, const char *dev)
 	return 0;
 }
 
+/* format, rebind: the header write is finished at start if a kill interrupts it. */
+static int token_intent(struct call *c, enum intent_op op, const char *dev, const char *id,
+			const char *luks_uuid, struct attachment *t)
+{
+	int r;
+
+	snprintf(t->device, sizeof(t->device), "%s", dev);
+	snprintf(t->key_id, sizeof(t->key_id), "%s", id);
+	snprintf(t->scope, sizeof(t->scope), "%s", id);
+	snprintf(t->luks_uuid, sizeof(t->luks_uuid), "%s", luks_uuid);
+	r = intent_begin(attachments_of(c), op, t);
+	if (r < 0)
+		return call_error(c, r, "keyscope.StateError",
+				  "cannot record the %s of %s in the state folder (%s); the header "
+				  "is unchanged", op == INTENT_FORMAT ? "format" : "rebind", dev,
+				  strerror(-r));
+	return 0;
+}
+
 int m_volume_format(struct call *c)
 {
 	static const char *const allowed[] = { "device", "key-id", "force", NULL };
 	_cleanup_secret_buf_ struct secret_buf key = {};
+	struct attachment t = {};
 	struct luks_info info;
 	const char *dev, *id;
 	bool force = false;
@@ -406,7 +125,11 @@ int m_volume_format(struct call *c)
 	r = scope_fetch(c->server->scopes, id, &key);
 	if (r < 0)
 		return call_key_error(c, r, id, "formatting with key");
+	r = token_intent(c, INTENT_FORMAT, dev, id, "", &t);
+	if (r < 0)
+		return r;
 	r = luks_format(dev, key.data, key.len, id, source_kind(c->server->source, id));
+	intent_end(attachments_of(c), INTENT_FORMAT, &t);
 	if (r < 0)
 		return call_error(c, r, "keyscope.FormatFailed", "formatting %s failed: %s", dev,
 				  strerror(-r));
@@ -615,6 +338,156 @@ static int attach_error(struct call *c, int r, const struct attach_req *q, size_
 	}
 }
 
+/* Reads the header and settles which key and scope the table references. */
+static int attach_key(struct call *c, struct attach_req *q, struct luks_info *info)
+{
+	const char *why = NULL;
+	int r = q->plain ? -ENOMEDIUM : luks_read_reason(q->dev, info, &why);
+
+	if (r == -ENOMEDIUM && !q->plain)
+		return call_error(c, r, "keyscope.NotLuks",
+				  "%s has no LUKS header; format it with 'keyscopectl format' or "
+				  "give --plain with its cipher and key size", q->dev);
+	if (r == -EBADMSG && why)
+		return call_error(c, r, "keyscope.BadHeader", "%s: %s (see 'cryptsetup token "
+				  "export')", q->dev, why);
+	if (r < 0 && r != -ENOMEDIUM)
+		return call_error(c, r, "keyscope.BadHeader", "cannot read the LUKS header of %s: %s",
+				  q->dev, strerror(-r));
+	if (q->passphrase) {
+		if (info->keyslots == 0)
+			return call_error(c, -EINVAL, "keyscope.BadHeader",
+					  "%s has no keyslot to unlock with a passphrase", q->dev);
+		snprintf(q->scope_id, sizeof(q->scope_id), SCOPE_VK_PREFIX "%s", info->uuid);
+		return 0;
+	}
+	if (q->plain && !q->key_id)
+		return call_error(c, -EINVAL, "keyscope.InvalidParameter", "--plain needs --key");
+	if (!q->plain) {
+		if (info->token >= 0 && q->key_id && !streq(q->key_id, info->key_id))
+			return call_error(c, -EINVAL, "keyscope.InvalidParameter",
+					  "%s's keyscope token names key %s, not %s; use 'keyscopectl "
+					  "rebind' to change it", q->dev, info->key_id, q->key_id);
+		if (!q->key_id && info->token < 0)
+			return call_error(c, -EINVAL, "keyscope.InvalidParameter",
+					  "%s has no keyscope token; give --key", q->dev);
+		if (!q->key_id)
+			q->key_id = info->key_id;
+		if (info->key_size != 32 && info->key_size != 64)
+			return call_error(c, -EINVAL, "keyscope.BadHeader",
+					  "%s has a %zu-byte volume key; keyscope opens 32 or 64",
+					  q->dev, info->key_size);
+	}
+	snprintf(q->scope_id, sizeof(q->scope_id), "%s", q->key_id);
+	return 0;
+}
+
+/* The crypt table: the header's (or --plain's) cipher and layout over the whole device. */
+static int attach_table(struct call *c, const struct attach_req *q, const struct luks_info *info,
+			struct dmcrypt_params *p)
+{
+	uint64_t sectors;
+	int r;
+
+	r = blockdev_size(q->dev, &sectors, NULL);
+	if (r < 0)
+		return call_error(c, r, "keyscope.NoSuchDevice", "size of %s: %s", q->dev,
+				  strerror(-r));
+	snprintf(p->cipher, sizeof(p->cipher), "%s", q->plain ? q->cipher : info->cipher);
+	p->key_size = q->plain ? q->key_bits / 8 : info->key_size;
+	(void) scope_id_to_description(q->scope_id, p->key_desc, sizeof(p->key_desc));
+	p->iv_offset = q->plain ? 0 : info->iv_offset;
+	snprintf(p->device, sizeof(p->device), "%s", q->dev);
+	p->offset = q->plain ? q->offset : info->data_offset;
+	p->sector_size = q->plain ? (unsigned) q->sector_size : info->sector_size;
+	p->read_only = q->read_only;
+	if (sectors <= p->offset)
+		return call_error(c, -ENOSPC, "keyscope.NoSuchDevice",
+				  "%s is too small: %llu sectors, data starts at %llu", q->dev,
+				  (unsigned long long) sectors, (unsigned long long) p->offset);
+	p->size = (sectors - p->offset) / (p->sector_size / 512) * (p->sector_size / 512);
+	return 0;
+}
+
+/* The record to be: what attachments.json and the reply will say. */
+static void attach_record(struct call *c, const struct attach_req *q,
+			  const struct luks_info *info, struct attachment *x)
+{
+	char u[40], *o = u;
+
+	snprintf(x->name, sizeof(x->name), "%s", q->name);
+	snprintf(x->device, sizeof(x->device), "%s", q->dev);
+	snprintf(x->kind, sizeof(x->kind), "%s", q->plain ? "plain" : info->type);
+	for (char *k = x->kind; *k; k++)
+		*k = (char) (*k >= 'A' && *k <= 'Z' ? *k + 32 : *k);
+	snprintf(x->luks_uuid, sizeof(x->luks_uuid), "%s", q->plain ? "" : info->uuid);
+	snprintf(x->scope, sizeof(x->scope), "%s", q->scope_id);
+	snprintf(x->key_id, sizeof(x->key_id), "%s", q->key_id);
+	snprintf(x->source, sizeof(x->source), "%s", source_kind(c->server->source, q->key_id));
+	x->since = (uint64_t) time(NULL);
+	if (q->plain) {
+		snprintf(x->dm_uuid, sizeof(x->dm_uuid), "CRYPT-PLAIN-%s", q->name);
+		return;
+	}
+	for (const char *i = info->uuid; *i && o < u + sizeof(u) - 1; i++)
+		if (*i != '-')
+			*o++ = *i;
+	*o = 0;
+	snprintf(x->dm_uuid, sizeof(x->dm_uuid), "CRYPT-%s-%s-%s", info->type, u, q->name);
+}
+
+/* Takes the scope's holder (installing its kernel key) for the table's key size. */
+static int attach_hold(struct call *c, struct attach_req *q, const struct luks_info *info,
+		       size_t key_size, struct scope **ret)
+{
+	size_t have;
+	int r;
+
+	if (q->plain) {
+		r = scope_acquire(c->server->scopes, q->key_id, SCOPE_ATTACH, NULL, ret);
+		if (r < 0)
+			return call_key_error(c, r, q->key_id, "installing key");
+	} else if ((r = q->passphrase ? hold_passphrase(c, q, info, ret)
+				      : hold_luks(c, q, info, ret)) < 0)
+		return r;
+	if (!(*ret)->key_len || (*ret)->key_len == key_size)
+		return 0;
+	have = (*ret)->key_len;	/* the release below may free the scope */
+	(void) scope_release(c->server->scopes, q->scope_id, SCOPE_ATTACH);
+	return call_error(c, -EINVAL, "keyscope.KeyNotUsable",
+			  "key %s is %zu bytes but the table for %s needs %zu; nothing was "
+			  "attached", q->key_id, have, q->name, key_size);
+}
+
+/* The intent first (a kill from here on is recovered at start), then table, then record. */
+static int attach_commit(struct call *c, const struct attach_req *q,
+			 const struct dmcrypt_params *p, struct attachment *x)
+{
+	struct attachments *a = attachments_of(c);
+	int r;
+
+	r = intent_begin(a, INTENT_ATTACH, x);
+	if (r < 0)
+		return call_error(c, r, "keyscope.StateError",
+				  "cannot record the attach of %s in %s (%s); nothing was attached",
+				  q->name, attachments_path(a), strerror(-r));
+	r = dmcrypt_create(q->name, x->dm_uuid, p);
+	if (r < 0) {
+		intent_end(a, INTENT_ATTACH, x);
+		return attach_error(c, r, q, p->key_size);
+	}
+	r = attachment_add(a, x);
+	if (r < 0) {
+		(void) dmcrypt_remove(q->name, false);
+		intent_end(a, INTENT_ATTACH, x);
+		return call_error(c, r, "keyscope.StateError",
+				  "cannot record the attachment in %s (%s); rolled back",
+				  attachments_path(a), strerror(-r));
+	}
+	intent_end(a, INTENT_ATTACH, x);
+	return 0;
+}
+
 int m_volume_attach(struct call *c)
 {
 	struct attachments *a = attachments_of(c);
@@ -622,139 +495,37 @@ int m_volume_attach(struct call *c)
 	struct dmcrypt_params p = { .read_only = false };
 	struct luks_info info = { .token = -1 };
 	struct dmcrypt_info di;
-	struct attachment *x;
-	const char *why = NULL;
+	_cleanup_free_ struct attachment *x = NULL;
 	struct scope *s = NULL;
-	uint64_t sectors;
 	int r;
 
 	if ((r = attach_params(c, &q)) < 0 || (r = need_dm(c)) < 0)
 		return r;
 	if (attachment_find(a, q.name) || (dmcrypt_info(q.name, &di) >= 0 && di.exists))
 		return attach_error(c, -EEXIST, &q, 0);
-	r = q.plain ? -ENOMEDIUM : luks_read_reason(q.dev, &info, &why);
-	if (r == -ENOMEDIUM && !q.plain)
-		return call_error(c, r, "keyscope.NotLuks",
-				  "%s has no LUKS header; format it with 'keyscopectl format' or "
-				  "give --plain with its cipher and key size", q.dev);
-	if (r == -EBADMSG && why)
-		return call_error(c, r, "keyscope.BadHeader", "%s: %s (see 'cryptsetup token "
-				  "export')", q.dev, why);
-	if (r < 0 && r != -ENOMEDIUM)
-		return call_error(c, r, "keyscope.BadHeader", "cannot read the LUKS header of %s: %s",
-				  q.dev, strerror(-r));
-	if (q.passphrase) {
-		if (info.keyslots == 0)
-			return call_error(c, -EINVAL, "keyscope.BadHeader",
-					  "%s has no keyslot to unlock with a passphrase", q.dev);
-		snprintf(q.scope_id, sizeof(q.scope_id), SCOPE_VK_PREFIX "%s", info.uuid);
-	} else if (!q.plain) {
-		if (info.token >= 0 && q.key_id && !streq(q.key_id, info.key_id))
-			return call_error(c, -EINVAL, "keyscope.InvalidParameter",
-					  "%s's keyscope token names key %s, not %s; use 'keyscopectl "
-					  "rebind' to change it", q.dev, info.key_id, q.key_id);
-		if (!q.key_id && info.token < 0)
-			return call_error(c, -EINVAL, "keyscope.InvalidParameter",
-					  "%s has no keyscope token; give --key", q.dev);
-		if (!q.key_id)
-			q.key_id = info.key_id;
-		if (info.key_size != 32 && info.key_size != 64)
-			return call_error(c, -EINVAL, "keyscope.BadHeader",
-					  "%s has a %zu-byte volume key; keyscope opens 32 or 64",
-					  q.dev, info.key_size);
-	} else if (!q.key_id)
-		return call_error(c, -EINVAL, "keyscope.InvalidParameter", "--plain needs --key");
-	if (!q.passphrase)
-		snprintf(q.scope_id, sizeof(q.scope_id), "%s", q.key_id);
-
-	r = blockdev_size(q.dev, &sectors, NULL);
-	if (r < 0)
-		return call_error(c, r, "keyscope.NoSuchDevice", "size of %s: %s", q.dev, strerror(-r));
-	snprintf(p.cipher, sizeof(p.cipher), "%s", q.plain ? q.cipher : info.cipher);
-	p.key_size = q.plain ? q.key_bits / 8 : info.key_size;
-	(void) scope_id_to_description(q.scope_id, p.key_desc, sizeof(p.key_desc));
-	p.iv_offset = q.plain ? 0 : info.iv_offset;
-	snprintf(p.device, sizeof(p.device), "%s", q.dev);
-	p.offset = q.plain ? q.offset : info.data_offset;
-	p.sector_size = q.plain ? (unsigned) q.sector_size : info.sector_size;
-	p.read_only = q.read_only;
-	if (sectors <= p.offset)
-		return call_error(c, -ENOSPC, "keyscope.NoSuchDevice",
-				  "%s is too small: %llu sectors, data starts at %llu", q.dev,
-				  (unsigned long long) sectors, (unsigned long long) p.offset);
-	p.size = (sectors - p.offset) / (p.sector_size / 512) * (p.sector_size / 512);
-
+	if ((r = attach_key(c, &q, &info)) < 0 || (r = attach_table(c, &q, &info, &p)) < 0)
+		return r;
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return -ENOMEM;
-	snprintf(x->name, sizeof(x->name), "%s", q.name);
-	snprintf(x->device, sizeof(x->device), "%s", q.dev);
-	snprintf(x->kind, sizeof(x->kind), "%s", q.plain ? "plain" : info.type);
-	for (char *k = x->kind; *k; k++)
-		*k = (char) (*k >= 'A' && *k <= 'Z' ? *k + 32 : *k);
-	snprintf(x->luks_uuid, sizeof(x->luks_uuid), "%s", q.plain ? "" : info.uuid);
-	snprintf(x->key_id, sizeof(x->key_id), "%s", q.scope_id);
-	snprintf(x->source_key_id, sizeof(x->source_key_id), "%s", q.key_id);
-	snprintf(x->source, sizeof(x->source), "%s", source_kind(c->server->source, q.key_id));
-	x->since = (uint64_t) time(NULL);
-	if (q.plain)
-		snprintf(x->dm_uuid, sizeof(x->dm_uuid), "CRYPT-PLAIN-%s", q.name);
-	else {
-		char u[40], *o = u;
-		for (const char *i = info.uuid; *i && o < u + sizeof(u) - 1; i++)
-			if (*i != '-')
-				*o++ = *i;
-		*o = 0;
-		snprintf(x->dm_uuid, sizeof(x->dm_uuid), "CRYPT-%s-%s-%s", info.type, u, q.name);
-	}
-
+	attach_record(c, &q, &info, x);
 	/* Hold the key, load the table, record it; undo in reverse order on failure. */
-	if (q.plain) {
-		r = scope_acquire(c->server->scopes, q.key_id, SCOPE_ATTACH, NULL, &s);
-		if (r < 0) {
-			free(x);
-			return call_key_error(c, r, q.key_id, "installing key");
-		}
-	} else if ((r = q.passphrase ? hold_passphrase(c, &q, &info, &s)
-				     : hold_luks(c, &q, &info, &s)) < 0) {
-		free(x);
+	r = attach_hold(c, &q, &info, p.key_size, &s);
+	if (r < 0)
+		return r;
+	r = attach_commit(c, &q, &p, x);
+	if (r < 0) {
+		(void) scope_release(c->server->scopes, q.scope_id, SCOPE_ATTACH);
 		return r;
 	}
-	if (s->key_len && s->key_len != p.key_size) {
-		size_t have = s->key_len;	/* the release below may free s */
-
-		(void) scope_release(c->server->scopes, q.scope_id, SCOPE_ATTACH);
-		free(x);
-		return call_error(c, -EINVAL, "keyscope.KeyNotUsable",
-				  "key %s is %zu bytes but the table for %s needs %zu; nothing was "
-				  "attached", q.key_id, have, q.name, p.key_size);
-	}
-	r = dmcrypt_create(q.name, x->dm_uuid, &p);
-	if (r < 0) {
-		(void) scope_release(c->server->scopes, q.scope_id, SCOPE_ATTACH);
-		free(x);
-		return attach_error(c, r, &q, p.key_size);
-	}
-	x->next = a->list;
-	a->list = x;
-	r = attachments_save(a);
-	if (r < 0) {
-		a->list = x->next;
-		(void) dmcrypt_remove(q.name, false);
-		(void) scope_release(c->server->scopes, q.scope_id, SCOPE_ATTACH);
-		free(x);
-		return call_error(c, r, "keyscope.StateError",
-				  "cannot record the attachment in %s (%s); rolled back", a->path,
-				  strerror(-r));
-	}
-	vanished_remove(a, q.name);
 	log_info("Attached %s as /dev/mapper/%s by reference to keyscope:%s (serial %d, %u "
 		 "holders) for uid %u pid %d.", q.dev, q.name, q.scope_id, (int) s->serial,
 		 scope_holders(s), (unsigned) c->uid, (int) c->pid);
 	/* Barbican counts the volume as a consumer of its secret; never blocks the attach. */
-	source_consumer(c->server->source, x->source_key_id, consumer_resource(x), true, false);
+	source_consumer(c->server->source, x->key_id, attachment_resource(x), true, false);
 	c->reply = attachment_to_json(a, x);
 	json_object_object_add(c->reply, "fetches", json_object_new_int64((int64_t) s->fetches));
+	TAKE_PTR(x);	/* the records own it now */
 	return 0;
 }
 
@@ -795,7 +566,13 @@ int m_volume_detach(struct call *c)
 		attachments_reconcile(a);	/* frees x */
 		return r;
 	}
+	/* Safe by order without it (the mapping goes before its record), but with it a start
+	 * after a kill finishes what the client asked for. */
+	if ((r = intent_begin(a, INTENT_DETACH, x)) < 0)
+		log_warning_errno(r, "Failed to record the detach of %s, going on: %m", x->name);
 	r = dmcrypt_remove(x->name, deferred);
+	if (r < 0 && (r != -ENXIO && r != -ENODEV))
+		intent_end(a, INTENT_DETACH, x);
 	if (r == -EBUSY) {
 		int opens = dmcrypt_info(x->name, &di) >= 0 ? di.open_count : -1;
 		return call_error(c, r, "keyscope.VolumeBusy",
@@ -806,21 +583,17 @@ int m_volume_detach(struct call *c)
 	if (r < 0 && r != -ENXIO && r != -ENODEV)
 		return call_error(c, r, "keyscope.DetachFailed", "removing /dev/mapper/%s failed: %s",
 				  x->name, strerror(-r));
-	left = scope_release(c->server->scopes, x->key_id, SCOPE_ATTACH);
+	left = scope_release(c->server->scopes, x->scope, SCOPE_ATTACH);
 	log_info("Detached /dev/mapper/%s%s; key %s has %d holders left%s, for uid %u pid %d.",
-		 x->name, deferred ? " (deferred)" : "", x->key_id, left < 0 ? 0 : left,
+		 x->name, deferred ? " (deferred)" : "", x->scope, left < 0 ? 0 : left,
 		 left == 0 ? " and was invalidated" : "", (unsigned) c->uid, (int) c->pid);
 	c->reply = json_object_new_object();
 	json_object_object_add(c->reply, "name", json_object_new_string(x->name));
-	json_object_object_add(c->reply, "key-id", json_object_new_string(x->source_key_id));
-	json_object_object_add(c->reply, "scope", json_object_new_string(x->key_id));
+	json_object_object_add(c->reply, "key-id", json_object_new_string(x->key_id));
+	json_object_object_add(c->reply, "scope", json_object_new_string(x->scope));
 	json_object_object_add(c->reply, "holders", json_object_new_int(left < 0 ? 0 : left));
-	attachment_unlink(a, x);
-	consumer_drop(a, x, false);
-	free(x);
-	r = attachments_save(a);
-	if (r < 0)
-		log_warning_errno(r, "Failed to rewrite %s, ignoring: %m", a->path);
+	intent_end(a, INTENT_DETACH, x);
+	attachment_remove(a, x);
 	return 0;
 }
 
@@ -850,7 +623,10 @@ int m_volume_resize(struct call *c)
 	size = sectors - offset;
 	if (strstr(di.params, "sector_size:4096"))
 		size -= size % 8;
+	if ((r = intent_begin(attachments_of(c), INTENT_RESIZE, x)) < 0)
+		log_warning_errno(r, "Failed to record the resize of %s, going on: %m", x->name);
 	r = dmcrypt_resize(x->name, size);
+	intent_end(attachments_of(c), INTENT_RESIZE, x);
 	if (r < 0)
 		return call_error(c, r, "keyscope.ResizeFailed", "reloading %s failed: %s", x->name,
 				  strerror(-r));
@@ -868,6 +644,7 @@ int m_volume_rebind(struct call *c)
 {
 	static const char *const allowed[] = { "device", "key-id", NULL };
 	_cleanup_secret_buf_ struct secret_buf key = {};
+	struct attachment t = {};
 	struct luks_info info;
 	const char *dev, *id;
 	int r;
@@ -889,7 +666,11 @@ int m_volume_rebind(struct call *c)
 		return call_error(c, -EPERM, "keyscope.WrongKey",
 				  "key %s does not open the LUKS header of %s; the token is unchanged",
 				  id, dev);
+	r = token_intent(c, INTENT_REBIND, dev, id, info.uuid, &t);
+	if (r < 0)
+		return r;
 	r = luks_set_token(dev, id, source_kind(c->server->source, id));
+	intent_end(attachments_of(c), INTENT_REBIND, &t);
 	if (r < 0)
 		return call_error(c, r, "keyscope.RebindFailed", "rewriting the token of %s: %s",
 				  dev, strerror(-r));

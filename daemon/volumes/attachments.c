@@ -1,0 +1,367 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The attachment records (attachments.json), their one JSON form, and their reconciliation
+ * with device-mapper. Crash recovery (intents, orphan mappings) is in recover.c.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "attachments-internal.h"
+#include "log.h"
+#include "proto.h"
+#include "util.h"
+
+#define ATTACHMENTS_FILE "attachments.json"
+#define ATTACHMENTS_MAX_FILE (16u * 1024 * 1024)
+
+struct attachment *attachment_find(struct attachments *a, const char *name)
+{
+	for (struct attachment *x = a->list; x; x = x->next)
+		if (streq(x->name, name))
+			return x;
+	return NULL;
+}
+
+const char *attachments_path(const struct attachments *a)
+{
+	return a->path;
+}
+
+const char *attachment_resource(const struct attachment *x)
+{
+	return *x->luks_uuid ? x->luks_uuid : x->device;
+}
+
+/* Whether another attachment (a snapshot of the same volume) still consumes x's secret. */
+static bool consumer_in_use(struct attachments *a, const struct attachment *x)
+{
+	for (struct attachment *y = a->list; y; y = y->next)
+		if (y != x && streq(y->key_id, x->key_id) &&
+		    streq(attachment_resource(y), attachment_resource(x)))
+			return true;
+	return false;
+}
+
+/* x (unlinked from a) is gone: the last mapping of its volume takes the consumer with it. */
+void attachment_consumer_drop(struct attachments *a, const struct attachment *x, bool grace)
+{
+	if (*x->key_id && !consumer_in_use(a, x))
+		source_consumer(a->source, x->key_id, attachment_resource(x), false, grace);
+}
+
+json_object *attachment_to_json(struct attachments *a, const struct attachment *x)
+{
+	json_object *o = json_object_new_object();
+	char path[DMCRYPT_NAME_MAX + 16];
+	struct scope *s;
+
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "name", json_object_new_string(x->name));
+	if (a) {
+		snprintf(path, sizeof(path), "/dev/mapper/%s", x->name);
+		json_object_object_add(o, "path", json_object_new_string(path));
+	}
+	json_object_object_add(o, "device", json_object_new_string(x->device));
+	json_object_object_add(o, "kind", json_object_new_string(x->kind));
+	json_object_object_add(o, "luks-uuid", json_object_new_string(x->luks_uuid));
+	json_object_object_add(o, "key-id", json_object_new_string(x->key_id));
+	json_object_object_add(o, "scope", json_object_new_string(x->scope));
+	json_object_object_add(o, "dm-uuid", json_object_new_string(x->dm_uuid));
+	json_object_object_add(o, "source", json_object_new_string(x->source));
+	if (a) {
+		s = scope_find(a->scopes, x->scope);
+		json_object_object_add(o, "serial", json_object_new_int(s ? s->serial : 0));
+		json_object_object_add(o, "holders",
+				       json_object_new_int(s ? (int) scope_holders(s) : 0));
+	}
+	json_object_object_add(o, "since", json_object_new_int64((int64_t) x->since));
+	return o;
+}
+
+static int attachments_save(struct attachments *a)
+{
+	_cleanup_json_ json_object *root = json_object_new_object();
+	json_object *arr = json_object_new_array();
+	const char *text;
+
+	if (!root || !arr) {
+		json_object_put(arr);
+		return -ENOMEM;
+	}
+	json_object_object_add(root, "version", json_object_new_int(ATTACHMENTS_VERSION));
+	json_object_object_add(root, "attachments", arr);
+	for (struct attachment *x = a->list; x; x = x->next)
+		json_object_array_add(arr, attachment_to_json(NULL, x));
+	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+	/* Mappings do not outlive a reboot either: no fsync, as for scopes.json. */
+	return write_file_atomic_flags(a->path, text, strlen(text), 0600, 0);
+}
+
+void attachments_save_or_warn(struct attachments *a)
+{
+	int r = attachments_save(a);
+
+	if (r < 0)
+		log_warning_errno(r, "Failed to rewrite %s, ignoring: %m", a->path);
+}
+
+static void vanished_remove(struct attachments *a, const char *name)
+{
+	for (size_t i = 0; i < a->n_vanished; i++)
+		if (streq(a->vanished[i], name)) {
+			memmove(a->vanished[i], a->vanished[i + 1],
+				sizeof(a->vanished[0]) * (a->n_vanished - i - 1));
+			a->n_vanished--;
+			return;
+		}
+}
+
+void attachments_vanished_add(struct attachments *a, const char *name)
+{
+	vanished_remove(a, name);
+	if (a->n_vanished == VANISHED_MAX) {
+		memmove(a->vanished[0], a->vanished[1], sizeof(a->vanished[0]) * (VANISHED_MAX - 1));
+		a->n_vanished--;
+	}
+	snprintf(a->vanished[a->n_vanished++], sizeof(a->vanished[0]), "%s", name);
+}
+
+bool attachment_alive(const struct attachment *x)
+{
+	struct dmcrypt_info info;
+
+	if (dmcrypt_info(x->name, &info) < 0)
+		return true;	/* cannot tell: keep the record, do not drop a holder */
+	return info.exists && streq(info.uuid, x->dm_uuid);
+}
+
+static int copy_field(json_object *o, const char *field, char *dst, size_t size, bool need)
+{
+	json_object *v;
+	const char *s;
+
+	if (!json_object_object_get_ex(o, field, &v) || !json_object_is_type(v, json_type_string))
+		return need ? -EBADMSG : 0;
+	s = json_object_get_string(v);
+	if ((size_t) json_object_get_string_len(v) != strlen(s) || strlen(s) >= size)
+		return -EBADMSG;
+	strcpy(dst, s);
+	return 0;
+}
+
+int attachment_parse(json_object *o, int version, struct attachment *x)
+{
+	/* Version 1 named the scope "key-id" and the delegated key "source-key-id"; version 2
+	 * uses the names of the wire (keyscope.VolumeList): "scope" and "key-id". */
+	const char *scope_field = version >= 2 ? "scope" : "key-id";
+	const char *key_field = version >= 2 ? "key-id" : "source-key-id";
+	json_object *v;
+
+	if (copy_field(o, "name", x->name, sizeof(x->name), true) < 0 ||
+	    copy_field(o, "device", x->device, sizeof(x->device), true) < 0 ||
+	    copy_field(o, "kind", x->kind, sizeof(x->kind), true) < 0 ||
+	    copy_field(o, "luks-uuid", x->luks_uuid, sizeof(x->luks_uuid), false) < 0 ||
+	    copy_field(o, scope_field, x->scope, sizeof(x->scope), true) < 0 ||
+	    copy_field(o, key_field, x->key_id, sizeof(x->key_id), false) < 0 ||
+	    copy_field(o, "source", x->source, sizeof(x->source), false) < 0 ||
+	    copy_field(o, "dm-uuid", x->dm_uuid, sizeof(x->dm_uuid), true) < 0 ||
+	    !dmcrypt_name_is_valid(x->name) || !scope_id_is_valid(x->scope) ||
+	    (*x->key_id && !keyid_is_valid(x->key_id)))
+		return -EBADMSG;
+	if (!*x->source)
+		strcpy(x->source, "local");
+	if (!*x->key_id && keyid_is_valid(x->scope))
+		snprintf(x->key_id, sizeof(x->key_id), "%.*s", KEYID_MAX, x->scope);
+	if (json_object_object_get_ex(o, "since", &v))
+		x->since = (uint64_t) json_object_get_int64(v);
+	return 0;
+}
+
+/* Reads attachments.json into a->list (in file order), holders not counted yet. */
+static int records_read(struct attachments *a, bool *changed)
+{
+	_cleanup_free_ char *text = NULL;
+	_cleanup_json_ json_object *root = NULL;
+	json_object *arr, *v;
+	int version = 1, r;
+
+	r = read_full_file(a->path, ATTACHMENTS_MAX_FILE, &text, NULL);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return log_error_errno(r, "Failed to read %s: %m", a->path);
+	root = json_tokener_parse(text);
+	if (!root || !json_object_object_get_ex(root, "attachments", &arr) ||
+	    !json_object_is_type(arr, json_type_array)) {
+		log_error("%s is not a keyscope attachment file; move it away to start without "
+			  "records (mappings stay open).", a->path);
+		return -EBADMSG;
+	}
+	if (json_object_object_get_ex(root, "version", &v))
+		version = json_object_get_int(v);
+	for (size_t i = json_object_array_length(arr); i-- > 0;) {
+		struct attachment *x = calloc(1, sizeof(*x));
+		if (!x)
+			return log_oom();
+		if (attachment_parse(json_object_array_get_idx(arr, i), version, x) < 0) {
+			log_warning("%s: record %zu is malformed, ignoring.", a->path, i);
+			free(x);
+			*changed = true;
+			continue;
+		}
+		x->next = a->list;
+		a->list = x;
+	}
+	return 0;
+}
+
+void attachment_unlink(struct attachments *a, struct attachment *x)
+{
+	for (struct attachment **p = &a->list; *p; p = &(*p)->next)
+		if (*p == x) {
+			*p = x->next;
+			return;
+		}
+}
+
+/* Counts a holder for each record whose mapping is there; drops and reports the others. */
+static int records_hold(struct attachments *a, bool *changed)
+{
+	struct attachment *gone = NULL, *x, *next;
+	int r;
+
+	for (x = a->list; x; x = next) {
+		next = x->next;
+		if (!attachment_alive(x)) {
+			log_warning("Attachment %s (%s, key %s) has no mapping any more: closed "
+				    "behind keyscoped's back or lost in a reboot; dropping its record.",
+				    x->name, x->device, x->scope);
+			attachments_vanished_add(a, x->name);
+			attachment_unlink(a, x);
+			x->next = gone;
+			gone = x;
+			*changed = true;
+			continue;
+		}
+		r = scope_restore_attached(a->scopes, x->scope);
+		if (r < 0)
+			return log_oom();
+	}
+	/* Once every live record is in: a snapshot still attached keeps the consumer. */
+	while (gone) {
+		x = gone;
+		gone = x->next;
+		attachment_consumer_drop(a, x, true);
+		free(x);
+	}
+	return 0;
+}
+
+int attachments_load(const char *state_dir, struct scopes *scopes, struct source *source,
+		     struct attachments **ret)
+{
+	struct attachments *a = calloc(1, sizeof(*a));
+	bool changed = false;
+	int r;
+
+	if (!a)
+		return log_oom();
+	a->scopes = scopes;
+	a->source = source;
+	a->path = path_join(state_dir, ATTACHMENTS_FILE);
+	a->intents_dir = path_join(state_dir, INTENTS_DIR);
+	if (!a->path || !a->intents_dir) {
+		attachments_free(a);
+		return log_oom();
+	}
+	r = records_read(a, &changed);
+	if (r >= 0)
+		r = attachments_recover(a, &changed);
+	if (r >= 0)
+		r = records_hold(a, &changed);
+	if (r < 0) {
+		attachments_free(a);
+		return r;
+	}
+	if (changed)
+		attachments_save_or_warn(a);
+	*ret = a;
+	return 0;
+}
+
+struct attachments *attachments_free(struct attachments *a)
+{
+	if (!a)
+		return NULL;
+	while (a->list) {
+		struct attachment *x = a->list;
+		a->list = x->next;
+		free(x);
+	}
+	free(a->path);
+	free(a->intents_dir);
+	free(a);
+	return NULL;
+}
+
+int attachment_add(struct attachments *a, struct attachment *x)
+{
+	int r;
+
+	x->next = a->list;
+	a->list = x;
+	r = attachments_save(a);
+	if (r < 0) {
+		a->list = x->next;
+		x->next = NULL;
+		return r;
+	}
+	vanished_remove(a, x->name);
+	return 0;
+}
+
+void attachment_remove(struct attachments *a, struct attachment *x)
+{
+	attachment_unlink(a, x);
+	attachment_consumer_drop(a, x, false);
+	free(x);
+	attachments_save_or_warn(a);
+}
+
+void attachments_reconcile(struct attachments *a)
+{
+	bool changed = false;
+	struct attachment *x, *next;
+
+	for (x = a->list; x; x = next) {
+		next = x->next;
+		if (attachment_alive(x))
+			continue;
+		log_warning("Mapping %s of %s vanished (closed behind keyscoped's back?); releasing "
+			    "its holder on key %s.", x->name, x->device, x->scope);
+		(void) scope_release(a->scopes, x->scope, SCOPE_ATTACH);
+		attachments_vanished_add(a, x->name);
+		attachment_unlink(a, x);
+		attachment_consumer_drop(a, x, true);
+		free(x);
+		changed = true;
+	}
+	if (changed)
+		attachments_save_or_warn(a);
+}
+
+void attachments_to_json(struct attachments *a, json_object *reply)
+{
+	json_object *arr = json_object_new_array(), *van = json_object_new_array();
+
+	for (struct attachment *x = a->list; x; x = x->next)
+		json_object_array_add(arr, attachment_to_json(a, x));
+	for (size_t i = 0; i < a->n_vanished; i++)
+		json_object_array_add(van, json_object_new_string(a->vanished[i]));
+	json_object_object_add(reply, "attachments", arr);
+	json_object_object_add(reply, "vanished", van);
+}
