@@ -56,7 +56,10 @@ HELPER := $(BUILDDIR)/keyscope-request-key
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILDDIR)/tests/%,$(UNIT_SRC))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILDDIR)/bench/%,$(BENCH_SRC))
 TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILDDIR)/tools/%,$(TOOL_SRC))
-PROGRAMS := $(KEYSCOPED) $(KEYSCOPECTL) $(if $(HELPER_SRC),$(HELPER))
+# The keyslot unlock helper keyscoped execs (daemon/volumes/unlock.c): next to keyscoped in the
+# build folder, in LIBEXECDIR once installed.
+UNLOCK_HELPER := $(BUILDDIR)/keyscope-unlock
+PROGRAMS := $(KEYSCOPED) $(KEYSCOPECTL) $(if $(HELPER_SRC),$(HELPER)) $(UNLOCK_HELPER)
 
 all: $(PROGRAMS)
 
@@ -85,6 +88,12 @@ $(HELPER): $(call obj,$(HELPER_SRC)) $(LIB_A)
 	$(E) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(UNLOCK_HELPER): $(call obj,helpers/keyscope-unlock.c) $(LIB_A)
+	$(E) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(call obj,daemon/volumes/unlock.c): CFLAGS += -DKEYSCOPE_LIBEXECDIR='"$(LIBEXECDIR)"'
+
 $(BUILDDIR)/tests/%: $(call obj,tests/unit/%.c) $(DAEMON_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(E) LD $@
@@ -110,7 +119,7 @@ check-unit: $(UNIT_BIN)
 check-host: all $(TOOL_BIN)
 	$(Q)tests/host/run
 
-check-vm: all
+check-vm: all $(TOOL_BIN)
 	$(Q)tests/vm/setup
 	$(Q)tests/vm/check
 
@@ -127,7 +136,8 @@ asan:
 # guest's ks_stop fails on a sanitizer report or a non-zero exit.
 ASAN_VM_TESTS ?= t-volume t-volume-errors t-osbrick t-barbican-volume
 asan-vm:
-	$(Q)$(MAKE) --no-print-directory SANITIZE=1 BUILDDIR=build/asan CC=$(CC) all
+	$(Q)$(MAKE) --no-print-directory SANITIZE=1 BUILDDIR=build/asan CC=$(CC) all \
+		$(TOOL_BIN:$(BUILDDIR)/%=build/asan/%)
 	$(Q)tests/vm/setup >/dev/null
 	$(Q)KEYSCOPE_BUILDDIR=$(abspath build/asan) tests/vm/check $(ASAN_VM_TESTS)
 
@@ -155,6 +165,7 @@ install: all
 	install -m 0755 $(KEYSCOPED) $(DESTDIR)$(SBINDIR)/keyscoped
 	install -m 0755 $(KEYSCOPECTL) $(DESTDIR)$(BINDIR)/keyscopectl
 	$(if $(HELPER_SRC),install -m 0755 $(HELPER) $(DESTDIR)$(LIBEXECDIR)/keyscope-request-key)
+	install -m 0755 $(UNLOCK_HELPER) $(DESTDIR)$(LIBEXECDIR)/keyscope-unlock
 	install -d $(DESTDIR)$(SYSCONFDIR)/request-key.d
 	test -e $(DESTDIR)$(SYSCONFDIR)/request-key.d/keyscope.conf || \
 		sed 's|/usr/libexec/keyscope/|$(LIBEXECDIR)/|' kmod-helpers/keyscope.conf | \
