@@ -147,7 +147,8 @@ fuzz:
 bench: all $(BENCH_BIN)
 	$(Q)bench/run
 
-# The VM stage of make bench alone: volume opens in the test guest (bench/vm-attach.sh).
+# The VM stage of make bench alone: volume opens in the test guest (bench/vm-attach.sh,
+# bench/vm-unlock.sh).
 bench-vm: all
 	$(Q)bench/run --vm
 
