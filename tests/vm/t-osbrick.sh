@@ -168,19 +168,30 @@ wait "$rawpid" || true
 grep -q "^closed after" "$KS_DIR/raw" ||
 	vm_die "a client dropped during the unlock saw no end of file: $(cat "$KS_DIR/raw")"
 grep -q "Dropping client pid $rawpid " "$KS_LOG" || vm_die "ks-raw's client was not dropped"
+# 0-2 are /dev/null, 3 and 4 its pipes; what else it holds it opened itself for libcryptsetup
+# (the device, /dev/urandom, ...): none of the daemon's sockets, epoll/signal/timer fds, pipes
+# or state files.
 fds=$(ls /proc/"$pid"/fd | sort -n | tr '\n' ' ')
-[ "$fds" = "0 1 2 3 4 " ] || vm_die "the unlock helper holds descriptors $fds: $(ls -l /proc/"$pid"/fd)"
 for f in 0 1 2; do
 	[ "$(readlink /proc/"$pid"/fd/$f)" = /dev/null ] || vm_die "its fd $f is not /dev/null"
 done
 for f in 3 4; do
 	readlink /proc/"$pid"/fd/$f | grep -q '^pipe:' || vm_die "its fd $f is not a pipe"
 done
+for f in /proc/"$pid"/fd/*; do
+	[ "${f##*/}" -le 4 ] && continue
+	t=$(readlink "$f")
+	case $t in
+	socket:* | pipe:* | anon_inode:* | "$KS_DIR"/* | "$KEYSCOPE_SOCKET")
+		vm_die "the unlock helper holds the daemon's fd ${f##*/} ($t): $(ls -l /proc/"$pid"/fd)"
+		;;
+	esac
+done
 [ "$(tr '\0' ' ' </proc/"$pid"/cmdline)" = "keyscope-unlock $vol " ] ||
 	vm_die "helper argv: $(tr '\0' ' ' </proc/"$pid"/cmdline)"
 [ "$(tr '\0' '\n' </proc/"$pid"/environ)" = "PATH=/usr/sbin:/usr/bin:/sbin:/bin" ] ||
 	vm_die "helper environment: $(tr '\0' '\n' </proc/"$pid"/environ)"
-echo "unlock helper: fds $fds(0-2 /dev/null, 3-4 pipes); dropped client: $(cat "$KS_DIR/raw")"
+echo "unlock helper: fds $fds(0-2 /dev/null, 3-4 pipes, no socket); dropped client: $(cat "$KS_DIR/raw")"
 kill -CONT "$pid"
 wait "$a1" || vm_die "attach after the stopped unlock failed: $(cat "$KS_DIR/a1")"
 ks detach ob >/dev/null
