@@ -70,7 +70,7 @@ DAEMON_A := $(BUILDDIR)/libkeyscoped.a
 # unless it is the daemon), the pkg-config packages it calls (NAME_PKGS, linked --as-needed)
 # and where it is installed (NAME_DIR). A new program adds its name and these four lines.
 # libkmod is in no list: lib/kmod-dl.c dlopen()s it for the one check that loads modules.
-PROGRAMS := keyscoped keyscopectl keyscope-request-key
+PROGRAMS := keyscoped keyscopectl keyscope-request-key keyscope-unlock
 
 keyscoped_SRC := daemon/main.c
 keyscoped_A := $(DAEMON_A) $(LIB_A)
@@ -86,6 +86,13 @@ keyscope-request-key_SRC := kmod-helpers/request-key.c
 keyscope-request-key_A := $(LIB_A)
 keyscope-request-key_PKGS := json-c libkeyutils libsystemd
 keyscope-request-key_DIR := $(LIBEXECDIR)
+
+# The keyslot unlock helper keyscoped execs (daemon/volumes/unlock.c): found next to keyscoped
+# in the build folder, in LIBEXECDIR once installed.
+keyscope-unlock_SRC := helpers/keyscope-unlock.c
+keyscope-unlock_A := $(LIB_A)
+keyscope-unlock_PKGS := libcryptsetup json-c libkeyutils libcrypto libsystemd devmapper blkid
+keyscope-unlock_DIR := $(LIBEXECDIR)
 
 PROGRAM_BIN := $(addprefix $(BUILDDIR)/,$(PROGRAMS))
 # Test programs link everything the daemon does.
@@ -151,7 +158,7 @@ check-unit: $(UNIT_BIN)
 check-host: all $(TOOL_BIN)
 	$(Q)tests/host/run
 
-check-vm: all
+check-vm: all $(TOOL_BIN)
 	$(Q)tests/vm/setup
 	$(Q)tests/vm/check
 
@@ -168,7 +175,8 @@ asan:
 # guest's ks_stop fails on a sanitizer report or a non-zero exit.
 ASAN_VM_TESTS ?= t-volume t-volume-errors t-osbrick t-barbican-volume
 asan-vm:
-	$(Q)$(MAKE) --no-print-directory SANITIZE=1 BUILDDIR=build/asan CC=$(CC) all
+	$(Q)$(MAKE) --no-print-directory SANITIZE=1 BUILDDIR=build/asan CC=$(CC) all \
+		$(TOOL_BIN:$(BUILDDIR)/%=build/asan/%)
 	$(Q)tests/vm/setup >/dev/null
 	$(Q)KEYSCOPE_BUILDDIR=$(abspath build/asan) tests/vm/check $(ASAN_VM_TESTS)
 
@@ -178,7 +186,8 @@ fuzz:
 bench: all $(BENCH_BIN)
 	$(Q)bench/run
 
-# The VM stage of make bench alone: volume opens in the test guest (bench/vm-attach.sh).
+# The VM stage of make bench alone: volume opens in the test guest (bench/vm-attach.sh,
+# bench/vm-unlock.sh).
 bench-vm: all
 	$(Q)bench/run --vm
 

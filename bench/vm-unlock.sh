@@ -9,14 +9,10 @@
 # first open to the last mapping, medians of KEYSCOPE_BENCH_REPS (3).
 # Key bytes live only in this shell's variables and in pipes: never in argv, env or a file.
 #
-# NOT WORKING YET, kept as a reproduction (not called by bench/run): run directly through
-# tests/vm/run, the guest stops answering (even `timeout 60` does not fire) after the formats.
-# A minimal script run the same way (format one disk, ks_start, ks key import, one attach)
-# hung before "imported", so before any unlock, while t-osbrick, doing the same and more,
-# passes through tests/vm/check right after. The difference found last: these scripts format
-# BEFORE ks_start; the same minimal steps with ks_start first complete
-# (tests/vm/fixtures/repro-start-after-format.sh reproduces the hang). Run: tests/vm/run --disk u1:64M --disk u2:64M --disk u3:64M --disk u4:64M
-# --timeout 300 -v bench/vm-unlock.sh
+# Every background job is waited for by its PID: a bare `wait` would also wait for the
+# keyscoped that ks_start runs in the background of this same shell, and never return.
+# Run alone: tests/vm/run --disk u1:64M --disk u2:64M --disk u3:64M --disk u4:64M \
+#	--timeout 900 bench/vm-unlock.sh   (bench/run --vm runs it after bench/vm-attach.sh)
 set -eu
 . "$KEYSCOPE_TOP/tests/vm/lib.sh"
 . "$KEYSCOPE_TOP/tests/vm/keyscope.sh"
@@ -30,6 +26,12 @@ mkdir -p "$W"
 say() { printf 'vm-unlock: %s\n' "$*" >&2; }
 median() { sort -n "$1" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f\n", b - a }'; }
+# wait_all WHAT PID...: waits for each PID; dies naming WHAT when one failed.
+wait_all() {
+	local what=$1 p
+	shift
+	for p in "$@"; do wait "$p" || vm_die "$what failed (pid $p)"; done
+}
 
 hex=$(head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n')
 for d in "${disks[@]}"; do
@@ -42,10 +44,12 @@ say "formatted $n volumes"
 # cryptsetup: all four at once, as os-brick opens a node's volumes.
 for _ in $(seq 1 "$reps"); do
 	t0=$EPOCHREALTIME
+	pids=()
 	for i in $(seq 1 $n); do
 		printf '%s' "$hex" | cryptsetup open --key-file=- "${disks[$((i - 1))]}" "cs$i" &
+		pids+=($!)
 	done
-	wait
+	wait_all "cryptsetup open" "${pids[@]}"
 	since "$t0" >>"$W/cryptsetup"
 	for i in $(seq 1 $n); do cryptsetup close "cs$i"; done
 done
@@ -60,11 +64,13 @@ for c in 1 2 4; do
 	ks_start --config "$KS_DIR/conf"
 	for _ in $(seq 1 "$reps"); do
 		t0=$EPOCHREALTIME
+		pids=()
 		for i in $(seq 1 $n); do
 			ks attach "${disks[$((i - 1))]}" --key "$id" --passphrase hex --name "ks$i" \
 				>/dev/null &
+			pids+=($!)
 		done
-		wait
+		wait_all "keyscopectl attach" "${pids[@]}"
 		since "$t0" >>"$W/ks$c"
 		# The last detach invalidates each volume key: the next round unlocks again.
 		for i in $(seq 1 $n); do ks detach "ks$i" >/dev/null; done

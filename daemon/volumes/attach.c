@@ -256,9 +256,15 @@ static int hold_luks(struct call *c, struct attach_req *q, const struct luks_inf
 	return 0;
 }
 
+/* The unlock a suspended attach waits for has ended: run the call again (or end it). */
+static void on_unlock_done(void *userdata, int error)
+{
+	call_resume(userdata, error);
+}
+
 /*
  * Volumes formatted elsewhere (os-brick): the delegated key's lowercase hex is a keyslot
- * passphrase. Unlock it once, in a child process (unlock.h: the key derivation takes seconds
+ * passphrase. Unlock it once, in a helper process (unlock.h: the key derivation takes seconds
  * and must not stall other clients; this call waits suspended and runs again), and install
  * the recovered volume key as the scope "vk:<LUKS UUID>" that every snapshot of the volume
  * shares: their opens then skip the key derivation entirely.
@@ -277,7 +283,7 @@ static int hold_passphrase(struct call *c, struct attach_req *q, const struct lu
 	if (r < 0)
 		return r;
 	if (!s || s->serial <= 0 || !scope_is_verified(s, fp)) {
-		r = unlock_take(c->server->unlocks, fp, c, &vk);
+		r = unlock_take(c->server->unlocks, fp, on_unlock_done, c, &vk);
 		if (r == -ENOENT) {
 			r = scope_fetch(t, q->key_id, &key);
 			if (r < 0)
@@ -286,15 +292,19 @@ static int hold_passphrase(struct call *c, struct attach_req *q, const struct lu
 			if (r < 0)
 				return r;
 			hex_encode(key.data, key.len, (char *) hex.data);
-			r = unlock_start(c->server->unlocks, fp, q->dev, hex.data, key.len * 2, c);
-			if (r != -EINPROGRESS)
-				return call_error(c, r, "keyscope.AttachFailed",
-						  "cannot start unlocking %s: %s", q->dev,
-						  strerror(-r));
+			r = unlock_start(c->server->unlocks, fp, q->dev, hex.data, key.len * 2,
+					 on_unlock_done, c);
+			if (r == -EINPROGRESS) {
+				call_suspend(c);
+				return r;
+			}
+			return call_error(c, r, "keyscope.AttachFailed",
+					  "cannot start unlocking %s: %s", q->dev, strerror(-r));
+		}
+		if (r == -EINPROGRESS) {
+			call_suspend(c);
 			return r;
 		}
-		if (r == -EINPROGRESS)
-			return r;
 		if (r == -EPERM)
 			return call_error(c, r, "keyscope.WrongKey",
 					  "the hex of key %s unlocks no keyslot of %s; nothing was "

@@ -1,36 +1,48 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Keyslot unlocks in a child process (contracts in unlock.h).
+ * Keyslot unlocks in a helper process (contracts in unlock.h).
  *
- * The child: fork(2) of the daemon. Secret memory is MADV_WIPEONFORK (secret.c), so the child
- * starts with none of the daemon's keys; the passphrase reaches it through a pipe. It dies
- * with the daemon (PR_SET_PDEATHSIG), is not dumpable (inherited), locks the pages it touches
- * (MCL_CURRENT | MCL_ONFAULT: its secret pool pages among them), unlocks with libcryptsetup,
- * writes {int32 error, uint32 length, key} to the answer pipe in one write(2) (at most
- * PIPE_BUF, so atomic) and _exit()s.
+ * The helper is a program of its own, keyscope-unlock (helpers/keyscope-unlock.c), found next
+ * to keyscoped (a build folder) or else in LIBEXECDIR. It is started with fork(2) and, at once,
+ * execve(2): between the two the child makes only async-signal-safe calls (a thread of a
+ * library, libcurl's resolver, may hold locks at the fork), and it keeps nothing of the daemon
+ * but its two pipes: the passphrase on fd 3 (written by the daemon, then closed), the answer on
+ * fd 4; 0-2 are /dev/null and every other descriptor is closed (close_range(2)), so a client
+ * the daemon drops sees the end of its connection at once. It gets PR_SET_PDEATHSIG (dies with
+ * the daemon), an empty signal mask and an environment of PATH only. The helper writes
+ * {int32 error, uint32 length, key} in one write(2) (at most PIPE_BUF, so atomic) and exits.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+#include <stdio.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
-#include "luks.h"
 #include "unlock.h"
 #include "util.h"
+
+#ifndef KEYSCOPE_LIBEXECDIR
+#define KEYSCOPE_LIBEXECDIR "/usr/libexec/keyscope"
+#endif
+#define UNLOCK_HELPER "keyscope-unlock"
 
 #define UNLOCK_TIMEOUT_USEC (300ull * 1000000)	/* Argon2id under emulation takes ~30 s */
 #define UNLOCK_KEY_MAX 512			/* LUKS2 allows 512-byte volume keys */
 #define UNLOCK_MSG_MAX (8 + UNLOCK_KEY_MAX)
+#define UNLOCK_PASS_FD 3			/* the helper's descriptors */
+#define UNLOCK_ANSWER_FD 4
 
-#ifndef MCL_ONFAULT
-#define MCL_ONFAULT 4
-#endif
+struct waiter {
+	unlock_done_t done;
+	void *userdata;
+};
 
 struct unlock {
 	struct unlocks *u;
@@ -47,7 +59,7 @@ struct unlock {
 	uint64_t started;
 	bool done;
 	int error;
-	struct call **waiters;
+	struct waiter *waiters;
 	size_t n_waiters;
 };
 
@@ -55,7 +67,34 @@ struct unlocks {
 	sd_event *event;
 	struct unlock *list;
 	unsigned max, running;
+	char helper[PATH_MAX];		/* empty: not found */
 };
+
+/* keyscope-unlock next to the running keyscoped (a build folder), else in LIBEXECDIR. */
+static void helper_find(char *path, size_t size)
+{
+	char self[PATH_MAX], *slash;
+	ssize_t k = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	int r;
+
+	if (k > 0) {
+		self[k] = 0;
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = 0;
+			r = snprintf(path, size, "%s/" UNLOCK_HELPER, self);
+			if (r > 0 && (size_t) r < size && access(path, X_OK) == 0)
+				return;
+		}
+	}
+	snprintf(path, size, "%s", KEYSCOPE_LIBEXECDIR "/" UNLOCK_HELPER);
+	if (access(path, X_OK) == 0)
+		return;
+	log_warning("%s is neither next to keyscoped nor in " KEYSCOPE_LIBEXECDIR ": volumes "
+		    "opened with a passphrase (os-brick) cannot be attached until it is installed.",
+		    UNLOCK_HELPER);
+	path[0] = 0;
+}
 
 int unlocks_new(sd_event *event, unsigned max, struct unlocks **ret)
 {
@@ -65,6 +104,7 @@ int unlocks_new(sd_event *event, unsigned max, struct unlocks **ret)
 		return -ENOMEM;
 	u->event = sd_event_ref(event);
 	u->max = max ? max : 1;
+	helper_find(u->helper, sizeof(u->helper));
 	*ret = u;
 	return 0;
 }
@@ -77,28 +117,41 @@ static struct unlock *unlock_find(struct unlocks *u, const uint8_t fp[static 32]
 	return NULL;
 }
 
-static int add_waiter(struct unlock *x, struct call *c)
+static int add_waiter(struct unlock *x, unlock_done_t done, void *userdata)
 {
-	struct call **w = reallocarray(x->waiters, x->n_waiters + 1, sizeof(*w));
+	struct waiter *w = reallocarray(x->waiters, x->n_waiters + 1, sizeof(*w));
 
 	if (!w)
 		return -ENOMEM;
 	x->waiters = w;
-	x->waiters[x->n_waiters++] = c;
-	call_suspend(c);
+	x->waiters[x->n_waiters++] = (struct waiter) { done, userdata };
 	return -EINPROGRESS;
+}
+
+/* Tells the n waiters w (taken from their unlock) that it has ended (error 0) or was
+ * cancelled (-ECANCELED), and frees w. */
+static void waiters_done(struct waiter *w, size_t n, int error)
+{
+	for (size_t i = 0; i < n; i++)
+		w[i].done(w[i].userdata, error);
+	free(w);
 }
 
 /* Stops the child (when still running), reaps it and closes what is left. */
 static void unlock_stop_child(struct unlock *x)
 {
+	int status = 0;
+
 	x->io = sd_event_source_disable_unref(x->io);
 	x->timer = sd_event_source_disable_unref(x->timer);
 	x->fd = safe_close(x->fd);
 	if (x->pid > 0) {
 		(void) kill(x->pid, SIGKILL);	/* it has answered, or it is too late */
-		while (waitpid(x->pid, NULL, 0) < 0 && errno == EINTR)
+		while (waitpid(x->pid, &status, 0) < 0 && errno == EINTR)
 			;
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+			log_error("Could not run %s for the keyslot unlock of %s (see above).",
+				  x->u->helper, x->device);
 		x->pid = 0;
 		x->u->running--;
 	}
@@ -126,11 +179,9 @@ static void unlocks_start_queued(struct unlocks *u);
 static void unlock_finish(struct unlock *x, int error)
 {
 	struct unlocks *u = x->u;
-	struct call **waiters = TAKE_PTR(x->waiters);
-	size_t n = x->n_waiters;
 	uint64_t ms = (now_usec() - x->started) / 1000;
+	size_t n;
 
-	x->n_waiters = 0;
 	x->done = true;
 	x->error = error;
 	if (error < 0)
@@ -140,9 +191,10 @@ static void unlock_finish(struct unlock *x, int error)
 		log_info("Keyslot unlock of %s took %llu ms in process %d.", x->device,
 			 (unsigned long long) ms, (int) x->pid);
 	unlock_stop_child(x);
-	for (size_t i = 0; i < n; i++)
-		call_resume(waiters[i], 0);
-	free(waiters);
+	n = x->n_waiters;
+	x->n_waiters = 0;
+	/* They run again now and take the result with unlock_take(); then x goes. */
+	waiters_done(TAKE_PTR(x->waiters), n, 0);
 	unlock_free(x);
 	unlocks_start_queued(u);
 }
@@ -193,56 +245,72 @@ static int on_unlock_timeout(sd_event_source *es, uint64_t usec, void *userdata)
 	return 0;
 }
 
-static _Noreturn void child(int in, int fd, const char *device, size_t len, pid_t parent)
+/*
+ * The child between fork() and execve(): async-signal-safe calls only. Moves the passphrase
+ * pipe to fd 3, the answer pipe to fd 4 and /dev/null to 0-2, closes everything else, and runs
+ * the helper. Exits 127 when it cannot.
+ */
+static _Noreturn void exec_helper(const char *path, char *const argv[], int in, int out,
+				  int null, pid_t parent)
 {
-	struct secret_buf vk = {};
-	unsigned char *msg, *pass;
-	int32_t err;
-	uint32_t n = 0;
-	size_t got = 0;
-	int r;
+	static char *const envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+	struct rlimit rl;
+	sigset_t none;
 
-	(void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(1);
-	(void) mlockall(MCL_CURRENT | MCL_ONFAULT);
-	msg = secret_alloc(UNLOCK_MSG_MAX);
-	pass = secret_alloc(len);
-	if (!msg || !pass)
-		_exit(1);
-	while (got < len) {
-		ssize_t k = read(in, pass + got, len - got);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			_exit(1);
-		got += (size_t) k;
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(127);
+	/* Above every target first, so that no dup2() below closes a source. */
+	in = fcntl(in, F_DUPFD, UNLOCK_ANSWER_FD + 1);
+	out = fcntl(out, F_DUPFD, UNLOCK_ANSWER_FD + 1);
+	null = fcntl(null, F_DUPFD, UNLOCK_ANSWER_FD + 1);
+	if (in < 0 || out < 0 || null < 0 || dup2(null, STDIN_FILENO) < 0 ||
+	    dup2(null, STDOUT_FILENO) < 0 || dup2(null, STDERR_FILENO) < 0 ||
+	    dup2(in, UNLOCK_PASS_FD) < 0 || dup2(out, UNLOCK_ANSWER_FD) < 0)
+		_exit(127);
+	if (close_range(UNLOCK_ANSWER_FD + 1, ~0U, 0) < 0) {
+		/* Before Linux 5.9, or filtered: one by one, up to the descriptor limit. */
+		unsigned max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (1u << 20) ?
+			       (unsigned) rl.rlim_cur : 1u << 20;
+		for (unsigned fd = UNLOCK_ANSWER_FD + 1; fd < max; fd++)
+			(void) close((int) fd);
 	}
-	safe_close(in);
-	r = luks_volume_key_from_passphrase(device, pass, len, &vk);
-	secret_erase(pass, len);
-	if (r >= 0 && (vk.len == 0 || vk.len > UNLOCK_KEY_MAX))
-		r = -EMSGSIZE;
-	err = r < 0 ? r : 0;
-	if (r >= 0) {
-		n = (uint32_t) vk.len;
-		memcpy(msg + 8, vk.data, vk.len);
-	}
-	memcpy(msg, &err, 4);
-	memcpy(msg + 4, &n, 4);
-	r = loop_write(fd, msg, 8 + n);
-	secret_erase(msg, UNLOCK_MSG_MAX);
-	secret_buf_done(&vk);
-	_exit(r < 0 ? 1 : 0);
+	sigemptyset(&none);
+	(void) sigprocmask(SIG_SETMASK, &none, NULL);
+	(void) signal(SIGPIPE, SIG_DFL);
+	execve(path, argv, envp);
+	_exit(127);
 }
 
-/* Starts x's child with the passphrase pass (len bytes). 0 or -errno (x is left as it was). */
+/* Forks and runs the helper for x with the pipe ends in (passphrase) and out (answer). */
+static int helper_fork(struct unlock *x, int in, int out)
+{
+	char *argv[] = { UNLOCK_HELPER, x->device, NULL };
+	_cleanup_close_ int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	pid_t parent = getpid(), pid;
+
+	if (null < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0)
+		exec_helper(x->u->helper, argv, in, out, null, parent);
+	x->pid = pid;
+	x->u->running++;
+	return 0;
+}
+
+/* Starts x's helper with the passphrase pass (len bytes). 0 or -errno (x is left as it was). */
 static int unlock_spawn(struct unlock *x, const void *pass, size_t len)
 {
 	struct unlocks *u = x->u;
 	int p[2], q[2], r;
-	pid_t parent = getpid();
 
+	if (!u->helper[0]) {
+		log_error("Cannot unlock a keyslot of %s: %s is not installed (neither next to "
+			  "keyscoped nor in " KEYSCOPE_LIBEXECDIR ").", x->device, UNLOCK_HELPER);
+		return -ENOENT;
+	}
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
 	if (pipe2(q, O_CLOEXEC) < 0) {
@@ -251,27 +319,17 @@ static int unlock_spawn(struct unlock *x, const void *pass, size_t len)
 		safe_close(p[1]);
 		return r;
 	}
-	x->pid = fork();
-	if (x->pid < 0) {
-		r = -errno;
-		safe_close(p[0]);
-		safe_close(p[1]);
-		safe_close(q[0]);
-		safe_close(q[1]);
-		x->pid = 0;
-		return r;
-	}
-	if (x->pid == 0) {
-		safe_close(p[0]);
-		safe_close(q[1]);
-		child(q[0], p[1], x->device, len, parent);
-	}
-	u->running++;
+	r = helper_fork(x, q[0], p[1]);
 	safe_close(p[1]);
 	safe_close(q[0]);
+	if (r < 0) {
+		safe_close(p[0]);
+		safe_close(q[1]);
+		return r;
+	}
 	x->fd = p[0];
-	/* An empty pipe takes 4096 bytes at once; a child that died early gives EPIPE (the
-	 * daemon ignores SIGPIPE). */
+	/* An empty pipe takes 4096 bytes at once; a helper that died early gives EPIPE (the
+	 * daemon ignores SIGPIPE). Its end of file ends the passphrase. */
 	r = loop_write(q[1], pass, len);
 	safe_close(q[1]);
 	x->started = now_usec();
@@ -315,13 +373,13 @@ static void unlocks_start_queued(struct unlocks *u)
 }
 
 int unlock_start(struct unlocks *u, const uint8_t fp[static 32], const char *device,
-		 const void *pass, size_t len, struct call *c)
+		 const void *pass, size_t len, unlock_done_t done, void *userdata)
 {
 	struct unlock *x = unlock_find(u, fp);
 	int r;
 
 	if (x)
-		return add_waiter(x, c);
+		return add_waiter(x, done, userdata);
 	if (len == 0 || len > 4096)	/* the pipe takes it without blocking */
 		return -EINVAL;
 	x = calloc(1, sizeof(*x));
@@ -356,14 +414,14 @@ int unlock_start(struct unlocks *u, const uint8_t fp[static 32], const char *dev
 			return r;
 		}
 	}
-	r = add_waiter(x, c);
+	r = add_waiter(x, done, userdata);
 	if (r != -EINPROGRESS)
 		unlock_free(x);
 	return r;
 }
 
-int unlock_take(struct unlocks *u, const uint8_t fp[static 32], struct call *c,
-		struct secret_buf *ret)
+int unlock_take(struct unlocks *u, const uint8_t fp[static 32], unlock_done_t done,
+		void *userdata, struct secret_buf *ret)
 {
 	struct unlock *x = unlock_find(u, fp);
 	uint32_t len;
@@ -372,7 +430,7 @@ int unlock_take(struct unlocks *u, const uint8_t fp[static 32], struct call *c,
 	if (!x)
 		return -ENOENT;
 	if (!x->done)
-		return add_waiter(x, c);
+		return add_waiter(x, done, userdata);
 	if (x->error < 0)
 		return x->error;
 	memcpy(&len, x->msg + 4, 4);
@@ -404,14 +462,12 @@ struct unlocks *unlocks_free(struct unlocks *u)
 	u->max = 0;	/* nothing queued starts now */
 	while (u->list) {
 		struct unlock *x = u->list;
-		struct call **waiters = TAKE_PTR(x->waiters);
+		struct waiter *w = TAKE_PTR(x->waiters);
 		size_t n = x->n_waiters;
 
 		x->n_waiters = 0;
 		unlock_free(x);
-		for (size_t i = 0; i < n; i++)
-			call_resume(waiters[i], -ECANCELED);
-		free(waiters);
+		waiters_done(w, n, -ECANCELED);
 	}
 	sd_event_unref(u->event);
 	free(u);

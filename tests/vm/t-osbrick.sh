@@ -4,10 +4,12 @@
 # A volume formatted the os-brick way (LUKS2, passphrase = lowercase hex of the delegated key
 # on stdin) opens with --passphrase hex: keyscoped unlocks a keyslot once and installs the
 # recovered volume key as scope vk:<LUKS UUID>; its snapshot opens with no key derivation.
-# The unlock (Argon2id, seconds) runs in a child process: other clients are answered
+# The unlock (Argon2id, seconds) runs in a helper process: other clients are answered
 # meanwhile, and a snapshot attached during the unlock joins it instead of deriving again;
 # another os-brick volume's unlock waits in the queue (unlock-concurrency 1); an unlock whose
-# process is killed fails its attach cleanly.
+# process is killed fails its attach cleanly. The helper (keyscope-unlock, exec'd) holds only
+# its two pipes and /dev/null, its argv and environment carry no secret, its memory is locked,
+# and a client the daemon drops during an unlock sees the end of its connection at once.
 # The key's bytes live only in this shell's memory and in pipes, never in argv or a file.
 set -eu
 . "$KEYSCOPE_TOP/tests/vm/lib.sh"
@@ -122,5 +124,75 @@ cmp -s "$KS_DIR/before" "$KS_DIR/after" ||
 	vm_die "a killed unlock left something: $(diff "$KS_DIR/before" "$KS_DIR/after")"
 echo "unlock process killed: $(cat "$KS_DIR/a1")"
 ks attach "$vol" --key "$id" --passphrase hex --name ob >/dev/null || vm_die "attach after a killed unlock"
+ks detach ob >/dev/null
+
+# The helper inherits nothing of the daemon. A client connects before the unlock starts and
+# is dropped (client-timeout) while the unlock runs: it sees the end of its connection then,
+# not when the unlock ends (a fork of the daemon would hold its socket). The helper is stopped
+# meanwhile, so the unlock is known to be still running when the client looks.
+raw=$KEYSCOPE_BUILDDIR/tools/ks-raw
+[ -x "$raw" ] || vm_die "$raw is not built (make check-vm builds it)"
+ks_stop
+printf '[keyscoped]\nclient-timeout = 10\n' >"$KS_DIR/conf"
+ks_start --config "$KS_DIR/conf"
+"$raw" --hold 40 "$KEYSCOPE_SOCKET" </dev/null >"$KS_DIR/raw" 2>&1 &
+rawpid=$!
+n=0
+until grep -q "Client pid $rawpid uid 0 connected" "$KS_LOG"; do
+	n=$((n + 1))
+	[ $n -le 100 ] || vm_die "ks-raw did not connect: $(cat "$KS_DIR/raw")"
+	sleep 0.1
+done
+unlocks=$(grep -c 'Unlocking a keyslot of' "$KS_LOG")
+ks attach "$vol" --key "$id" --passphrase hex --name ob >"$KS_DIR/a1" 2>&1 &
+a1=$!
+n=0
+until pid=$(grep 'Unlocking a keyslot of' "$KS_LOG" |
+	sed -n "$((unlocks + 1))s/.* in process \([0-9]*\) .*/\1/p") && [ -n "$pid" ]; do
+	n=$((n + 1))
+	[ $n -le 100 ] || vm_die "no unlock started"
+	sleep 0.1
+done
+# Its memory is locked once it runs its main() (mlockall; an exec'd process starts unlocked).
+n=0
+until awk '$1 == "VmLck:" && $2 > 0 { ok = 1 } END { exit !ok }' /proc/"$pid"/status; do
+	n=$((n + 1))
+	[ $n -le 100 ] || vm_die "the helper's memory is not locked: $(grep VmLck /proc/"$pid"/status)"
+	sleep 0.1
+done
+kill -STOP "$pid"
+awk -v u="$unlocks" -v d="Dropping client pid $rawpid " '/Unlocking a keyslot of/ { n++ }
+	index($0, d) && n <= u { early = 1 } END { exit early }' "$KS_LOG" ||
+	vm_die "the client was dropped before the unlock started: this proves nothing"
+wait "$rawpid" || true
+grep -q "^closed after" "$KS_DIR/raw" ||
+	vm_die "a client dropped during the unlock saw no end of file: $(cat "$KS_DIR/raw")"
+grep -q "Dropping client pid $rawpid " "$KS_LOG" || vm_die "ks-raw's client was not dropped"
+# 0-2 are /dev/null, 3 and 4 its pipes; what else it holds it opened itself for libcryptsetup
+# (the device, /dev/urandom, ...): none of the daemon's sockets, epoll/signal/timer fds, pipes
+# or state files.
+fds=$(ls /proc/"$pid"/fd | sort -n | tr '\n' ' ')
+for f in 0 1 2; do
+	[ "$(readlink /proc/"$pid"/fd/$f)" = /dev/null ] || vm_die "its fd $f is not /dev/null"
+done
+for f in 3 4; do
+	readlink /proc/"$pid"/fd/$f | grep -q '^pipe:' || vm_die "its fd $f is not a pipe"
+done
+for f in /proc/"$pid"/fd/*; do
+	[ "${f##*/}" -le 4 ] && continue
+	t=$(readlink "$f")
+	case $t in
+	socket:* | pipe:* | anon_inode:* | "$KS_DIR"/* | "$KEYSCOPE_SOCKET")
+		vm_die "the unlock helper holds the daemon's fd ${f##*/} ($t): $(ls -l /proc/"$pid"/fd)"
+		;;
+	esac
+done
+[ "$(tr '\0' ' ' </proc/"$pid"/cmdline)" = "keyscope-unlock $vol " ] ||
+	vm_die "helper argv: $(tr '\0' ' ' </proc/"$pid"/cmdline)"
+[ "$(tr '\0' '\n' </proc/"$pid"/environ)" = "PATH=/usr/sbin:/usr/bin:/sbin:/bin" ] ||
+	vm_die "helper environment: $(tr '\0' '\n' </proc/"$pid"/environ)"
+echo "unlock helper: fds $fds(0-2 /dev/null, 3-4 pipes, no socket); dropped client: $(cat "$KS_DIR/raw")"
+kill -CONT "$pid"
+wait "$a1" || vm_die "attach after the stopped unlock failed: $(cat "$KS_DIR/a1")"
 ks detach ob >/dev/null
 echo ok
