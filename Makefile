@@ -229,3 +229,11 @@ clean:
 .DELETE_ON_ERROR:
 
 -include $(shell find $(BUILDDIR) -name '*.d' 2>/dev/null)
+
+# ---- the os-brick encryptor (contrib/os-brick, docs/openstack.md) ---------------------------
+PYTHONDIR ?= $(PREFIX)/lib/python3/dist-packages
+install: install-os-brick
+install-os-brick:
+	install -d $(DESTDIR)$(PYTHONDIR)/keyscope_os_brick
+	install -m 0644 contrib/os-brick/keyscope_os_brick/*.py $(DESTDIR)$(PYTHONDIR)/keyscope_os_brick/
+.PHONY: install-os-brick

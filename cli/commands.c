@@ -67,7 +67,7 @@ static const struct command scope_commands[] = {
 };
 
 #define ATTACH_SYNOPSIS								\
-	"DEVICE [--name NAME] [--key KEY-ID] [--read-only]\n"			\
+	"DEVICE [--name NAME] [--key KEY-ID [--key-stdin]] [--read-only]\n"	\
 	"DEVICE --key KEY-ID --passphrase hex [--name NAME] [--read-only]\n"	\
 	"DEVICE --plain --key KEY-ID [--cipher CIPHER] [--key-size 256|512] "	\
 	"[--offset SECTORS] [--sector-size 512|4096] [--name NAME] [--read-only]"
@@ -75,6 +75,9 @@ static const struct command scope_commands[] = {
 #define ATTACH_DETAILS								\
 	"  -n, --name NAME        the mapping's name (default keyscope-<kernel name>)\n"	\
 	"  -k, --key KEY-ID       the key (default: the one the keyscope token names)\n"	\
+	"      --key-stdin        the key's raw bytes come on standard input (a key the\n"	\
+	"                         caller holds, e.g. from Nova's key manager): used for\n"	\
+	"                         this attach only, never stored\n"			\
 	"      --read-only        a read-only mapping\n"				\
 	"      --passphrase hex   a volume os-brick formatted: the key's lowercase hex\n"	\
 	"                         opens a keyslot (slow, Argon2)\n"			\
@@ -101,10 +104,11 @@ const struct command ctl_commands[] = {
 	  .help = "the daemon's state, its scopes and attached volumes" },
 	{ .name = "format",
 	  .run = format_main,
-	  .synopsis = "DEVICE --key KEY-ID [--force]",
+	  .synopsis = "DEVICE --key KEY-ID [--key-stdin] [--force]",
 	  .help = "LUKS2 with the delegated key as volume key, keyscope token",
 	  .details =
 		"  -k, --key KEY-ID     the key that becomes the volume key\n"
+		"      --key-stdin      its raw bytes come on standard input, never stored\n"
 		"  -f, --force          format a device that holds something libblkid recognises\n" },
 	{ .name = "attach",
 	  .run = attach_main,

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* format, attach, detach, resize, rebind: volumes opened by keyring reference. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "keyid.h"
+#include "secret.h"
 #include "util.h"
 
 static bool key_arg_ok(const char *id)
@@ -14,6 +17,44 @@ static bool key_arg_ok(const char *id)
 		return true;
 	fprintf(stderr, "keyscopectl: '%.64s' is not a valid key-id.\n", id);
 	return false;
+}
+
+/*
+ * --key-stdin: the key-id's raw material (32 or 64 bytes) on standard input goes to keyscoped
+ * as the request's payload, for this call only (docs/openstack.md): never argv or a file.
+ */
+static int call_with_stdin_key(const char *method, json_object *p, void (*print)(json_object *))
+{
+	_cleanup_json_ json_object *reply = NULL;
+	_cleanup_secret_ unsigned char *key = NULL;
+	json_object *rp;
+	ssize_t n;
+
+	if (isatty(STDIN_FILENO)) {
+		fprintf(stderr, "keyscopectl: --key-stdin reads the raw key from standard input; "
+				"give it through a pipe, not a terminal.\n");
+		goto fail;
+	}
+	key = secret_alloc(65);	/* one more than the largest key: tells 64 from longer */
+	if (!key)
+		goto fail;
+	n = loop_read(STDIN_FILENO, key, 65);
+	if (n != 32 && n != 64) {
+		fprintf(stderr, "keyscopectl: --key-stdin needs exactly 32 or 64 raw bytes on "
+				"standard input, got %s%zd.\n", n == 65 ? "more than " : "",
+			n == 65 ? (ssize_t) 64 : n);
+		goto fail;
+	}
+	if (ctl_call(method, p, key, (size_t) n, &reply, &rp) < 0)
+		return 1;
+	if (ctl.json)
+		ctl_print_json(rp);
+	else
+		print(rp);
+	return 0;
+fail:
+	json_object_put(p);
+	return 1;
 }
 
 static void print_format(json_object *rp)
@@ -28,10 +69,11 @@ int format_main(int argc, char **argv)
 	static const struct option options[] = {
 		{ "key", required_argument, NULL, 'k' },
 		{ "force", no_argument, NULL, 'f' },
+		{ "key-stdin", no_argument, NULL, 'i' },
 		{}
 	};
 	const char *key = NULL;
-	bool force = false;
+	bool force = false, key_stdin = false;
 	json_object *p;
 	int c;
 
@@ -41,6 +83,8 @@ int format_main(int argc, char **argv)
 			key = optarg;
 		else if (c == 'f')
 			force = true;
+		else if (c == 'i')
+			key_stdin = true;
 		else
 			return ctl_usage();
 	}
@@ -53,6 +97,8 @@ int format_main(int argc, char **argv)
 	json_object_object_add(p, "key-id", json_object_new_string(key));
 	if (force)
 		json_object_object_add(p, "force", json_object_new_boolean(1));
+	if (key_stdin)
+		return call_with_stdin_key("keyscope.VolumeFormat", p, print_format);
 	return ctl_call_print("keyscope.VolumeFormat", p, print_format);
 }
 
@@ -75,9 +121,11 @@ int attach_main(int argc, char **argv)
 		{ "sector-size", required_argument, NULL, 'S' },
 		{ "read-only", no_argument, NULL, 'r' },
 		{ "passphrase", required_argument, NULL, 'P' },
+		{ "key-stdin", no_argument, NULL, 'i' },
 		{}
 	};
 	json_object *p = json_object_new_object();
+	bool key_stdin = false;
 	uint64_t v;
 	int c;
 
@@ -92,6 +140,7 @@ int attach_main(int argc, char **argv)
 			break;
 		case 'p': json_object_object_add(p, "plain", json_object_new_boolean(1)); break;
 		case 'r': json_object_object_add(p, "read-only", json_object_new_boolean(1)); break;
+		case 'i': key_stdin = true; break;
 		case 'c': json_object_object_add(p, "cipher", json_object_new_string(optarg)); break;
 		case 'P':
 			if (!streq(optarg, "hex")) {
@@ -120,6 +169,14 @@ int attach_main(int argc, char **argv)
 	if (optind != argc - 1)
 		goto bad;
 	json_object_object_add(p, "device", json_object_new_string(argv[optind]));
+	if (key_stdin) {
+		if (!json_object_object_get_ex(p, "key-id", NULL)) {
+			fprintf(stderr, "keyscopectl: --key-stdin needs --key, the key-id whose "
+					"material is on standard input.\n");
+			goto bad;
+		}
+		return call_with_stdin_key("keyscope.VolumeAttach", p, print_attach);
+	}
 	return ctl_call_print("keyscope.VolumeAttach", p, print_attach);
 bad:
 	json_object_put(p);

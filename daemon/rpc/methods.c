@@ -19,6 +19,7 @@
 #include "source.h"
 #include "unlock.h"
 #include "store.h"
+#include "supplied.h"
 
 #define VERSION KEYSCOPE_VERSION
 
@@ -549,8 +550,8 @@ const struct method method_table[] = {
 	{ "keyscope.KeyRelease", m_key_release, true, false },
 	{ "keyscope.KeyRequest", m_key_request, true, false },
 	{ "keyscope.VolumeList", m_volume_list, false, false },
-	{ "keyscope.VolumeFormat", m_volume_format, true, false },
-	{ "keyscope.VolumeAttach", m_volume_attach, true, false },
+	{ "keyscope.VolumeFormat", supplied_volume_format, true, true },
+	{ "keyscope.VolumeAttach", supplied_volume_attach, true, true },
 	{ "keyscope.VolumeDetach", m_volume_detach, true, false },
 	{ "keyscope.VolumeResize", m_volume_resize, true, false },
 	{ "keyscope.VolumeRebind", m_volume_rebind, true, false },

@@ -1,0 +1,108 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# vm: --disk vol:64M --disk cow:48M --timeout 900
+# Issue 14's benchmark, inside the test guest (bench/run --vm runs it through tests/vm/run
+# with the options above): a volume and its 5 snapshots (dm-snapshot) attached one after the
+# other the way Nova does, through os-brick's get_volume_encryptor() and a castellan-like key
+# manager (tests/vm/fixtures/os-brick-nova.py), with
+#   - os-brick's Luks2Encryptor (provider luks2): cryptsetup luksOpen with the hex, an
+#     Argon2id derivation at cryptsetup's default cost for each of the 6;
+#   - keyscope's KeyscopeEncryptor (key supplied): one keyslot unlock inside keyscoped, then
+#     5 opens by keyring reference.
+# Wall time of the 6 attaches, each including the Python start and os-brick's import; peak
+# memory from cgroup v2 memory.peak: the encryptor processes (python, cryptsetup, keyscopectl)
+# in one cgroup, keyscoped with its unlock child in another. The volume is formatted once, by
+# Luks2Encryptor's first attach (not timed). Key bytes live in this shell's variables and
+# pipes only.
+set -eu
+. "$KEYSCOPE_TOP/tests/vm/lib.sh"
+. "$KEYSCOPE_TOP/tests/vm/keyscope.sh"
+
+py=/usr/bin/python3
+"$py" -c 'import os_brick.encryptors' 2>/dev/null || vm_skip "python3-os-brick is not installed"
+export PYTHONPATH=$KEYSCOPE_TOP/contrib/os-brick
+export PATH=$KEYSCOPE_BUILDDIR:$PATH
+nova=$KEYSCOPE_TOP/tests/vm/fixtures/os-brick-nova.py
+vol=$(vm_disk vol)
+cow=$(vm_disk cow)
+CG=/sys/fs/cgroup
+grep -q " $CG cgroup2 " /proc/mounts || mount -t cgroup2 none "$CG" || vm_skip "no cgroup2"
+grep -qw memory "$CG/cgroup.controllers" || vm_skip "no memory controller in cgroup2"
+echo +memory >"$CG/cgroup.subtree_control"
+cg_new() { rmdir "$CG/$1" 2>/dev/null || true; mkdir "$CG/$1"; }
+cg_peak() { cat "$CG/$1/memory.peak"; }
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
+
+# keyscoped (and the unlock child it forks) in a cgroup of its own.
+cg_new b-keyscoped
+echo $$ >"$CG/b-keyscoped/cgroup.procs"
+ks_start
+echo $$ >"$CG/cgroup.procs"
+
+hex=$(head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n')
+esc() { printf '%s' "$1" | sed 's/../\\x&/g'; }
+id=$(cat /proc/sys/kernel/random/uuid)
+bp=$KS_DIR/by-path
+mkdir "$bp"
+# run CGROUP ACTION PATH PROVIDER: the Nova-like driver in cgroup CGROUP.
+run() {
+	local cg=$1
+	shift
+	(echo "$BASHPID" >"$CG/$cg/cgroup.procs"
+	 printf "$(esc "$hex")" | exec "$py" "$nova" "$1" "$2" "$id" "$3") >/dev/null 2>>"$KS_DIR/err" ||
+		{ tail -n 5 "$KS_DIR/err"; vm_die "$*"; }
+}
+snaps() {
+	local n
+	for n in 1 2 3 4 5; do
+		dmsetup create "cow$n" --table "0 $((8 * 2048)) linear $cow $(((n - 1) * 8 * 2048))"
+		dmsetup create "snap$n" --table "0 $(blockdev --getsz "$vol") snapshot $vol /dev/mapper/cow$n N 8"
+	done
+}
+unsnaps() {
+	local n
+	for n in 1 2 3 4 5; do dmsetup remove "snap$n" "cow$n"; done
+}
+links() {
+	local n
+	ln -sfn "$vol" "$bp/vol"
+	for n in 1 2 3 4 5; do ln -sfn "/dev/mapper/snap$n" "$bp/snap-$n"; done
+}
+# attach_all CGROUP PROVIDER: the volume, then its 5 snapshots; prints the seconds.
+attach_all() {
+	local t0=$EPOCHREALTIME p
+	for p in vol snap-1 snap-2 snap-3 snap-4 snap-5; do run "$1" attach "$bp/$p" "$2"; done
+	awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'
+}
+detach_all() {
+	local p
+	for p in vol snap-1 snap-2 snap-3 snap-4 snap-5; do run "$1" detach "$bp/$p" "$2"; done
+}
+
+cg_new b-setup
+ln -sfn "$vol" "$bp/vol"
+run b-setup attach "$bp/vol" luks2	# formats the blank volume (LUKS2, Argon2id)
+run b-setup detach "$bp/vol" luks2
+snaps
+
+links
+cg_new b-luks2
+t_ob=$(attach_all b-luks2 luks2)
+m_ob=$(cg_peak b-luks2)
+detach_all b-luks2 luks2
+
+links
+cg_new b-ks
+k0=$(cg_peak b-keyscoped)
+t_ks=$(attach_all b-ks keyscope_os_brick.encryptor.KeyscopeEncryptor)
+m_ks=$(cg_peak b-ks)
+m_ksd=$(cg_peak b-keyscoped)
+unlocks=$(grep -c 'Unlocking a keyslot of' "$KS_LOG" || true)
+detach_all b-ks keyscope_os_brick.encryptor.KeyscopeEncryptor
+unsnaps
+
+echo "volume + 5 snapshots attached through os-brick's get_volume_encryptor (one guest run):"
+printf '  %-34s %8s s  peak %s (encryptor processes)\n' "os-brick Luks2Encryptor" "$t_ob" "$(mib "$m_ob")"
+printf '  %-34s %8s s  peak %s (encryptor processes), keyscoped %s (was %s before)\n' \
+	"keyscope KeyscopeEncryptor" "$t_ks" "$(mib "$m_ks")" "$(mib "$m_ksd")" "$(mib "$k0")"
+echo "  keyscope: $unlocks keyslot unlock(s) in all"
