@@ -19,7 +19,7 @@
 #include "source.h"
 #include "unlock.h"
 #include "store.h"
-#include "supplied.h"
+#include "supplied-methods.h"
 
 #define VERSION KEYSCOPE_VERSION
 

@@ -15,12 +15,8 @@
 
 #include "secret.h"
 
-struct call;
-
-/* The handlers of keyscope.VolumeAttach and keyscope.VolumeFormat with a supplied key. A
- * payload needs "key-id" and must be 32 or 64 bytes. */
-int supplied_volume_attach(struct call *c);
-int supplied_volume_format(struct call *c);
+/* The running call's supplied key for id (volumes/supplied-methods.c); NULL, NULL clears it. */
+void supplied_set(const char *id, const struct secret_buf *key);
 
 /* For the key sources: 0 and a copy of the material when the running call supplied id,
  * -ENOENT when it did not, -ENOMEM. */
