@@ -216,7 +216,7 @@ key=$a
 # KEYSCOPE_CRASH_FORMAT=1; the strace-placed format kills above still run.
 ops="attach detach resize rebind"
 [ "${KEYSCOPE_CRASH_FORMAT:-0}" = 1 ] && ops="$ops format"
-nops=$(wc -w <<<"$ops")
+nops=$(echo $ops | wc -w)
 [ "${KEYSCOPE_CRASH_FORMAT:-0}" = 1 ] ||
 	echo "SKIP (random format kills): open defect, KEYSCOPE_CRASH_FORMAT=1 runs them"
 while [ $round -lt "$kills" ]; do
