@@ -78,7 +78,8 @@ for cmd in $commands; do
 		missing "keyscopectl command '$cmd' not in keyscopectl.8"
 	out=$("$KEYSCOPECTL" "$cmd" --help) || missing "keyscopectl $cmd --help fails (exit $?)"
 	printf '%s\n' "$out" >>"$T/ctl.all"
-	[ "$("$KEYSCOPECTL" help "$cmd")" = "$out" ] || missing "keyscopectl help $cmd differs from $cmd --help"
+	[ "$("$KEYSCOPECTL" help "$cmd")" = "$out" ] ||
+		missing "keyscopectl help $cmd differs from $cmd --help"
 	echo "$cmd" >>"$T/ctl.names"
 	subs=$(sed -n '/^Subcommands:/,/^$/p' <<<"$out" | awk '/^  [a-z]/ { print $1 }')
 	for sub in $subs; do

@@ -31,8 +31,8 @@ echo "check-tree: reports a circle, a long file and a long function"
 
 # --- no daemon code in the CLI and the handler ------------------------------------------------
 daemon_syms=$(nm --defined-only -g "$KEYSCOPE_BUILDDIR/libkeyscoped.a" \
-	"$KEYSCOPE_BUILDDIR/daemon/main.o" 2>/dev/null | awk 'NF == 3 && $2 ~ /[TDBR]/ && $3 != "main" { print $3 }' |
-	sort -u)
+	"$KEYSCOPE_BUILDDIR/daemon/main.o" 2>/dev/null |
+	awk 'NF == 3 && $2 ~ /[TDBR]/ && $3 != "main" { print $3 }' | sort -u)
 [ "$(wc -l <<<"$daemon_syms")" -ge 100 ] ||
 	fail "found only $(wc -l <<<"$daemon_syms") daemon symbols: is the build changed?"
 for b in "$KEYSCOPECTL" "$HELPER"; do
@@ -44,7 +44,8 @@ for b in "$KEYSCOPECTL" "$HELPER"; do
 		fail "$(basename "$b") loads libkmod at start: $(ldd "$b" | grep libkmod)"
 	fi
 done
-echo "nm: keyscopectl and keyscope-request-key hold none of $(wc -l <<<"$daemon_syms") daemon symbols"
+echo "nm: keyscopectl and keyscope-request-key hold none of the" \
+	"$(wc -l <<<"$daemon_syms") daemon symbols"
 
 # --- keyscopectl without libkmod: it opens the library only when a module must be loaded ------
 kmod=$(ldconfig -p | awk '$1 == "libkmod.so.2" && /x86-64|64bit/ { print $NF; exit }')
@@ -54,7 +55,8 @@ unshare -m true 2>/dev/null || skip "unshare -m is not allowed here; everything 
 # In a mount namespace of its own, libkmod.so.2 reads as an empty file.
 out=$(unshare -m bash -c 'mount --bind /dev/null "$1" && real=$(readlink -f "$1") &&
 	{ [ "$real" = "$1" ] || mount --bind /dev/null "$real"; } &&
-	"$2" --version && { "$2" check --no-load; echo "check exit $?"; }' _ "$kmod" "$KEYSCOPECTL" 2>&1) ||
+	"$2" --version && { "$2" check --no-load; echo "check exit $?"; }' \
+	_ "$kmod" "$KEYSCOPECTL" 2>&1) ||
 	fail "keyscopectl without a readable libkmod: $out"
 grep -qx "keyscopectl .*" <<<"$out" || fail "keyscopectl --version without libkmod: $out"
 grep -q "^check exit [01]$" <<<"$out" || fail "keyscopectl check without libkmod: $out"
