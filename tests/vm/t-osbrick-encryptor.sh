@@ -156,7 +156,7 @@ say "step 6"
 nova detach "$bp/vol-b" "$id" $KS.KeyscopeEncryptor
 nova detach "$bp/vol-b" "$id" $KS.KeyscopeEncryptor
 dmsetup ls | grep -q crypt- && vm_die "mappings left: $(dmsetup ls)"
-grep -q ' keyscope:' /proc/keys && vm_die "kernel keys left: $(grep keyscope: /proc/keys)"
+grep -q ' logon .* keyscope:' /proc/keys && vm_die "kernel keys left: $(grep ' logon .* keyscope:' /proc/keys)"
 grep -q '"name"' "$KS_DIR/state/attachments.json" && vm_die "records left"
 
 # 7. And back: LuksEncryptor opens the volume keyscope wrote to, at its grown size.
