@@ -118,8 +118,8 @@ driver_end
 unsnaps
 
 echo "volume + 5 snapshots attached through os-brick's get_volume_encryptor (one guest run):"
-printf '  %-28s %7s s  peak %s (driver and its children; %s after the import)\n' \
-	"os-brick Luks2Encryptor" "$t_ob" "$(mib "$m_ob")" "$(mib "$b0")"
-printf '  %-28s %7s s  peak %s (driver and its children; %s after the import), keyscoped %s (%s before)\n' \
-	"keyscope KeyscopeEncryptor" "$t_ks" "$(mib "$m_ks")" "$(mib "$b1")" "$(mib "$m_ksd")" "$(mib "$k0")"
+line() { printf '  %-28s %7s s  peak %s (driver and children; %s after the import)%s\n' "$@"; }
+line "os-brick Luks2Encryptor" "$t_ob" "$(mib "$m_ob")" "$(mib "$b0")" ""
+line "keyscope KeyscopeEncryptor" "$t_ks" "$(mib "$m_ks")" "$(mib "$b1")" \
+	", keyscoped $(mib "$m_ksd") ($(mib "$k0") before)"
 echo "  keyscope: $unlocks keyslot unlock(s) in all"
