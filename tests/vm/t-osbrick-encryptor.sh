@@ -107,12 +107,14 @@ grep -q '"source":"supplied"' "$KS_DIR/state/attachments.json" ||
 say "step 3"
 for n in 1 2 3 4 5; do
 	dmsetup create "cow$n" --table "0 $((8 * 2048)) linear $cow $(((n - 1) * 8 * 2048))"
-	dmsetup create "obsnap$n" --table "0 $(sz /dev/mapper/obvol) snapshot /dev/mapper/obvol /dev/mapper/cow$n N 8"
+	dmsetup create "obsnap$n" \
+		--table "0 $(sz /dev/mapper/obvol) snapshot /dev/mapper/obvol /dev/mapper/cow$n N 8"
 	ln -sfn "/dev/mapper/obsnap$n" "$bp/snap-$n"
 	nova attach "$bp/snap-$n" "$id" $KS.KeyscopeEncryptor
 	link_is "$bp/snap-$n" "/dev/mapper/crypt-snap-$n"
 done
-[ $(($(unlocks) - u0)) = 1 ] || vm_die "$(($(unlocks) - u0)) keyslot unlocks for a volume and 5 snapshots"
+[ $(($(unlocks) - u0)) = 1 ] ||
+	vm_die "$(($(unlocks) - u0)) keyslot unlocks for a volume and 5 snapshots"
 [ "$(grep -c " keyscope:vk:$uuid" /proc/keys)" = 1 ] || vm_die "not one kernel key"
 sl=$(ks --json scope list | tr -d ' \n')
 printf '%s' "$sl" | grep -q "\"key-id\":\"vk:$uuid\"[^}]*\"holders\":6" || vm_die "scopes: $sl"
@@ -156,7 +158,8 @@ say "step 6"
 nova detach "$bp/vol-b" "$id" $KS.KeyscopeEncryptor
 nova detach "$bp/vol-b" "$id" $KS.KeyscopeEncryptor
 dmsetup ls | grep -q crypt- && vm_die "mappings left: $(dmsetup ls)"
-grep -q ' logon .* keyscope:' /proc/keys && vm_die "kernel keys left: $(grep ' logon .* keyscope:' /proc/keys)"
+grep -q ' logon .* keyscope:' /proc/keys &&
+	vm_die "kernel keys left: $(grep ' logon .* keyscope:' /proc/keys)"
 grep -q '"name"' "$KS_DIR/state/attachments.json" && vm_die "records left"
 
 # 7. And back: LuksEncryptor opens the volume keyscope wrote to, at its grown size.
@@ -244,5 +247,6 @@ printf '%s' "${hex3^^}" | grep -a -F -q -f <(patterns) || vm_die "the search mis
 for f in "${files[@]}"; do
 	found "$f" && vm_die "key material in $f"
 done
-echo "no key in ${#files[@]} files, nor in the argv and environment of $(grep -c 'execve(' "$KS_DIR/execs") execs ($n keyscopectl)"
+echo "no key in ${#files[@]} files, nor in the argv and environment of" \
+	"$(grep -c 'execve(' "$KS_DIR/execs") execs ($n keyscopectl)"
 echo ok
