@@ -61,20 +61,27 @@ driver_end() {
 	exec {NOVA[1]}>&-
 	wait "$NOVA_PID" || true
 }
+# The layout LVM gives a volume with snapshots (cryptsetup refuses a device that mappings
+# hold): real = the disk, the volume = snapshot-origin of real, each snapshot = snapshot of
+# real with a COW of its own.
 snaps() {
-	local n
+	local n sz
+	sz=$(blockdev --getsz "$vol")
+	dmsetup create real --table "0 $sz linear $vol 0"
+	dmsetup create origin --table "0 $sz snapshot-origin /dev/mapper/real"
 	for n in 1 2 3 4 5; do
 		dmsetup create "cow$n" --table "0 $((8 * 2048)) linear $cow $(((n - 1) * 8 * 2048))"
-		dmsetup create "snap$n" --table "0 $(blockdev --getsz "$vol") snapshot $vol /dev/mapper/cow$n N 8"
+		dmsetup create "snap$n" --table "0 $sz snapshot /dev/mapper/real /dev/mapper/cow$n N 8"
 	done
 }
 unsnaps() {
 	local n
 	for n in 1 2 3 4 5; do dmsetup remove "snap$n" "cow$n"; done
+	dmsetup remove origin real
 }
 links() {
 	local n
-	ln -sfn "$vol" "$bp/vol"
+	ln -sfn /dev/mapper/origin "$bp/vol"
 	for n in 1 2 3 4 5; do ln -sfn "/dev/mapper/snap$n" "$bp/snap-$n"; done
 }
 # attach_all PROVIDER: the volume, then its 5 snapshots; sets $secs.
