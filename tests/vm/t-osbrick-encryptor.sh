@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# vm: --disk vol:64M --disk cow:48M --disk nat:64M --disk old:32M
+# vm: --disk vol:64M --disk cow:48M --disk nat:64M --disk old:32M --timeout 600
 # keyscope's os-brick encryptor (contrib/os-brick), loaded by Debian's python3-os-brick through
 # get_volume_encryptor(provider=<class path>, control_location='front-end') and called as
 # Nova's libvirt driver calls it, with a castellan-like key manager whose key comes down a
@@ -30,6 +30,9 @@ vol=$(vm_disk vol)
 cow=$(vm_disk cow)
 nat=$(vm_disk nat)
 old=$(vm_disk old)
+# Progress on the console too: tests/vm/run shows its end when a run times out.
+say() { printf 't-osbrick-encryptor: %s\n' "$*" >/dev/console 2>/dev/null || true; }
+say "starting keyscoped"
 ks_start
 mkdir "$KS_DIR/by-path"
 bp=$KS_DIR/by-path
@@ -44,16 +47,20 @@ id=$(cat /proc/sys/kernel/random/uuid)	# a Barbican secret keyscoped cannot read
 id2=$(cat /proc/sys/kernel/random/uuid)
 id3=$(cat /proc/sys/kernel/random/uuid)
 
-# nova HEX ACTION DEVICE_PATH KEY_ID PROVIDER [CIPHER KEY_SIZE]: the driver, every execve
-# (argv and environment) recorded; prints its JSON line.
+# The Nova-like driver, one process for the whole test as nova-compute is; every execve of
+# it and its children (argv and environment) recorded. nova REQUEST: its JSON answer.
+printf '[encryptor]\nkeys = supplied\n' >"$KS_DIR/os-brick.conf"
+export KEYSCOPE_OS_BRICK_CONF=$KS_DIR/os-brick.conf
 : >"$KS_DIR/nova.err"
+coproc NOVA { exec strace -f --seccomp-bpf -qq -v -s 4096 -e trace=execve \
+	-o "$KS_DIR/execs" "$py" "$nova" 2>>"$KS_DIR/nova.err"; }
 nova() {
-	local h=$1
-	shift
-	printf "$(esc "$h")" | strace -f -qq -v -s 4096 -e trace=execve -o "$KS_DIR/execs.$#.$RANDOM" \
-		"$py" "$nova" "$@" 2>>"$KS_DIR/nova.err" || {
-		tail -n 20 "$KS_DIR/nova.err"; vm_die "os-brick $* failed"; }
+	printf '%s\n' "$*" >&"${NOVA[1]}"
+	read -r out <&"${NOVA[0]}" || vm_die "the Nova driver died: $(tail -n 20 "$KS_DIR/nova.err")"
+	case $out in *'"error"'*) tail -n 20 "$KS_DIR/nova.err"; vm_die "os-brick ${*:1:3}: $out" ;; esac
 }
+# nova_key KEY_ID HEX: the key manager's secret (a builtin writes it into the pipe).
+nova_key() { nova key "$1" "$2"; }
 field() { printf '%s' "$1" | sed -n "s/.*\"$2\": \"\{0,1\}\([^\",}]*\).*/\1/p"; }
 link_is() { [ "$(readlink "$1")" = "$2" ] || vm_die "$1 -> $(readlink "$1"), not $2"; }
 unlocks() { grep -c 'Unlocking a keyslot of' "$KS_LOG" || true; }
@@ -63,20 +70,25 @@ sz() { blockdev --getsz "$1"; }
 # and a by-path symlink to it, which the encryptor replaces.
 dmsetup create obvol --table "0 $((48 * 2048)) linear $vol 0"
 ln -sfn /dev/mapper/obvol "$bp/vol-a"
+nova_key "$id" "$hex"
+nova_key "$id2" "$hex2"
+nova_key "$id3" "$hex3"
 
 # 1. os-brick's own LuksEncryptor formats the blank volume (LUKS1, hex passphrase), writes.
-out=$(nova "$hex" attach "$bp/vol-a" "$id" luks aes-xts-plain64 256)
+say "step 1"
+nova attach "$bp/vol-a" "$id" luks aes-xts-plain64 256
 link_is "$bp/vol-a" /dev/mapper/crypt-vol-a
 yes written-by-luksencryptor | head -c 1048576 >"$KS_DIR/plain1"
 dd if="$KS_DIR/plain1" of=/dev/mapper/crypt-vol-a bs=64k oflag=direct status=none
-nova "$hex" detach "$bp/vol-a" "$id" luks >/dev/null
+nova detach "$bp/vol-a" "$id" luks
 uuid=$(cryptsetup luksUUID /dev/mapper/obvol)
 echo "LuksEncryptor formatted LUKS1 $uuid"
 
 # 2. keyscope's encryptor attaches it: symlink, table by reference, data, key supplied once.
+say "step 2"
 ln -sfn /dev/mapper/obvol "$bp/vol-a"
 u0=$(unlocks)
-out=$(nova "$hex" attach "$bp/vol-a" "$id" $KS.KeyscopeEncryptor aes-xts-plain64 256)
+nova attach "$bp/vol-a" "$id" $KS.KeyscopeEncryptor aes-xts-plain64 256
 echo "$out"
 [ "$(field "$out" keymgr-calls)" = 1 ] || vm_die "key manager calls: $out"
 link_is "$bp/vol-a" /dev/mapper/crypt-vol-a
@@ -92,14 +104,17 @@ grep -q '"source":"supplied"' "$KS_DIR/state/attachments.json" ||
 	vm_die "attachment not recorded as supplied: $(cat "$KS_DIR/state/attachments.json")"
 
 # 3. Five snapshots through the encryptor: no further unlock, one kernel key, six holders.
+say "step 3"
 for n in 1 2 3 4 5; do
 	dmsetup create "cow$n" --table "0 $((8 * 2048)) linear $cow $(((n - 1) * 8 * 2048))"
-	dmsetup create "obsnap$n" --table "0 $(sz /dev/mapper/obvol) snapshot /dev/mapper/obvol /dev/mapper/cow$n N 8"
+	dmsetup create "obsnap$n" \
+		--table "0 $(sz /dev/mapper/obvol) snapshot /dev/mapper/obvol /dev/mapper/cow$n N 8"
 	ln -sfn "/dev/mapper/obsnap$n" "$bp/snap-$n"
-	nova "$hex" attach "$bp/snap-$n" "$id" $KS.KeyscopeEncryptor >/dev/null
+	nova attach "$bp/snap-$n" "$id" $KS.KeyscopeEncryptor
 	link_is "$bp/snap-$n" "/dev/mapper/crypt-snap-$n"
 done
-[ $(($(unlocks) - u0)) = 1 ] || vm_die "$(($(unlocks) - u0)) keyslot unlocks for a volume and 5 snapshots"
+[ $(($(unlocks) - u0)) = 1 ] ||
+	vm_die "$(($(unlocks) - u0)) keyslot unlocks for a volume and 5 snapshots"
 [ "$(grep -c " keyscope:vk:$uuid" /proc/keys)" = 1 ] || vm_die "not one kernel key"
 sl=$(ks --json scope list | tr -d ' \n')
 printf '%s' "$sl" | grep -q "\"key-id\":\"vk:$uuid\"[^}]*\"holders\":6" || vm_die "scopes: $sl"
@@ -107,16 +122,17 @@ dd if=/dev/mapper/crypt-snap-5 bs=64k count=16 iflag=direct status=none |
 	cmp -s - "$KS_DIR/plain2" || vm_die "snapshot data differs"
 echo "volume + 5 snapshots: 1 keyslot unlock, 1 kernel key, 6 holders"
 for n in 1 2 3 4 5; do
-	nova "$hex" detach "$bp/snap-$n" "$id" $KS.KeyscopeEncryptor >/dev/null
+	nova detach "$bp/snap-$n" "$id" $KS.KeyscopeEncryptor
 	dmsetup remove "obsnap$n" "cow$n"
 done
 
 # 4. Live migration on one node: the destination's path to the same volume attaches while
 # the source still has it; the source's detach leaves the destination working.
+say "step 4"
 dmsetup create obvol2 --table "0 $((48 * 2048)) linear $vol 0"
 ln -sfn /dev/mapper/obvol2 "$bp/vol-b"
-nova "$hex" attach "$bp/vol-b" "$id" $KS.KeyscopeEncryptor >/dev/null
-nova "$hex" detach "$bp/vol-a" "$id" $KS.KeyscopeEncryptor >/dev/null
+nova attach "$bp/vol-b" "$id" $KS.KeyscopeEncryptor
+nova detach "$bp/vol-a" "$id" $KS.KeyscopeEncryptor
 dmsetup info crypt-vol-a >/dev/null 2>&1 && vm_die "crypt-vol-a still there"
 dd if=/dev/mapper/crypt-vol-b bs=64k count=16 iflag=direct status=none |
 	cmp -s - "$KS_DIR/plain2" || vm_die "destination lost its data with the source's detach"
@@ -124,11 +140,12 @@ dd if=/dev/mapper/crypt-vol-b bs=64k count=16 iflag=direct status=none |
 dmsetup remove obvol
 
 # 5. Extend: the device grows, extend_volume returns the mapping's new size in bytes.
+say "step 5"
 before=$(blockdev --getsize64 /dev/mapper/crypt-vol-b)
 dmsetup suspend obvol2
 dmsetup reload obvol2 --table "0 $((64 * 2048)) linear $vol 0"
 dmsetup resume obvol2
-out=$(nova "$hex" extend "$bp/vol-b" "$id" $KS.KeyscopeEncryptor)
+nova extend "$bp/vol-b" "$id" $KS.KeyscopeEncryptor
 after=$(blockdev --getsize64 /dev/mapper/crypt-vol-b)
 [ "$(field "$out" result)" = "$after" ] && [ "$after" -gt "$before" ] ||
 	vm_die "extend returned $(field "$out" result); mapping $before -> $after bytes"
@@ -137,57 +154,66 @@ after=$(blockdev --getsize64 /dev/mapper/crypt-vol-b)
 echo "extend: $before -> $after bytes"
 
 # 6. Detach twice (the second is a no-op); nothing of the volume is left.
-nova "$hex" detach "$bp/vol-b" "$id" $KS.KeyscopeEncryptor >/dev/null
-nova "$hex" detach "$bp/vol-b" "$id" $KS.KeyscopeEncryptor >/dev/null
+say "step 6"
+nova detach "$bp/vol-b" "$id" $KS.KeyscopeEncryptor
+nova detach "$bp/vol-b" "$id" $KS.KeyscopeEncryptor
 dmsetup ls | grep -q crypt- && vm_die "mappings left: $(dmsetup ls)"
-grep -q ' keyscope:' /proc/keys && vm_die "kernel keys left: $(grep keyscope: /proc/keys)"
+grep -q ' logon .* keyscope:' /proc/keys &&
+	vm_die "kernel keys left: $(grep ' logon .* keyscope:' /proc/keys)"
 grep -q '"name"' "$KS_DIR/state/attachments.json" && vm_die "records left"
 
 # 7. And back: LuksEncryptor opens the volume keyscope wrote to, at its grown size.
+say "step 7"
 ln -sfn /dev/mapper/obvol2 "$bp/vol-b"
-nova "$hex" attach "$bp/vol-b" "$id" luks >/dev/null
+nova attach "$bp/vol-b" "$id" luks
 dd if=/dev/mapper/crypt-vol-b bs=64k count=16 iflag=direct status=none |
 	cmp -s - "$KS_DIR/plain2" || vm_die "LuksEncryptor reads other data than keyscope wrote"
-nova "$hex" detach "$bp/vol-b" "$id" luks >/dev/null
+nova detach "$bp/vol-b" "$id" luks
 echo "interop: LuksEncryptor -> keyscope -> LuksEncryptor"
 
 # 8. Delegated: keyscoped holds the key itself; the key manager is never asked.
+say "step 8"
 did=$(printf "$(esc "$hex")" | ks key import --name delegated)
 printf '[encryptor]\nkeys = delegated\n' >"$KS_DIR/os-brick.conf"
+nova_key "$did" "$hex"	# known to the key manager too: it must not be asked
 ln -sfn /dev/mapper/obvol2 "$bp/vol-b"
-out=$(KEYSCOPE_OS_BRICK_CONF=$KS_DIR/os-brick.conf nova "$hex" attach "$bp/vol-b" "$did" $KS.KeyscopeEncryptor)
+nova attach "$bp/vol-b" "$did" $KS.KeyscopeEncryptor
 [ "$(field "$out" keymgr-calls)" = 0 ] || vm_die "delegated mode asked the key manager: $out"
 dmsetup table crypt-vol-b | grep -q ":32:logon:keyscope:vk:$uuid " || vm_die "delegated table"
-KEYSCOPE_OS_BRICK_CONF=$KS_DIR/os-brick.conf nova "$hex" detach "$bp/vol-b" "$did" $KS.KeyscopeEncryptor >/dev/null
+nova detach "$bp/vol-b" "$did" $KS.KeyscopeEncryptor
 dmsetup remove obvol2
+printf '[encryptor]\nkeys = supplied\n' >"$KS_DIR/os-brick.conf"
 
 # 9. A blank volume formatted the keyscope way, with a key keyscoped never had.
+say "step 9"
 ln -sfn "$nat" "$bp/vol-n"
-out=$(nova "$hex2" attach "$bp/vol-n" "$id2" $KS.KeyscopeNativeEncryptor)
+nova attach "$bp/vol-n" "$id2" $KS.KeyscopeNativeEncryptor
 cryptsetup token export --token-id 0 "$nat" | grep -q "\"key-id\":\"$id2\"" ||
 	vm_die "no keyscope token for $id2"
 dmsetup table crypt-vol-n | grep -q " :32:logon:keyscope:$id2 " || vm_die "native table"
 ks --json key list | grep -q "$id2" && vm_die "the supplied key was stored"
-nova "$hex2" detach "$bp/vol-n" "$id2" $KS.KeyscopeNativeEncryptor >/dev/null
+nova detach "$bp/vol-n" "$id2" $KS.KeyscopeNativeEncryptor
 grep -q " keyscope:$id2" /proc/keys && vm_die "the supplied key outlived its last holder"
 ln -sfn "$nat" "$bp/vol-n"
-nova "$hex2" attach "$bp/vol-n" "$id2" $KS.KeyscopeNativeEncryptor >/dev/null	# not blank now
-nova "$hex2" detach "$bp/vol-n" "$id2" $KS.KeyscopeNativeEncryptor >/dev/null
+nova attach "$bp/vol-n" "$id2" $KS.KeyscopeNativeEncryptor	# not blank now
+nova detach "$bp/vol-n" "$id2" $KS.KeyscopeNativeEncryptor
 echo "native format with a supplied key: token $id2, key never stored"
 
 # 10. The pre-Newton passphrase: hex without leading zeros. Repaired, then it opens.
+say "step 10"
 mangled=$(printf '%s' "$hex3" | sed 's/../& /g' | awk '{ for (i = 1; i <= NF; i++) {
 	b = $i; sub(/^0/, "", b); printf "%s", b } }')
 printf '%s' "$mangled" | cryptsetup --batch-mode luksFormat --type luks1 --iter-time 100 \
 	--key-file=- "$old"
 mangled=
 ln -sfn "$old" "$bp/vol-o"
-nova "$hex3" attach "$bp/vol-o" "$id3" $KS.KeyscopeEncryptor >/dev/null
+nova attach "$bp/vol-o" "$id3" $KS.KeyscopeEncryptor
 grep -q 'bug 1633518' "$KS_DIR/nova.err" || vm_die "no repair of the mangled passphrase"
-nova "$hex3" detach "$bp/vol-o" "$id3" $KS.KeyscopeEncryptor >/dev/null
+nova detach "$bp/vol-o" "$id3" $KS.KeyscopeEncryptor
 echo "mangled passphrase repaired"
 
 # 11. No key in any execve's argv or environment, the logs, the replies or the state.
+say "step 11"
 patterns() {
 	local h
 	for h in "$hex" "$hex2" "$hex3"; do
@@ -195,14 +221,32 @@ patterns() {
 		printf "$(esc "$h")" | base64 -w0; echo
 	done
 }
-ls "$KS_DIR"/execs.* >/dev/null || vm_die "no execve traces"
-grep -h -c 'execve("[^"]*keyscopectl"' "$KS_DIR"/execs.* | paste -sd+ | bc | grep -qv '^0$' ||
-	vm_die "the traces show no keyscopectl"
-files=("$KS_LOG" "$KS_DIR/nova.err" "$KS_DIR"/execs.* $(find "$KS_DIR/state" -type f))
+exec {NOVA[1]}>&-
+wait "$NOVA_PID" || vm_die "the Nova driver failed at its end"
+n=$(grep -c 'execve("[^"]*keyscopectl"' "$KS_DIR/execs" || true)
+[ "$n" -ge 20 ] || vm_die "the trace shows $n keyscopectl runs"
+files=("$KS_LOG" "$KS_DIR/nova.err" "$KS_DIR/execs" $(find "$KS_DIR/state" -type f))
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd	# the quick guest has none: <(...) needs it
+# found FILE: 0 when a key's hex or base64 is in FILE or its bytes; 1 not; the test dies on
+# an error of the search itself (a search that cannot run must not pass).
+found() {
+	local r=0
+	grep -a -F -q -f <(patterns) "$1" || r=$?
+	[ $r -le 1 ] || vm_die "cannot search $1"
+	[ $r = 0 ] && return 0
+	r=0
+	od -An -v -tx1 "$1" | tr -d ' \n' | grep -F -q -f <(printf '%s\n' "$hex" "$hex2" "$hex3") ||
+		r=$?
+	[ $r -le 1 ] || vm_die "cannot search the bytes of $1"
+	return $r
+}
+# The search must find what it looks for (shown through pipes: no key in a file).
+printf "$(esc "$hex2")" | od -An -v -tx1 | tr -d ' \n' |
+	grep -F -q -f <(printf '%s\n' "$hex" "$hex2" "$hex3") || vm_die "the search misses raw bytes"
+printf '%s' "${hex3^^}" | grep -a -F -q -f <(patterns) || vm_die "the search misses a key's hex"
 for f in "${files[@]}"; do
-	grep -a -F -q -f <(patterns) "$f" && vm_die "key material (hex/base64) in $f"
-	od -An -v -tx1 "$f" | tr -d ' \n' | grep -F -q -f <(printf '%s\n' "$hex" "$hex2" "$hex3") &&
-		vm_die "raw key bytes in $f"
+	found "$f" && vm_die "key material in $f"
 done
-echo "no key in ${#files[@]} files (every execve's argv and environment among them)"
+echo "no key in ${#files[@]} files, nor in the argv and environment of" \
+	"$(grep -c 'execve(' "$KS_DIR/execs") execs ($n keyscopectl)"
 echo ok
