@@ -27,7 +27,7 @@ int m_key_request(struct call *c)
 {
 	static const char *const allowed[] = { "key-id", "requester-uid", "callout", "serial",
 					       NULL };
-	const struct config *cfg = c->server->config;
+	const struct config *cfg = c->daemon->config;
 	char callout[4 * REQUEST_CALLOUT_LOG + 4];
 	const char *id, *info = "";
 	uint64_t uid, serial = 0;
@@ -59,7 +59,7 @@ int m_key_request(struct call *c)
 				  (unsigned) uid);
 	}
 	/* The embedded store, or Barbican (the call waits for it: -EINPROGRESS). */
-	r = scope_fetch(c->server->scopes, id, &key);
+	r = scope_fetch(c->daemon->scopes, id, &key);
 	if (r == -EINPROGRESS)
 		return r;
 	if (r < 0) {

@@ -50,12 +50,7 @@ struct daemon {
  * are served. A client that goes away leaves the call to finish with nobody to answer.
  */
 struct call {
-	union {
-		struct daemon *daemon;
-		/* The name handlers used when the server was also the daemon's locator: kept
-		 * until every handler says c->daemon. */
-		struct daemon *server;
-	};
+	struct daemon *daemon;		/* the keys, volumes and sources the handlers use */
 	struct server *rpc;		/* the server that runs the call */
 	struct client *client;		/* NULL once the client is gone */
 	json_object *request;		/* holds params alive while the call waits */

@@ -70,7 +70,7 @@ static int m_key_create(struct call *c)
 	if (bits != 256 && bits != 512)
 		return call_error(c, -EINVAL, "keyscope.InvalidParameter",
 				  "bits must be 256 or 512 (AES-128-XTS or AES-256-XTS)");
-	r = store_create(c->server->store, (unsigned) bits, name, id);
+	r = store_create(c->daemon->store, (unsigned) bits, name, id);
 	if (r == -EINVAL)
 		return call_error(c, r, "keyscope.InvalidParameter",
 				  "name must be printable text of at most %d bytes",
@@ -95,7 +95,7 @@ static int m_key_import(struct call *c)
 		return call_error(c, -EINVAL, "keyscope.InvalidKeyLength",
 				  "a key must be exactly 32 or 64 bytes, got %zu",
 				  c->payload.len);
-	r = store_import(c->server->store, c->payload.data, c->payload.len, name, id);
+	r = store_import(c->daemon->store, c->payload.data, c->payload.len, name, id);
 	if (r == -EINVAL)
 		return call_error(c, r, "keyscope.InvalidParameter",
 				  "name must be printable text of at most %d bytes",
@@ -139,11 +139,11 @@ static int m_key_list(struct call *c)
 	    (r = call_get_string(c, "source", false, 32, &source)) < 0)
 		return r;
 	if (streq(source, "barbican")) {
-		if (!source_has_barbican(c->server->source))
+		if (!source_has_barbican(c->daemon->source))
 			return call_error(c, -EOPNOTSUPP, "keyscope.NoKeySource",
 					  "no Barbican is configured (barbican-url in "
 					  "keyscoped.conf)");
-		r = source_list(c->server->source, on_barbican_list, c);
+		r = source_list(c->daemon->source, on_barbican_list, c);
 		if (r < 0)
 			return call_error(c, r, "keyscope.InternalError",
 					  "listing Barbican's delegations: %s", strerror(-r));
@@ -153,10 +153,10 @@ static int m_key_list(struct call *c)
 	if (!streq(source, "local"))
 		return call_error(c, -EINVAL, "keyscope.InvalidParameter",
 				  "source must be \"local\" or \"barbican\"");
-	r = store_list(c->server->store, &e, &n, list_bad, NULL);
+	r = store_list(c->daemon->store, &e, &n, list_bad, NULL);
 	if (r < 0)
 		return call_error(c, r, "keyscope.StoreError", "listing the key store %s failed: %s",
-				  c->server->config->state_dir, strerror(-r));
+				  c->daemon->config->state_dir, strerror(-r));
 	a = json_object_new_array_ext((int) n);
 	for (size_t i = 0; i < n; i++)
 		json_object_array_add(a, entry_to_json(&e[i]));
@@ -174,16 +174,16 @@ static int m_key_delete(struct call *c)
 
 	if ((r = call_check_params(c, allowed)) < 0 || (r = call_get_key_id(c, "key-id", &id)) < 0)
 		return r;
-	s = scope_find(c->server->scopes, id);
+	s = scope_find(c->daemon->scopes, id);
 	if (s && scope_holders(s) > 0)
 		return call_error(c, -EBUSY, "keyscope.KeyInUse",
 				  "key %s has %u holders; release them first", id,
 				  scope_holders(s));
-	r = store_delete(c->server->store, id);
+	r = store_delete(c->daemon->store, id);
 	if (r < 0)
 		return call_key_error(c, r, id, "deleting key");
 	/* A scope without holders here is lingering: its kernel key must not outlive the key. */
-	if (s && scope_revoke(c->server->scopes, id) > 0)
+	if (s && scope_revoke(c->daemon->scopes, id) > 0)
 		log_info("Invalidated the lingering kernel key of deleted key %s.", id);
 	log_info("Deleted key %s for uid %u pid %d.", id, (unsigned) c->uid, (int) c->pid);
 	return reply_key_id(c, id);
@@ -211,7 +211,7 @@ static void on_barbican_clone(void *userdata, int error, const char *error_name,
 /* clone-key of a key the store does not hold: a new secret in Barbican. */
 static int clone_barbican(struct call *c, const char *src, const char *name)
 {
-	int r = source_clone(c->server->source, src, name, on_barbican_clone, c);
+	int r = source_clone(c->daemon->source, src, name, on_barbican_clone, c);
 
 	if (r < 0)
 		return call_key_error(c, r, src, "cloning key");
@@ -229,8 +229,8 @@ static int m_key_clone(struct call *c)
 	if ((r = call_check_params(c, allowed)) < 0 || (r = call_get_key_id(c, "key-id", &src)) < 0 ||
 	    (r = call_get_name(c, &name)) < 0)
 		return r;
-	r = store_clone(c->server->store, src, name, id);
-	if (r == -ENOENT && source_has_barbican(c->server->source))
+	r = store_clone(c->daemon->store, src, name, id);
+	if (r == -ENOENT && source_has_barbican(c->daemon->source))
 		return clone_barbican(c, src, name);
 	if (r == -EINVAL)
 		return call_error(c, r, "keyscope.InvalidParameter",
@@ -329,11 +329,11 @@ static int get_key_ids(struct call *c, const char ***ret, size_t *ret_n, bool *r
 
 static json_object *released_to_json(struct call *c, const char *id)
 {
-	struct scope *s = scope_find(c->server->scopes, id);
+	struct scope *s = scope_find(c->daemon->scopes, id);
 	json_object *o;
 
 	if (s)
-		return scope_to_json_source(c->server->source, s);
+		return scope_to_json_source(c->daemon->source, s);
 	o = json_object_new_object();
 	json_object_object_add(o, "key-id", json_object_new_string(id));
 	json_object_object_add(o, "serial", json_object_new_int(0));
@@ -366,12 +366,12 @@ static int want_keys(struct call *c, const char **ids, size_t n)
 	bool waiting = false;
 
 	for (size_t i = 0; i < n; i++) {
-		struct scope *s = scope_find(c->server->scopes, ids[i]);
+		struct scope *s = scope_find(c->daemon->scopes, ids[i]);
 		int r;
 
 		if (s && s->serial > 0 && !s->revoked)
 			continue;
-		r = source_want(c->server->source, ids[i]);
+		r = source_want(c->daemon->source, ids[i]);
 		if (r == -EINPROGRESS)
 			waiting = true;
 		else if (r < 0)
@@ -395,24 +395,24 @@ static int m_key_install(struct call *c)
 	 * A kernel key (lingering, or installed before its key file went away) is no proof that
 	 * the key still exists: with only the local store, its entry must be there.
 	 */
-	for (size_t i = 0; i < n && !(c->server->source && source_has_barbican(c->server->source));
+	for (size_t i = 0; i < n && !(c->daemon->source && source_has_barbican(c->daemon->source));
 	     i++) {
-		if (store_has(c->server->store, ids[i]))
+		if (store_has(c->daemon->store, ids[i]))
 			continue;
-		s = scope_find(c->server->scopes, ids[i]);
+		s = scope_find(c->daemon->scopes, ids[i]);
 		if (s && scope_holders(s) == 0)
-			(void) scope_revoke(c->server->scopes, ids[i]);
+			(void) scope_revoke(c->daemon->scopes, ids[i]);
 		return call_key_error(c, -ENOENT, ids[i], "installing key");
 	}
 	r = want_keys(c, ids, n);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
-		r = scope_acquire(c->server->scopes, ids[i], SCOPE_MANUAL, NULL, &s);
+		r = scope_acquire(c->daemon->scopes, ids[i], SCOPE_MANUAL, NULL, &s);
 		if (r < 0) {
 			/* All or nothing: drop the holders this request took so far. */
 			for (size_t j = 0; j < i; j++)
-				(void) scope_release(c->server->scopes, ids[j], SCOPE_MANUAL);
+				(void) scope_release(c->daemon->scopes, ids[j], SCOPE_MANUAL);
 			return call_key_error(c, r, ids[i], "installing key");
 		}
 		log_info("Holder taken on keyscope:%s (serial %d, %u holders) by uid %u pid %d.",
@@ -440,7 +440,7 @@ static int check_held(struct call *c, const char **ids, size_t n)
 		struct scope *s;
 		if (i + 1 < n && streq(sorted[i], sorted[i + 1]))
 			continue;
-		s = scope_find(c->server->scopes, sorted[i]);
+		s = scope_find(c->daemon->scopes, sorted[i]);
 		if (!s || s->manual < run)
 			return call_error(c, -ENOLCK, "keyscope.NotHeld",
 					  "key %s has %u holders taken with 'key install', fewer "
@@ -460,18 +460,18 @@ static int m_key_release(struct call *c)
 
 	if ((r = call_check_params(c, allowed)) < 0 || (r = get_key_ids(c, &ids, &n, &batch)) < 0)
 		return r;
-	if (!batch && !(scope_find(c->server->scopes, ids[0]) &&
-			scope_find(c->server->scopes, ids[0])->manual > 0))
+	if (!batch && !(scope_find(c->daemon->scopes, ids[0]) &&
+			scope_find(c->daemon->scopes, ids[0])->manual > 0))
 		return call_error(c, -ENOLCK, "keyscope.NotHeld",
 				  "key %s has no holder taken with 'key install'", ids[0]);
 	if ((r = check_held(c, ids, n)) < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
-		r = scope_release(c->server->scopes, ids[i], SCOPE_MANUAL);
+		r = scope_release(c->daemon->scopes, ids[i], SCOPE_MANUAL);
 		if (r < 0)
 			return call_key_error(c, r, ids[i], "releasing key");
 		log_info("Holder dropped on keyscope:%s (%d left%s) by uid %u pid %d.", ids[i], r,
-			 r == 0 && !scope_find(c->server->scopes, ids[i]) ? ", key invalidated" : "",
+			 r == 0 && !scope_find(c->daemon->scopes, ids[i]) ? ", key invalidated" : "",
 			 (unsigned) c->uid, (int) c->pid);
 	}
 	reply_scopes(c, ids, n, batch);
@@ -499,41 +499,41 @@ static int m_scope_list(struct call *c)
 	if ((r = call_check_params(c, allowed)) < 0)
 		return r;
 	a = json_object_new_array();
-	scopes_foreach(c->server->scopes, add_scope,
-		       &(struct add_scope_ctx) { a, c->server->source });
+	scopes_foreach(c->daemon->scopes, add_scope,
+		       &(struct add_scope_ctx) { a, c->daemon->source });
 	c->reply = json_object_new_object();
 	json_object_object_add(c->reply, "keyring", json_object_new_int(
-							    scopes_keyring(c->server->scopes)));
+							    scopes_keyring(c->daemon->scopes)));
 	json_object_object_add(c->reply, "scopes", a);
 	return 0;
 }
 
 static int m_status(struct call *c)
 {
-	const struct config *cfg = c->server->config;
+	const struct config *cfg = c->daemon->config;
 	int r;
 
 	/* Reconcile first: a mapping closed behind our back releases its holder, which the
 	 * scope list below must already show. */
-	attachments_reconcile(c->server->attachments);
+	attachments_reconcile(c->daemon->attachments);
 	r = m_scope_list(c);
 	if (r < 0)
 		return r;
 	json_object_object_add(c->reply, "version", json_object_new_string(VERSION));
 	json_object_object_add(c->reply, "keyring-spec", json_object_new_string(cfg->keyring));
 	json_object_object_add(c->reply, "state-dir", json_object_new_string(cfg->state_dir));
-	if (scopes_state_problem(c->server->scopes))
+	if (scopes_state_problem(c->daemon->scopes))
 		json_object_object_add(c->reply, "state-error", json_object_new_string(
-					       scopes_state_problem(c->server->scopes)));
+					       scopes_state_problem(c->daemon->scopes)));
 	json_object_object_add(c->reply, "socket", json_object_new_string(cfg->socket_path));
 	json_object_object_add(c->reply, "clients",
 			       json_object_new_int((int) call_n_clients(c)));
 	json_object_object_add(c->reply, "unlocks",
-			       json_object_new_int((int) unlocks_running(c->server->unlocks)));
+			       json_object_new_int((int) unlocks_running(c->daemon->unlocks)));
 	json_object_object_add(c->reply, "unlocks-queued",
-			       json_object_new_int((int) unlocks_queued(c->server->unlocks)));
-	attachments_to_json(c->server->attachments, c->reply);
-	source_status(c->server->source, c->reply);
+			       json_object_new_int((int) unlocks_queued(c->daemon->unlocks)));
+	attachments_to_json(c->daemon->attachments, c->reply);
+	source_status(c->daemon->source, c->reply);
 	return 0;
 }
 

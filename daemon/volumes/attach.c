@@ -26,7 +26,7 @@
 
 static struct attachments *attachments_of(struct call *c)
 {
-	return c->server->attachments;
+	return c->daemon->attachments;
 }
 
 static int need_dm(struct call *c)
@@ -122,13 +122,13 @@ int m_volume_format(struct call *c)
 		return call_error(c, -EEXIST, "keyscope.DeviceNotEmpty",
 				  "%s holds %s; refusing to format it (use --force to overwrite)",
 				  dev, what);
-	r = scope_fetch(c->server->scopes, id, &key);
+	r = scope_fetch(c->daemon->scopes, id, &key);
 	if (r < 0)
 		return call_key_error(c, r, id, "formatting with key");
 	r = token_intent(c, INTENT_FORMAT, dev, id, "", &t);
 	if (r < 0)
 		return r;
-	r = luks_format(dev, key.data, key.len, id, source_kind(c->server->source, id));
+	r = luks_format(dev, key.data, key.len, id, source_kind(c->daemon->source, id));
 	intent_end(attachments_of(c), INTENT_FORMAT, &t);
 	if (r < 0)
 		return call_error(c, r, "keyscope.FormatFailed", "formatting %s failed: %s", dev,
@@ -234,7 +234,7 @@ static int attach_params(struct call *c, struct attach_req *q)
 static int hold_luks(struct call *c, struct attach_req *q, const struct luks_info *info,
 		     struct scope **ret)
 {
-	struct scopes *t = c->server->scopes;
+	struct scopes *t = c->daemon->scopes;
 	_cleanup_secret_buf_ struct secret_buf key = {};
 	struct scope *s = scope_find(t, q->key_id);
 	int r;
@@ -272,7 +272,7 @@ static void on_unlock_done(void *userdata, int error)
 static int hold_passphrase(struct call *c, struct attach_req *q, const struct luks_info *info,
 			   struct scope **ret)
 {
-	struct scopes *t = c->server->scopes;
+	struct scopes *t = c->daemon->scopes;
 	_cleanup_secret_buf_ struct secret_buf key = {}, hex = {}, vk = {};
 	struct scope *s = scope_find(t, q->scope_id);
 	uint8_t fp[32];
@@ -283,7 +283,7 @@ static int hold_passphrase(struct call *c, struct attach_req *q, const struct lu
 	if (r < 0)
 		return r;
 	if (!s || s->serial <= 0 || !scope_is_verified(s, fp)) {
-		r = unlock_take(c->server->unlocks, fp, on_unlock_done, c, &vk);
+		r = unlock_take(c->daemon->unlocks, fp, on_unlock_done, c, &vk);
 		if (r == -ENOENT) {
 			r = scope_fetch(t, q->key_id, &key);
 			if (r < 0)
@@ -292,7 +292,7 @@ static int hold_passphrase(struct call *c, struct attach_req *q, const struct lu
 			if (r < 0)
 				return r;
 			hex_encode(key.data, key.len, (char *) hex.data);
-			r = unlock_start(c->server->unlocks, fp, q->dev, hex.data, key.len * 2,
+			r = unlock_start(c->daemon->unlocks, fp, q->dev, hex.data, key.len * 2,
 					 on_unlock_done, c);
 			if (r == -EINPROGRESS) {
 				call_suspend(c);
@@ -433,7 +433,7 @@ static void attach_record(struct call *c, const struct attach_req *q,
 	snprintf(x->luks_uuid, sizeof(x->luks_uuid), "%s", q->plain ? "" : info->uuid);
 	snprintf(x->scope, sizeof(x->scope), "%s", q->scope_id);
 	snprintf(x->key_id, sizeof(x->key_id), "%s", q->key_id);
-	snprintf(x->source, sizeof(x->source), "%s", source_kind(c->server->source, q->key_id));
+	snprintf(x->source, sizeof(x->source), "%s", source_kind(c->daemon->source, q->key_id));
 	x->since = (uint64_t) time(NULL);
 	if (q->plain) {
 		snprintf(x->dm_uuid, sizeof(x->dm_uuid), "CRYPT-PLAIN-%s", q->name);
@@ -454,7 +454,7 @@ static int attach_hold(struct call *c, struct attach_req *q, const struct luks_i
 	int r;
 
 	if (q->plain) {
-		r = scope_acquire(c->server->scopes, q->key_id, SCOPE_ATTACH, NULL, ret);
+		r = scope_acquire(c->daemon->scopes, q->key_id, SCOPE_ATTACH, NULL, ret);
 		if (r < 0)
 			return call_key_error(c, r, q->key_id, "installing key");
 	} else if ((r = q->passphrase ? hold_passphrase(c, q, info, ret)
@@ -463,7 +463,7 @@ static int attach_hold(struct call *c, struct attach_req *q, const struct luks_i
 	if (!(*ret)->key_len || (*ret)->key_len == key_size)
 		return 0;
 	have = (*ret)->key_len;	/* the release below may free the scope */
-	(void) scope_release(c->server->scopes, q->scope_id, SCOPE_ATTACH);
+	(void) scope_release(c->daemon->scopes, q->scope_id, SCOPE_ATTACH);
 	return call_error(c, -EINVAL, "keyscope.KeyNotUsable",
 			  "key %s is %zu bytes but the table for %s needs %zu; nothing was "
 			  "attached", q->key_id, have, q->name, key_size);
@@ -525,14 +525,14 @@ int m_volume_attach(struct call *c)
 		return r;
 	r = attach_commit(c, &q, &p, x);
 	if (r < 0) {
-		(void) scope_release(c->server->scopes, q.scope_id, SCOPE_ATTACH);
+		(void) scope_release(c->daemon->scopes, q.scope_id, SCOPE_ATTACH);
 		return r;
 	}
 	log_info("Attached %s as /dev/mapper/%s by reference to keyscope:%s (serial %d, %u "
 		 "holders) for uid %u pid %d.", q.dev, q.name, q.scope_id, (int) s->serial,
 		 scope_holders(s), (unsigned) c->uid, (int) c->pid);
 	/* Barbican counts the volume as a consumer of its secret; never blocks the attach. */
-	source_consumer(c->server->source, x->key_id, attachment_resource(x), true, false);
+	source_consumer(c->daemon->source, x->key_id, attachment_resource(x), true, false);
 	c->reply = attachment_to_json(a, x);
 	json_object_object_add(c->reply, "fetches", json_object_new_int64((int64_t) s->fetches));
 	TAKE_PTR(x);	/* the records own it now */
@@ -593,7 +593,7 @@ int m_volume_detach(struct call *c)
 	if (r < 0 && r != -ENXIO && r != -ENODEV)
 		return call_error(c, r, "keyscope.DetachFailed", "removing /dev/mapper/%s failed: %s",
 				  x->name, strerror(-r));
-	left = scope_release(c->server->scopes, x->scope, SCOPE_ATTACH);
+	left = scope_release(c->daemon->scopes, x->scope, SCOPE_ATTACH);
 	log_info("Detached /dev/mapper/%s%s; key %s has %d holders left%s, for uid %u pid %d.",
 		 x->name, deferred ? " (deferred)" : "", x->scope, left < 0 ? 0 : left,
 		 left == 0 ? " and was invalidated" : "", (unsigned) c->uid, (int) c->pid);
@@ -669,7 +669,7 @@ int m_volume_rebind(struct call *c)
 	if (!streq(info.type, "LUKS2"))
 		return call_error(c, -EMEDIUMTYPE, "keyscope.BadHeader",
 				  "%s is %s; only LUKS2 carries a keyscope token", dev, info.type);
-	r = scope_fetch(c->server->scopes, id, &key);
+	r = scope_fetch(c->daemon->scopes, id, &key);
 	if (r < 0)
 		return call_key_error(c, r, id, "fetching key");
 	if (key.len != info.key_size || luks_verify_key(dev, key.data, key.len) < 0)
@@ -679,7 +679,7 @@ int m_volume_rebind(struct call *c)
 	r = token_intent(c, INTENT_REBIND, dev, id, info.uuid, &t);
 	if (r < 0)
 		return r;
-	r = luks_set_token(dev, id, source_kind(c->server->source, id));
+	r = luks_set_token(dev, id, source_kind(c->daemon->source, id));
 	intent_end(attachments_of(c), INTENT_REBIND, &t);
 	if (r < 0)
 		return call_error(c, r, "keyscope.RebindFailed", "rewriting the token of %s: %s",
