@@ -83,6 +83,15 @@ void call_complete(struct call *c);
 void call_suspend(struct call *c);
 void call_resume(struct call *c, int error);
 
+/*
+ * For the transport (server.c), which makes calls from requests: call_run() runs the handler
+ * (again, after a wait); call_waiting() is true while the call waits for a key source, a
+ * call_complete() or a call_resume(); call_free() frees a call that has been answered.
+ */
+void call_run(struct call *c);
+bool call_waiting(const struct call *c);
+void call_free(struct call *c);
+
 /* How many clients the server that runs c has connected now (for Status). */
 unsigned call_n_clients(const struct call *c);
 
