@@ -132,6 +132,13 @@ ks detach ob >/dev/null
 # meanwhile, so the unlock is known to be still running when the client looks.
 raw=$KEYSCOPE_BUILDDIR/tools/ks-raw
 [ -x "$raw" ] || vm_die "$raw is not built (make check-vm builds it)"
+# Not in an AddressSanitizer build: ASan's interceptor turns mlock/mlockall into no-ops that
+# return 0 (it says so at verbosity 1), so that build's helper runs unlocked and there is
+# nothing to see. The probe runs the very binary keyscoped execs, with an empty passphrase
+# (it answers EINVAL and exits; no device is opened); every other build is checked below.
+nolock=0
+ASAN_OPTIONS=verbosity=1:detect_leaks=0 "$KEYSCOPE_BUILDDIR/keyscope-unlock" /nonexistent \
+	3</dev/null 4>/dev/null 2>&1 | grep -q 'ignores mlock' && nolock=1
 ks_stop
 printf '[keyscoped]\nclient-timeout = 10\n' >"$KS_DIR/conf"
 ks_start --config "$KS_DIR/conf"
@@ -154,12 +161,17 @@ until pid=$(grep 'Unlocking a keyslot of' "$KS_LOG" |
 	sleep 0.1
 done
 # Its memory is locked once it runs its main() (mlockall; an exec'd process starts unlocked).
-n=0
-until awk '$1 == "VmLck:" && $2 > 0 { ok = 1 } END { exit !ok }' /proc/"$pid"/status; do
-	n=$((n + 1))
-	[ $n -le 100 ] || vm_die "the helper's memory is not locked: $(grep VmLck /proc/"$pid"/status)"
-	sleep 0.1
-done
+if [ "$nolock" = 1 ]; then
+	echo "NOTE: not checked: the helper's locked memory (an ASan build: its mlockall is a no-op)"
+else
+	n=0
+	until awk '$1 == "VmLck:" && $2 > 0 { ok = 1 } END { exit !ok }' /proc/"$pid"/status; do
+		n=$((n + 1))
+		[ $n -le 100 ] ||
+			vm_die "the helper's memory is not locked: $(grep VmLck /proc/"$pid"/status)"
+		sleep 0.1
+	done
+fi
 kill -STOP "$pid"
 awk -v u="$unlocks" -v d="Dropping client pid $rawpid " '/Unlocking a keyslot of/ { n++ }
 	index($0, d) && n <= u { early = 1 } END { exit early }' "$KS_LOG" ||
