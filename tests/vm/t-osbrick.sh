@@ -162,7 +162,7 @@ until pid=$(grep 'Unlocking a keyslot of' "$KS_LOG" |
 done
 # Its memory is locked once it runs its main() (mlockall; an exec'd process starts unlocked).
 if [ "$nolock" = 1 ]; then
-	echo "NOTE: not checked: the helper's locked memory (an ASan build: its mlockall is a no-op)"
+	echo "SKIP (the helper's locked memory): an ASan build, whose mlockall is a no-op"
 else
 	n=0
 	until awk '$1 == "VmLck:" && $2 > 0 { ok = 1 } END { exit !ok }' /proc/"$pid"/status; do
