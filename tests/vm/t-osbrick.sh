@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# vm: --disk vol:64M --disk cow:32M --disk vol2:64M
+# vm: --disk vol:64M --disk cow:32M --disk vol2:64M --timeout 600
 # A volume formatted the os-brick way (LUKS2, passphrase = lowercase hex of the delegated key
 # on stdin) opens with --passphrase hex: keyscoped unlocks a keyslot once and installs the
 # recovered volume key as scope vk:<LUKS UUID>; its snapshot opens with no key derivation.
