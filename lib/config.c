@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "keyring.h"
@@ -366,6 +370,23 @@ static int config_load_pair(void *userdata, unsigned line, const char *key, char
 	return 0;
 }
 
+/* A config file may be a symbolic link (an admin's drop-in often is), not a device or FIFO. */
+static int read_config_file(const char *path, char **ret, size_t *ret_size)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	struct stat st;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EBADFD;
+	if ((uint64_t) st.st_size > CONFIG_MAX_SIZE)
+		return -EFBIG;
+	return read_full_fd(fd, CONFIG_MAX_SIZE, ret, ret_size);
+}
+
 int config_load(struct config *c, const char *path, bool must_exist, struct config_error *err)
 {
 	struct config_load_ctx x = { .c = c, .path = path, .err = err };
@@ -374,7 +395,7 @@ int config_load(struct config *c, const char *path, bool must_exist, struct conf
 	size_t size;
 	int r;
 
-	r = read_full_file(path, CONFIG_MAX_SIZE, &text, &size);
+	r = read_config_file(path, &text, &size);
 	if (r == -ENOENT && !must_exist)
 		return 0;
 	if (r == -EFBIG)
@@ -445,6 +466,23 @@ static int dropins_add(const char *dir, char ***l, size_t *n)
 	return errno ? -errno : 0;
 }
 
+/* A drop-in that is a link to /dev/null masks its name and is not read (systemd's way). */
+static size_t drop_masked(char **l, size_t n)
+{
+	size_t k = 0;
+	struct stat st;
+
+	for (size_t i = 0; i < n; i++) {
+		if (stat(l[i], &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
+			free(l[i]);
+			continue;
+		}
+		l[k++] = l[i];
+	}
+	l[k] = NULL;
+	return k;
+}
+
 int config_dropins(const char *const *dirs, char ***ret, struct config_error *err)
 {
 	char **l = calloc(1, sizeof(char *));
@@ -462,6 +500,7 @@ int config_dropins(const char *const *dirs, char ***ret, struct config_error *er
 		}
 	}
 	qsort(l, n, sizeof(char *), cmp_basename);
+	n = drop_masked(l, n);
 	*ret = l;
 	return (int) n;
 }

@@ -132,7 +132,14 @@ done
 for key in $(sed -nE 's/^#?([a-z][a-z-]*) = ?.*/\1/p' "$CONF"); do
 	grep -qx -- "$key" <<<"$keys" || missing "daemon/keyscoped.conf documents unknown key '$key'"
 done
-echo "config: $(wc -w <<<"$keys") keys checked"
+# Keys applied on reload: "(live)" in keyscoped.conf.5 exactly where config_keys[] says true.
+live=$(awk '/^} config_keys\[\] = \{$/, /^};/' "$ROOT/lib/config.c" |
+	sed -nE 's/^\t\{ "([a-z-]+)", true, .*/\1/p' | sort)
+man_live=$(grep -E '^\.BI "[a-z\\-]+ = " [A-Z]+ " \(live\)"$' "$DOCS/keyscoped.conf.5" |
+	sed -E 's/^\.BI "([^ ]+) = .*/\1/; s/\\-/-/g' | sort)
+[ "$live" = "$man_live" ] || missing "live keys differ between config_keys[] and keyscoped.conf.5:" \
+	"$(diff <(echo "$live") <(echo "$man_live") | grep '^[<>]' | tr '\n' ' ')"
+echo "config: $(wc -w <<<"$keys") keys checked, $(wc -w <<<"$live") of them live"
 
 # --- protocol: every method in the table, every error name the daemon uses ------------------
 methods=$(awk '/^const struct method method_table\[\]/, /^};/' "$ROOT/daemon/rpc/methods.c" |
