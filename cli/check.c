@@ -82,9 +82,11 @@ int check_main(int argc, char **argv)
 	struct kcheck_options o;
 	struct kcheck_result res;
 	bool load = true;
+	struct config_error err = {};
 	int c;
 
-	config_init(&cfg);
+	if (config_init(&cfg) < 0)
+		return log_oom(), 2;
 	optind = 0; /* 0: GNU getopt re-initialises its state between commands */
 	while ((c = getopt_long(argc, argv, "+c:", options, NULL)) >= 0) {
 		switch (c) {
@@ -97,8 +99,13 @@ int check_main(int argc, char **argv)
 	if (optind != argc)
 		return ctl_usage();
 	log_set_program("keyscopectl");
-	if (config_load(&cfg, path ?: KEYSCOPE_CONFIG_FILE, path != NULL) < 0)
+	if (config_load(&cfg, path ?: KEYSCOPE_CONFIG_FILE, path != NULL, &err) < 0) {
+		if (err.line)
+			log_error("%s:%u: %s.", err.path, err.line, err.message);
+		else
+			log_error("%s.", err.message);
 		return 2;
+	}
 	kcheck_options_from_config(&cfg, load, &o);
 	(void) kcheck_run(&o, &res);
 	if (ctl.json)

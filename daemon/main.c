@@ -23,6 +23,7 @@
 #include "keyring.h"
 #include "log.h"
 #include "methods.h"
+#include "reload.h"
 #include "scope.h"
 #include "server.h"
 #include "source.h"
@@ -47,13 +48,7 @@ static void help(void)
 	       "Flags override the config file. See keyscoped(8) and keyscoped.conf(5).\n");
 }
 
-struct args {
-	const char *config;
-	const char *set[32][2];
-	size_t n_set;
-};
-
-static int parse_args(int argc, char **argv, struct args *a)
+static int parse_args(int argc, char **argv, struct config_args *a)
 {
 	enum { ARG_LINGER = 0x100, ARG_VERSION };
 	static const struct option options[] = {
@@ -69,12 +64,12 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{}
 	};
 	const char *key;
-	int c;
+	int c, r;
 
 	while ((c = getopt_long(argc, argv, "c:s:d:k:v:fh", options, NULL)) >= 0) {
 		key = NULL;
 		switch (c) {
-		case 'c': a->config = optarg; break;
+		case 'c': a->path = optarg; break;
 		case 's': key = "socket"; break;
 		case 'd': key = "state-dir"; break;
 		case 'k': key = "keyring"; break;
@@ -98,7 +93,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 		log_error("Unexpected argument '%s'. See --help.", argv[optind]);
 		return -EINVAL;
 	}
-	return 1;
+	r = config_args_dirs(a);
+	return r < 0 ? r : 1;
 }
 
 /*
@@ -202,91 +198,86 @@ static int on_signal(sd_event_source *es, const struct signalfd_siginfo *si, voi
 	return sd_event_exit(sd_event_source_get_event(es), 0);
 }
 
+/* What SIGHUP needs: the daemon, its running configuration and where that came from. */
+struct reload_ctx {
+	struct daemon *d;
+	struct config *cfg;
+	const struct config_args *args;
+};
+
 static int on_sighup(sd_event_source *es, const struct signalfd_siginfo *si, void *userdata)
 {
-	log_notice("Received SIGHUP: reloading is not supported, restart keyscoped to apply a "
-		   "changed config (held keys and holders survive a restart); ignoring.");
+	struct reload_ctx *x = userdata;
+
+	log_info("Received SIGHUP: reloading the configuration.");
+	(void) sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+			  (unsigned long long) now_usec());
+	(void) daemon_reload(x->d, x->cfg, x->args);
+	(void) sd_notify(0, "READY=1");
 	return 0;
 }
 
-static int run(int argc, char **argv)
+/* Key material must never reach a core dump or ptrace by another uid. */
+static void harden_process(void)
 {
-	_cleanup_(config_done) struct config cfg;
-	struct args a = {};
-	struct daemon d = {};
-	struct server *srv = NULL;
-	_cleanup_close_ int state_lock = -EBADF, socket_lock = -EBADF;
-	sd_event *event = NULL;
-	key_serial_t parent = 0;
-	sigset_t ss;
-	int r;
-
-	config_init(&cfg);
-	log_set_program(argv[0]);
-	r = parse_args(argc, argv, &a);
-	if (r <= 0)
-		return r;
-	r = config_load(&cfg, a.config ?: KEYSCOPE_CONFIG_FILE, a.config != NULL);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < a.n_set; i++) {
-		r = config_set(&cfg, a.set[i][0], a.set[i][1]);
-		if (r < 0)
-			return log_error_errno(-EINVAL, "Invalid value '%s' for --%s.", a.set[i][1],
-					       a.set[i][0]);
-	}
-	log_set_max_level(cfg.log_level);
-
-	/* Key material must never reach a core dump or ptrace by another uid. */
 	(void) prctl(PR_SET_DUMPABLE, 0);
 	(void) setrlimit(RLIMIT_CORE, &(struct rlimit) { 0, 0 });
 	umask(0077);
-	r = take_locks(&cfg, &state_lock, &socket_lock);
-	if (r < 0)
-		return r;
-	(void) kernel_check_at_start(&cfg);
+}
 
-	r = keyring_reach(cfg.keyring, &parent);
+/* The keyring and the key store; returns -errno having logged why. */
+static int open_store(const struct config *cfg, struct daemon *d, key_serial_t *ret_parent)
+{
+	int r = keyring_reach(cfg->keyring, ret_parent);
+
 	if (r < 0)
 		return r;
-	r = store_open(cfg.state_dir, &d.store);
+	r = store_open(cfg->state_dir, &d->store);
 	if (r == -EBADMSG || r == -EPERM)
 		return log_error_errno(r, "Master key %s/master.key is not a 32-byte file owned "
-				       "by us with mode 0400: %m", cfg.state_dir);
+				       "by us with mode 0400: %m", cfg->state_dir);
 	if (r < 0)
 		return log_error_errno(r, "Failed to open the key store in %s: %m",
-				       cfg.state_dir);
+				       cfg->state_dir);
+	return 0;
+}
 
-	r = sd_event_default(&event);
+/* The parts, in the order they depend on each other, and the state they load. */
+static int build_daemon(struct daemon *d, const struct config *cfg, key_serial_t parent)
+{
+	int r;
+
+	r = sd_event_default(&d->event);
 	if (r < 0)
-		goto out;
-	d.event = event;
-	d.config = &cfg;
-	r = unlocks_new(event, cfg.unlock_concurrency, &d.unlocks);
-	if (r < 0) {
-		log_oom();
-		goto out;
-	}
-	r = source_new(event, &cfg, d.store, &d.source);
+		return log_error_errno(r, "Failed to create the event loop: %m");
+	d->config = cfg;
+	r = unlocks_new(d->event, cfg->unlock_concurrency, &d->unlocks);
 	if (r < 0)
-		goto out;
-	r = scopes_new(event, parent, cfg.state_dir, cfg.linger_sec, source_fetch, d.source,
-		       &d.scopes);
+		return log_oom();
+	r = source_new(d->event, cfg, d->store, &d->source);
 	if (r < 0)
-		goto out;
-	source_set_withdrawn(d.source, on_key_withdrawn, d.scopes);
-	r = scopes_load_records(d.scopes);
+		return r;
+	r = scopes_new(d->event, parent, cfg->state_dir, cfg->linger_sec, source_fetch,
+		       d->source, &d->scopes);
 	if (r < 0)
-		goto out;
-	r = attachments_load(cfg.state_dir, d.scopes, d.source, &d.attachments);
+		return r;
+	source_set_withdrawn(d->source, on_key_withdrawn, d->scopes);
+	r = scopes_load_records(d->scopes);
 	if (r < 0)
-		goto out;
-	source_collect_begin(d.source);
-	r = scopes_reconcile(d.scopes);
-	if (source_collect_end(d.source, on_startup_keys, &d, &startup_wait) < 0)
+		return r;
+	r = attachments_load(cfg->state_dir, d->scopes, d->source, &d->attachments);
+	if (r < 0)
+		return r;
+	source_collect_begin(d->source);
+	r = scopes_reconcile(d->scopes);
+	if (source_collect_end(d->source, on_startup_keys, d, &startup_wait) < 0)
 		log_warning("Cannot fetch the keys of held scopes from Barbican, ignoring.");
-	if (r < 0)
-		goto out;
+	return r;
+}
+
+static void add_signals(sd_event *event, struct reload_ctx *x)
+{
+	sigset_t ss;
 
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGTERM);
@@ -296,34 +287,78 @@ static int run(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	(void) sd_event_add_signal(event, NULL, SIGTERM, on_signal, NULL);
 	(void) sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
-	(void) sd_event_add_signal(event, NULL, SIGHUP, on_sighup, NULL);
+	(void) sd_event_add_signal(event, NULL, SIGHUP, on_sighup, x);
 	(void) sd_event_set_watchdog(event, true);
+}
 
-	r = server_new(&d, method_table, method_table_n, &srv);
+/* Listens, tells systemd, and runs the event loop until a stop signal. */
+static int serve(struct daemon *d, struct config *cfg, const struct config_args *a)
+{
+	struct reload_ctx x = { .d = d, .cfg = cfg, .args = a };
+	struct server *srv = NULL;
+	int r;
+
+	add_signals(d->event, &x);
+	r = server_new(d, method_table, method_table_n, &srv);
 	if (r < 0)
-		goto out;
-	log_info("Listening on %s; keyscope keyring %d in %s; state in %s.", cfg.socket_path,
-		 (int) scopes_keyring(d.scopes), cfg.keyring, cfg.state_dir);
-	(void) source_start(d.source);
-	if (scopes_state_problem(d.scopes))
+		return r;
+	log_info("Listening on %s; keyscope keyring %d in %s; state in %s.", cfg->socket_path,
+		 (int) scopes_keyring(d->scopes), cfg->keyring, cfg->state_dir);
+	(void) source_start(d->source);
+	if (scopes_state_problem(d->scopes))
 		(void) sd_notifyf(0, "READY=1\nSTATUS=Serving keys; state not written: %s",
-				  scopes_state_problem(d.scopes));
+				  scopes_state_problem(d->scopes));
 	else
 		(void) sd_notify(0, "READY=1\nSTATUS=Serving keys.");
 
-	r = sd_event_loop(event);
+	r = sd_event_loop(d->event);
 	if (r < 0)
 		log_error_errno(r, "Event loop failed: %m");
-	(void) scopes_save(d.scopes);
-out:
-	srv = server_free(srv);
+	(void) scopes_save(d->scopes);
+	server_free(srv);
+	return r;
+}
+
+static void daemon_done(struct daemon *d)
+{
 	/* Calls still waiting for an unlock or for Barbican end here, with nobody to answer. */
-	d.unlocks = unlocks_free(d.unlocks);
-	d.source = source_free(d.source);
-	d.attachments = attachments_free(d.attachments);
-	d.scopes = scopes_free(d.scopes);
-	d.store = store_free(d.store);
-	sd_event_unref(event);
+	d->unlocks = unlocks_free(d->unlocks);
+	d->source = source_free(d->source);
+	d->attachments = attachments_free(d->attachments);
+	d->scopes = scopes_free(d->scopes);
+	d->store = store_free(d->store);
+	d->event = sd_event_unref(d->event);
+}
+
+static int run(int argc, char **argv)
+{
+	_cleanup_(config_done) struct config cfg = {};
+	_cleanup_close_ int state_lock = -EBADF, socket_lock = -EBADF;
+	struct config_args a = {};
+	struct daemon d = {};
+	key_serial_t parent = 0;
+	int r;
+
+	log_set_program(argv[0]);
+	r = parse_args(argc, argv, &a);
+	if (r <= 0)
+		return r;
+	r = config_read(&a, &cfg);
+	if (r < 0)
+		return r;
+	log_set_max_level(cfg.log_level);
+	harden_process();
+	r = take_locks(&cfg, &state_lock, &socket_lock);
+	if (r < 0)
+		return r;
+	(void) kernel_check_at_start(&cfg);
+	r = open_store(&cfg, &d, &parent);
+	if (r < 0)
+		return r;
+	r = build_daemon(&d, &cfg, parent);
+	if (r >= 0)
+		r = serve(&d, &cfg, &a);
+	daemon_done(&d);
 	return r;
 }
 

@@ -1,49 +1,119 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "keyring.h"
 #include "kvfile.h"
-#include "log.h"
+#include "log.h"	/* log_level_from_string(); nothing here logs */
 #include "util.h"
 
 #define CONFIG_MAX_SIZE (64 * 1024)
 
-void config_init(struct config *c)
+/*
+ * Every key keyscoped.conf(5) knows, with its default as it would be written and whether a
+ * running keyscoped applies a change on reload (SIGHUP) or needs a restart: "live" keys are
+ * read where they are used (timeouts, log level, request-key policy, cache age); the others
+ * shape what is built at start (the socket, the keyring, the Barbican client, the cache).
+ */
+static const struct config_key {
+	const char *name;
+	bool live;
+	const char *def;
+} config_keys[] = {
+	{ "socket", false, KEYSCOPE_SOCKET_PATH },
+	{ "state-dir", false, KEYSCOPE_STATE_DIR },
+	{ "keyring", false, "@u" },
+	{ "linger", false, "0" },
+	{ "max-clients", true, "256" },
+	{ "unlock-concurrency", false, "1" },
+	{ "client-timeout", true, "30" },
+	{ "read-group", true, "" },
+	{ "request-key-uids", true, "0" },
+	{ "request-key-timeout", true, "300" },
+	{ "expected-scopes", false, "256" },
+	{ "volumes", false, "yes" },
+	{ "log-level", true, "info" },
+	{ "barbican-url", false, "" },
+	{ "barbican-ca-file", false, "" },
+	{ "barbican-ca-dir", false, "" },
+	{ "barbican-client-cert", false, "" },
+	{ "barbican-client-key", false, "" },
+	{ "barbican-auth", false, "app-credential" },	/* never the development mode */
+	{ "barbican-project-id", false, "" },
+	{ "barbican-user-id", false, "" },
+	{ "barbican-roles", false, "creator" },
+	{ "keystone-url", false, "" },
+	{ "app-credential-file", false, "" },
+	{ "barbican-connect-timeout", true, "5" },
+	{ "barbican-timeout", true, "10" },
+	{ "barbican-deadline", true, "20" },
+	{ "barbican-retries", true, "4" },
+	{ "barbican-concurrency", false, "8" },
+	{ "barbican-cache", false, "no" },
+	{ "barbican-cache-ttl", true, "604800" },
+	{ "barbican-prefetch", false, "no" },
+	{ "barbican-consumer-service", false, "keyscope" },
+	{ "barbican-consumer-grace", true, "300" },
+};
+
+_Static_assert(ELEMENTSOF(config_keys) <= CONFIG_KEYS_MAX, "raw[] too small");
+
+static int config_key_index(const char *key)
 {
-	*c = (struct config) {
-		.socket_path = strdup(KEYSCOPE_SOCKET_PATH),
-		.state_dir = strdup(KEYSCOPE_STATE_DIR),
-		.keyring = strdup("@u"),
-		.log_level = LOG_INFO,
-		.max_clients = 256,
-		.unlock_concurrency = 1,
-		.client_timeout_sec = 30,
-		.request_key_uids = { 0 },
-		.n_request_key_uids = 1,
-		.request_key_timeout_sec = 300,
-		.expected_scopes = 256,
-		.volumes = true,
-		.barbican_auth = 1,	/* app-credential: never the development mode by default */
-		.barbican_roles = strdup("creator"),
-		.barbican_connect_timeout_sec = 5,
-		.barbican_timeout_sec = 10,
-		.barbican_deadline_sec = 20,
-		.barbican_retries = 4,
-		.barbican_concurrency = 8,
-		.barbican_cache_ttl_sec = 7 * 86400,
-		.barbican_consumer_service = strdup("keyscope"),
-		.barbican_consumer_grace_sec = 300,
-	};
+	for (unsigned i = 0; i < ELEMENTSOF(config_keys); i++)
+		if (streq(config_keys[i].name, key))
+			return (int) i;
+	return -ENOENT;
+}
+
+const char *config_key(unsigned i)
+{
+	return i < ELEMENTSOF(config_keys) ? config_keys[i].name : NULL;
+}
+
+bool config_key_live(unsigned i)
+{
+	return i < ELEMENTSOF(config_keys) && config_keys[i].live;
+}
+
+const char *config_value(const struct config *c, unsigned i)
+{
+	if (i >= ELEMENTSOF(config_keys))
+		return NULL;
+	return c->raw[i] ?: config_keys[i].def;
+}
+
+static int config_apply(struct config *c, const char *key, const char *value);
+
+int config_init(struct config *c)
+{
+	*c = (struct config) {};
+	for (unsigned i = 0; i < ELEMENTSOF(config_keys); i++) {
+		int r = config_apply(c, config_keys[i].name, config_keys[i].def);
+
+		if (r < 0) {
+			config_done(c);
+			return r;
+		}
+	}
+	return 0;
 }
 
 void config_done(struct config *c)
 {
+	for (unsigned i = 0; i < ELEMENTSOF(config_keys); i++)
+		free(c->raw[i]);
 	free(c->socket_path);
 	free(c->state_dir);
 	free(c->keyring);
@@ -203,7 +273,7 @@ static int config_set_barbican(struct config *c, const char *key, const char *va
 	return -ENOENT;
 }
 
-int config_set(struct config *c, const char *key, const char *value)
+static int config_apply(struct config *c, const char *key, const char *value)
 {
 	key_serial_t k;
 	int r;
@@ -242,9 +312,48 @@ int config_set(struct config *c, const char *key, const char *value)
 	return config_set_barbican(c, key, value);
 }
 
+int config_set(struct config *c, const char *key, const char *value)
+{
+	int i = config_key_index(key), r;
+	char *copy;
+
+	if (i < 0)
+		return i;
+	copy = strdup(value);
+	if (!copy)
+		return -ENOMEM;
+	r = config_apply(c, key, value);
+	if (r < 0) {
+		free(copy);
+		return r == -ENOENT ? -EINVAL : r;
+	}
+	free(c->raw[i]);
+	c->raw[i] = copy;
+	return 0;
+}
+
+static int config_error(struct config_error *err, int r, const char *path, unsigned line,
+			const char *fmt, ...) _printf_(5, 6);
+
+static int config_error(struct config_error *err, int r, const char *path, unsigned line,
+			const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return r;
+	snprintf(err->path, sizeof(err->path), "%s", path);
+	err->line = line;
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	return r;
+}
+
 struct config_load_ctx {
 	struct config *c;
 	const char *path;
+	struct config_error *err;
 };
 
 static int config_load_pair(void *userdata, unsigned line, const char *key, char *value)
@@ -253,35 +362,161 @@ static int config_load_pair(void *userdata, unsigned line, const char *key, char
 	int r = config_set(x->c, key, value);
 
 	if (r == -ENOENT)
-		return log_error_errno(-EINVAL, "%s:%u: unknown option '%s'.", x->path, line, key);
+		return config_error(x->err, -EINVAL, x->path, line, "unknown option '%s'", key);
+	if (r == -ENOMEM)
+		return config_error(x->err, r, x->path, line, "out of memory");
 	if (r < 0)
-		return log_error_errno(-EINVAL, "%s:%u: invalid value for '%s'.", x->path, line,
-				       key);
+		return config_error(x->err, -EINVAL, x->path, line, "invalid value for '%s'", key);
 	return 0;
 }
 
-int config_load(struct config *c, const char *path, bool must_exist)
+/* A config file may be a symbolic link (an admin's drop-in often is), not a device or FIFO. */
+static int read_config_file(const char *path, char **ret, size_t *ret_size)
 {
-	struct config_load_ctx x = { .c = c, .path = path };
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	struct stat st;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EBADFD;
+	if ((uint64_t) st.st_size > CONFIG_MAX_SIZE)
+		return -EFBIG;
+	return read_full_fd(fd, CONFIG_MAX_SIZE, ret, ret_size);
+}
+
+int config_load(struct config *c, const char *path, bool must_exist, struct config_error *err)
+{
+	struct config_load_ctx x = { .c = c, .path = path, .err = err };
 	_cleanup_free_ char *text = NULL;
-	unsigned line;
+	unsigned line = 0;
 	size_t size;
 	int r;
 
-	r = read_full_file(path, CONFIG_MAX_SIZE, &text, &size);
+	r = read_config_file(path, &text, &size);
 	if (r == -ENOENT && !must_exist)
 		return 0;
 	if (r == -EFBIG)
-		return log_error_errno(r, "Config file %s is larger than %d bytes.", path,
-				       CONFIG_MAX_SIZE);
+		return config_error(err, r, path, 0, "Config file %s is larger than %d bytes",
+				    path, CONFIG_MAX_SIZE);
 	if (r < 0)
-		return log_error_errno(r, "Failed to read config file %s: %m", path);
+		return config_error(err, r, path, 0, "Failed to read config file %s: %s", path,
+				    strerror(-r));
 	r = kvfile_parse(text, size, CONFIG_MAX_SIZE, KVFILE_SECTIONS, config_load_pair, &x,
 			 &line);
 	if (r == -EBADMSG && line == 0)
-		return log_error_errno(r, "Config file %s holds a NUL byte: not a text file.",
-				       path);
+		return config_error(err, r, path, 0, "Config file %s holds a NUL byte: not a text "
+				    "file", path);
 	if (r == -EBADMSG)
-		return log_error_errno(-EINVAL, "%s:%u: expected 'key = value'.", path, line);
+		return config_error(err, -EINVAL, path, line, "expected 'key = value'");
 	return r;
+}
+
+char **config_strv_free(char **l)
+{
+	for (char **p = l; p && *p; p++)
+		free(*p);
+	free(l);
+	return NULL;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
+
+static int cmp_basename(const void *a, const void *b)
+{
+	return strcmp(strrchr(*(char *const *) a, '/') + 1, strrchr(*(char *const *) b, '/') + 1);
+}
+
+static bool have_name(char **l, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (streq(strrchr(l[i], '/') + 1, name))
+			return true;
+	return false;
+}
+
+/* Adds dir's "*.conf" files whose names l does not hold yet. */
+static int dropins_add(const char *dir, char ***l, size_t *n)
+{
+	_cleanup_(closedirp) DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t len;
+
+	if (!d)
+		return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+	while ((errno = 0, de = readdir(d))) {
+		char **m, *p;
+
+		len = strlen(de->d_name);
+		if (de->d_name[0] == '.' || len <= 5 || !streq(de->d_name + len - 5, ".conf") ||
+		    have_name(*l, *n, de->d_name))
+			continue;
+		p = path_join(dir, de->d_name);
+		m = p ? reallocarray(*l, *n + 2, sizeof(char *)) : NULL;
+		if (!m) {
+			free(p);
+			return -ENOMEM;
+		}
+		*l = m;
+		m[(*n)++] = p;
+		m[*n] = NULL;
+	}
+	return errno ? -errno : 0;
+}
+
+/* A drop-in that is a link to /dev/null masks its name and is not read (systemd's way). */
+static size_t drop_masked(char **l, size_t n)
+{
+	size_t k = 0;
+	struct stat st;
+
+	for (size_t i = 0; i < n; i++) {
+		if (stat(l[i], &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
+			free(l[i]);
+			continue;
+		}
+		l[k++] = l[i];
+	}
+	l[k] = NULL;
+	return k;
+}
+
+int config_dropins(const char *const *dirs, char ***ret, struct config_error *err)
+{
+	char **l = calloc(1, sizeof(char *));
+	size_t n = 0;
+	int r;
+
+	if (!l)
+		return -ENOMEM;
+	for (const char *const *d = dirs; d && *d; d++) {
+		r = dropins_add(*d, &l, &n);
+		if (r < 0) {
+			config_strv_free(l);
+			return config_error(err, r, *d, 0, "Failed to read the drop-in folder %s: %s",
+					    *d, strerror(-r));
+		}
+	}
+	qsort(l, n, sizeof(char *), cmp_basename);
+	n = drop_masked(l, n);
+	*ret = l;
+	return (int) n;
+}
+
+int config_load_all(struct config *c, const char *path, bool must_exist,
+		    const char *const *dirs, struct config_error *err)
+{
+	char **l = NULL;
+	int r;
+
+	r = config_load(c, path, must_exist, err);
+	if (r < 0)
+		return r;
+	r = config_dropins(dirs, &l, err);
+	for (char **p = l; r >= 0 && *p; p++)
+		r = config_load(c, *p, true, err);
+	config_strv_free(l);
+	return r < 0 ? r : 0;
 }

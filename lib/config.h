@@ -8,7 +8,10 @@
 
 #define CONFIG_UIDS_MAX 64
 
+#define CONFIG_KEYS_MAX 64
+
 struct config {
+	char *raw[CONFIG_KEYS_MAX];	/* each key's value as written; NULL: the default */
 	char *socket_path;
 	char *state_dir;
 	char *keyring;		/* "@u", "@s", or a serial */
@@ -40,15 +43,51 @@ struct config {
 	unsigned barbican_consumer_grace_sec;
 };
 
-void config_init(struct config *c);
+/*
+ * Where a config file failed to parse: its path, the line (0: the file as a whole) and why;
+ * the message names the path itself when line is 0, so callers print "path:line: message" or
+ * "message".
+ */
+struct config_error {
+	char path[4096];
+	unsigned line;
+	char message[256];
+};
+
+/* The built-in defaults. Returns 0 or -ENOMEM (c is then empty but safe to config_done()). */
+int config_init(struct config *c);
 void config_done(struct config *c);
 
 /*
  * Reads "key = value" lines ('#' comments, blank lines) from path into c. A missing file is
- * fine when it is the default path (must_exist false). Every error names the file and line.
- * Returns 0 or -errno (already logged).
+ * fine when it is the default path (must_exist false). Returns 0 or -errno, with *err (may be
+ * NULL) naming the file, the line and the problem; nothing is logged.
  */
-int config_load(struct config *c, const char *path, bool must_exist);
+int config_load(struct config *c, const char *path, bool must_exist, struct config_error *err);
+
+/*
+ * The drop-ins of dirs (a NULL-terminated list, highest priority first, as systemd's conf.d:
+ * /etc before /run before /usr/lib): every "*.conf" in them, one per file name (the first
+ * folder that has a name masks the same name in the later ones; a link to /dev/null masks it
+ * with nothing), sorted by file name. Folders that do not exist are skipped. Returns the number
+ * of paths in *ret (a NULL-terminated array; free with config_strv_free()) or -errno, with
+ * *err naming the folder.
+ */
+int config_dropins(const char *const *dirs, char ***ret, struct config_error *err);
+char **config_strv_free(char **l);
+
+/* config_load() of path, then of each of its drop-ins in order. */
+int config_load_all(struct config *c, const char *path, bool must_exist,
+		    const char *const *dirs, struct config_error *err);
 
 /* Sets one option by its config-file name. Returns 0, -EINVAL (bad value) or -ENOENT (unknown). */
 int config_set(struct config *c, const char *key, const char *value);
+
+/*
+ * The keys, for reloads: config_key(i) is the name of the i-th key (NULL past the last),
+ * config_key_live(i) says whether a running keyscoped applies it on reload, and
+ * config_value(c, i) is the value c was given for it, as written (its default when none).
+ */
+const char *config_key(unsigned i);
+bool config_key_live(unsigned i);
+const char *config_value(const struct config *c, unsigned i);

@@ -332,6 +332,17 @@ int source_new(sd_event *event, const struct config *cfg, struct store *store,
 	return 0;
 }
 
+void source_config_changed(struct source *s)
+{
+	if (s && s->bb)
+		barbican_set_limits(s->bb, &(struct barbican_options) {
+			.connect_timeout_sec = s->cfg->barbican_connect_timeout_sec,
+			.timeout_sec = s->cfg->barbican_timeout_sec,
+			.deadline_sec = s->cfg->barbican_deadline_sec,
+			.retries = s->cfg->barbican_retries,
+		});
+}
+
 static void fetched_destroy(void *p)
 {
 	struct fetched *f = p;

@@ -34,6 +34,8 @@ int source_new(sd_event *event, const struct config *cfg, struct store *store,
  * Accepts NULL; returns NULL.
  */
 struct source *source_free(struct source *s);
+/* The configuration was reloaded: Barbican's time limits and retries are read again. */
+void source_config_changed(struct source *s);
 
 /*
  * How the sources tell the keys above them that Barbican withdrew id (403, 404): cb returns

@@ -3,7 +3,7 @@
 # command level) and keyscope-request-key print in --help is in their man pages and every option
 # the man pages name is in a --help; every keyscopectl command is in keyscopectl(8) and every
 # command keyscopectl(8) names exists; CMD --help works for each; one version everywhere; every
-# config key config_set() accepts is in keyscoped.conf(5) and in the shipped daemon/keyscoped.conf
+# config key of config_keys[] (lib/config.c) is in keyscoped.conf(5) and in the shipped daemon/keyscoped.conf
 # (whose commented defaults the daemon accepts as they are), every method and error name the
 # daemon uses is in docs/protocol.md, and groff renders the man pages without a warning.
 . "$(dirname "$0")/lib.sh"
@@ -115,9 +115,14 @@ for page in $MANPAGES; do
 done
 
 # --- config keys: every key config_set() accepts ------------------------------------------
-keys=$(awk '/^(static )?int config_set(_[a-z]+)?\(/, /^}/' "$ROOT/lib/config.c" |
-	grep -oE 'streq\(key, "[^"]+"\)' | sed -E 's/.*"([^"]+)".*/\1/')
-[ "$(wc -w <<<"$keys")" -ge 5 ] || fail "found only '$keys' in config_set(): is config.c changed?"
+keys=$(awk '/^} config_keys\[\] = \{$/, /^};/' "$ROOT/lib/config.c" |
+	sed -nE 's/^\t\{ "([a-z-]+)", (true|false), .*/\1/p')
+[ "$(wc -w <<<"$keys")" -ge 5 ] || fail "found only '$keys' in config_keys[]: is config.c changed?"
+# The table and the setters name the same keys.
+setters=$(awk '/^static int config_(apply|set_barbican)\(/, /^}/' "$ROOT/lib/config.c" |
+	grep -oE 'streq\(key, "[^"]+"\)' | sed -E 's/.*"([^"]+)".*/\1/' | sort)
+[ "$setters" = "$(sort <<<"$keys")" ] ||
+	missing "config_keys[] and the setters differ: $(diff <(sort <<<"$keys") - <<<"$setters" | grep '^[<>]' | tr '\n' ' ')"
 conf_text=$(man_text "$DOCS/keyscoped.conf.5")
 for key in $keys; do
 	grep -qF -- "$key = " <<<"$conf_text" || missing "config key '$key' not in keyscoped.conf.5"
@@ -127,7 +132,14 @@ done
 for key in $(sed -nE 's/^#?([a-z][a-z-]*) = ?.*/\1/p' "$CONF"); do
 	grep -qx -- "$key" <<<"$keys" || missing "daemon/keyscoped.conf documents unknown key '$key'"
 done
-echo "config: $(wc -w <<<"$keys") keys checked"
+# Keys applied on reload: "(live)" in keyscoped.conf.5 exactly where config_keys[] says true.
+live=$(awk '/^} config_keys\[\] = \{$/, /^};/' "$ROOT/lib/config.c" |
+	sed -nE 's/^\t\{ "([a-z-]+)", true, .*/\1/p' | sort)
+man_live=$(grep -E '^\.BI "[a-z\\-]+ = " [A-Z]+ " \(live\)"$' "$DOCS/keyscoped.conf.5" |
+	sed -E 's/^\.BI "([^ ]+) = .*/\1/; s/\\-/-/g' | sort)
+[ "$live" = "$man_live" ] || missing "live keys differ between config_keys[] and keyscoped.conf.5:" \
+	"$(diff <(echo "$live") <(echo "$man_live") | grep '^[<>]' | tr '\n' ' ')"
+echo "config: $(wc -w <<<"$keys") keys checked, $(wc -w <<<"$live") of them live"
 
 # --- protocol: every method in the table, every error name the daemon uses ------------------
 methods=$(awk '/^const struct method method_table\[\]/, /^};/' "$ROOT/daemon/rpc/methods.c" |

@@ -309,6 +309,14 @@ static int barbican_setup(struct barbican *b, const struct barbican_options *o)
 	return r;
 }
 
+void barbican_set_limits(struct barbican *b, const struct barbican_options *o)
+{
+	b->connect_timeout_sec = o->connect_timeout_sec ?: 5;
+	b->timeout_sec = o->timeout_sec ?: 10;
+	b->deadline_sec = o->deadline_sec ?: 30;
+	b->retries = o->retries;
+}
+
 int barbican_new(sd_event *event, const struct barbican_options *o, struct barbican **ret)
 {
 	struct barbican *b;
@@ -321,10 +329,7 @@ int barbican_new(sd_event *event, const struct barbican_options *o, struct barbi
 		return log_oom();
 	b->event = sd_event_ref(event);
 	b->auth = o->auth;
-	b->connect_timeout_sec = o->connect_timeout_sec ?: 5;
-	b->timeout_sec = o->timeout_sec ?: 10;
-	b->deadline_sec = o->deadline_sec ?: 30;
-	b->retries = o->retries;
+	barbican_set_limits(b, o);
 	b->concurrency = o->concurrency ?: 8;
 	if (getrandom(&b->rnd, sizeof(b->rnd), GRND_NONBLOCK) != sizeof(b->rnd) || !b->rnd)
 		b->rnd = (uint32_t) now_usec() | 1;

@@ -174,6 +174,8 @@ struct barbican_op;
  * network I/O. Returns 0, or -errno with the reason logged.
  */
 int barbican_new(sd_event *event, const struct barbican_options *o, struct barbican **ret);
+/* New time limits and retries (a reload); requests that start from now on use them. */
+void barbican_set_limits(struct barbican *b, const struct barbican_options *o);
 /* Cancels every operation (no callbacks run) and frees b. Accepts NULL; returns NULL. */
 struct barbican *barbican_free(struct barbican *b);
 
