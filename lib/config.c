@@ -39,6 +39,7 @@ void config_init(struct config *c)
 		.barbican_cache_ttl_sec = 7 * 86400,
 		.barbican_consumer_service = strdup("keyscope"),
 		.barbican_consumer_grace_sec = 300,
+		.metrics_interval_sec = 60,
 	};
 }
 
@@ -58,6 +59,7 @@ void config_done(struct config *c)
 	free(c->keystone_url);
 	free(c->app_credential_file);
 	free(c->barbican_consumer_service);
+	free(c->metrics_file);
 	*c = (struct config) {};
 }
 
@@ -232,6 +234,10 @@ int config_set(struct config *c, const char *key, const char *value)
 		return parse_uint(value, 1, 1000000, &c->expected_scopes);
 	if (streq(key, "volumes"))
 		return parse_bool(value, &c->volumes);
+	if (streq(key, "metrics-file"))
+		return set_path(&c->metrics_file, value);
+	if (streq(key, "metrics-interval"))
+		return parse_uint(value, 1, 86400, &c->metrics_interval_sec);
 	if (streq(key, "log-level")) {
 		r = log_level_from_string(value);
 		if (r < 0)
