@@ -14,6 +14,7 @@ RUNSTATEDIR ?= /run
 LOCALSTATEDIR ?= /var/lib
 UNITDIR ?= /lib/systemd/system
 UDEVDIR ?= /lib/udev
+CATALOGDIR ?= /usr/lib/systemd/catalog
 DESTDIR ?=
 CC ?= cc
 PKG_CONFIG ?= pkg-config
@@ -211,6 +212,7 @@ install: all
 	install -m 0644 $(wildcard docs/*.8) $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 README.md $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/
 	install -m 0644 docs/keyscoped.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -D -m 0644 docs/keyscope.catalog $(DESTDIR)$(CATALOGDIR)/keyscope.catalog
 	test -e $(DESTDIR)$(SYSCONFDIR)/keyscope/keyscoped.conf || \
 		install -m 0644 daemon/keyscoped.conf $(DESTDIR)$(SYSCONFDIR)/keyscope/keyscoped.conf
 # Units and udev rules name /usr/sbin/keyscoped and /usr/bin/keyscopectl: written as installed.

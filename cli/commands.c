@@ -102,6 +102,14 @@ const struct command ctl_commands[] = {
 	  .run = status_main,
 	  .synopsis = "",
 	  .help = "the daemon's state, its scopes and attached volumes" },
+	{ .name = "metrics",
+	  .run = metrics_main,
+	  .synopsis = "[--prometheus]",
+	  .help = "counters, latency histograms and gauges as OpenMetrics text",
+	  .details =
+		"Prints keyscoped's metrics (keyscope_..._total counters, _seconds histograms,\n"
+		"gauges) in the OpenMetrics text format. Readable by root and the read-group.\n\n"
+		"      --prometheus     Prometheus' text format 0.0.4 instead (as metrics-file)\n" },
 	{ .name = "format",
 	  .run = format_main,
 	  .synopsis = "DEVICE --key KEY-ID [--key-stdin] [--force]",

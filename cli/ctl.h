@@ -78,6 +78,7 @@ int key_install(int argc, char **argv);
 int key_release(int argc, char **argv);
 int scope_list(int argc, char **argv);
 int status_main(int argc, char **argv);
+int metrics_main(int argc, char **argv);
 int check_main(int argc, char **argv);
 int format_main(int argc, char **argv);
 int attach_main(int argc, char **argv);

@@ -23,6 +23,7 @@
 #include "keyring.h"
 #include "log.h"
 #include "methods.h"
+#include "observe.h"
 #include "reload.h"
 #include "scope.h"
 #include "server.h"
@@ -305,16 +306,13 @@ static int serve(struct daemon *d, struct config *cfg, const struct config_args 
 	log_info("Listening on %s; keyscope keyring %d in %s; state in %s.", cfg->socket_path,
 		 (int) scopes_keyring(d->scopes), cfg->keyring, cfg->state_dir);
 	(void) source_start(d->source);
-	if (scopes_state_problem(d->scopes))
-		(void) sd_notifyf(0, "READY=1\nSTATUS=Serving keys; state not written: %s",
-				  scopes_state_problem(d->scopes));
-	else
-		(void) sd_notify(0, "READY=1\nSTATUS=Serving keys.");
+	(void) observe_start(d);	/* READY=1, STATUS=, metrics-file */
 
 	r = sd_event_loop(d->event);
 	if (r < 0)
 		log_error_errno(r, "Event loop failed: %m");
 	(void) scopes_save(d->scopes);
+	observe_stop();
 	server_free(srv);
 	return r;
 }

@@ -26,6 +26,7 @@ static struct {
 	uint64_t attaches[_METRIC_RESULT_MAX];
 	struct histogram attach_latency;
 	uint64_t refused[_METRIC_REFUSAL_MAX];
+	int last_fetch[_METRIC_SOURCE_MAX];	/* enum metric_result + 1; 0: none yet */
 } m;
 
 static const char *const source_names[_METRIC_SOURCE_MAX] = { "local", "barbican", "cache",
@@ -71,7 +72,13 @@ void metrics_count_fetch(enum metric_source s, enum metric_result r, uint64_t us
 	if ((unsigned) s >= _METRIC_SOURCE_MAX || (unsigned) r >= _METRIC_RESULT_MAX)
 		return;
 	m.fetches[s][r]++;
+	m.last_fetch[s] = (int) r + 1;
 	observe(&m.fetch_latency[s], usec);
+}
+
+int metrics_last_fetch(enum metric_source s)
+{
+	return (unsigned) s < _METRIC_SOURCE_MAX ? m.last_fetch[s] - 1 : -1;
 }
 
 void metrics_count_attach(enum metric_result r, uint64_t usec)

@@ -41,6 +41,8 @@ void metrics_count(enum metric_counter c);
 void metrics_count_fetch(enum metric_source s, enum metric_result r, uint64_t usec);
 void metrics_count_attach(enum metric_result r, uint64_t usec);
 void metrics_count_refusal(enum metric_refusal reason);
+/* The result of the last fetch from s, or -1 when there was none (for sd_notify's STATUS). */
+int metrics_last_fetch(enum metric_source s);
 /* Forgets every count (tests). */
 void metrics_reset(void);
 

@@ -65,6 +65,8 @@ static const struct config_key {
 	{ "barbican-prefetch", false, "no" },
 	{ "barbican-consumer-service", false, "keyscope" },
 	{ "barbican-consumer-grace", true, "300" },
+	{ "metrics-file", false, "" },
+	{ "metrics-interval", false, "60" },
 };
 
 _Static_assert(ELEMENTSOF(config_keys) <= CONFIG_KEYS_MAX, "raw[] too small");
@@ -128,6 +130,7 @@ void config_done(struct config *c)
 	free(c->keystone_url);
 	free(c->app_credential_file);
 	free(c->barbican_consumer_service);
+	free(c->metrics_file);
 	*c = (struct config) {};
 }
 
@@ -302,6 +305,10 @@ static int config_apply(struct config *c, const char *key, const char *value)
 		return parse_uint(value, 1, 1000000, &c->expected_scopes);
 	if (streq(key, "volumes"))
 		return parse_bool(value, &c->volumes);
+	if (streq(key, "metrics-file"))
+		return set_path(&c->metrics_file, value);
+	if (streq(key, "metrics-interval"))
+		return parse_uint(value, 1, 86400, &c->metrics_interval_sec);
 	if (streq(key, "log-level")) {
 		r = log_level_from_string(value);
 		if (r < 0)

@@ -41,6 +41,9 @@ struct config {
 	unsigned barbican_cache_ttl_sec;
 	char *barbican_consumer_service;
 	unsigned barbican_consumer_grace_sec;
+	/* metrics (daemon/observe.h): a textfile for node_exporter, NULL: off */
+	char *metrics_file;
+	unsigned metrics_interval_sec;
 };
 
 /*

@@ -34,6 +34,7 @@ static const struct {
 	[EVENT_DELEGATION_WITHDRAWN] = { "delegation-withdrawn", "8a31f1eb77db4ec8ae709de6b3c21e72" },
 	[EVENT_CACHE_USED_OFFLINE] = { "cache-used-offline", "2bde9e9097e54cda85440e8614c83e86" },
 	[EVENT_VOLUME_PENDING] = { "volume-pending", "c5c747072cdf4691aeae6dd24399f905" },
+	[EVENT_KEY_RELEASED] = { "key-released", "9818a51594ea4d0aa1b57fd4f19d83fe" },
 };
 
 const char *event_name(enum event_kind kind)

@@ -29,6 +29,7 @@ enum event_kind {
 	EVENT_DELEGATION_WITHDRAWN,	/* the key manager no longer grants this node a key */
 	EVENT_CACHE_USED_OFFLINE,	/* a key came from the sealed cache, the key manager down */
 	EVENT_VOLUME_PENDING,		/* a declared volume waits for its key source */
+	EVENT_KEY_RELEASED,		/* keyscopectl key release dropped a manual holder */
 	_EVENT_MAX,
 };
 
@@ -52,6 +53,23 @@ const char *event_message_id(enum event_kind kind);
  */
 void log_event(enum event_kind kind, int level, const struct event_fields *f, const char *fmt, ...)
 	_printf_(4, 5);
+
+/*
+ * Fields of an event caused by a control call: the call's peer and the names given. Any
+ * argument may be NULL. For "log_event(EVENT_X, LOG_INFO, EVENT_PEER(c, vol, dev, id), ...)".
+ */
+#define EVENT_PEER(c, vol, dev, id)							\
+	(&(struct event_fields) { .key_id = (id), .volume = (vol), .device = (dev),	\
+				  .has_peer = true, .peer_uid = (c)->uid,		\
+				  .peer_pid = (c)->pid })
+
+/* Fields of an event about one key-id (or scope) alone. */
+#define EVENT_KEY(id) (&(struct event_fields) { .key_id = (id) })
+
+/* Fields of a refused request: its peer (anything with uid and pid) and the error name. */
+#define EVENT_REFUSAL(c, err)								\
+	(&(struct event_fields) { .error = (err), .has_peer = true, .peer_uid = (c)->uid,	\
+				  .peer_pid = (c)->pid })
 
 /* Whether stderr is the journal stream (JOURNAL_STREAM names stderr's device and inode). */
 bool log_stderr_is_journal(void);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "event.h"
 #include "keyid.h"
 #include "log.h"
 #include "request.h"
@@ -32,6 +33,7 @@ int m_key_request(struct call *c)
 	const char *id, *info = "";
 	uint64_t uid, serial = 0;
 	struct secret_buf key = {};
+	struct event_fields f = { .has_peer = true, .peer_pid = c->pid };
 	json_object *o;
 	int r;
 
@@ -50,10 +52,14 @@ int m_key_request(struct call *c)
 	else
 		text_escape(info, strlen(info), REQUEST_CALLOUT_LOG, callout, sizeof(callout));
 
+	f.key_id = id;
+	f.peer_uid = (uid_t) uid;
 	if (!uid_allowed(cfg, (uid_t) uid)) {
-		log_notice("Audit: request-key of keyscope:%s for uid %u refused: uid not in "
-			   "request-key-uids (key %u, callout \"%s\", handler pid %d).", id,
-			   (unsigned) uid, (unsigned) serial, callout, (int) c->pid);
+		f.error = "keyscope.PermissionDenied";
+		log_event(EVENT_KEY_REQUEST_REFUSED, LOG_NOTICE, &f,
+			  "Audit: request-key of keyscope:%s for uid %u refused: uid not in "
+			  "request-key-uids (key %u, callout \"%s\", handler pid %d).", id,
+			  (unsigned) uid, (unsigned) serial, callout, (int) c->pid);
 		return call_error(c, -EACCES, "keyscope.PermissionDenied",
 				  "uid %u may not cause key fetches: it is not in request-key-uids",
 				  (unsigned) uid);
@@ -63,11 +69,15 @@ int m_key_request(struct call *c)
 	if (r == -EINPROGRESS)
 		return r;
 	if (r < 0) {
-		log_notice("Audit: request-key of keyscope:%s for uid %u refused: %s (key %u, "
-			   "callout \"%s\", handler pid %d).", id, (unsigned) uid,
-			   r == -ENOENT ? "no such key" : strerror(-r), (unsigned) serial, callout,
-			   (int) c->pid);
-		return call_key_error(c, r, id, "fetching key");
+		int k = call_key_error(c, r, id, "fetching key");
+
+		f.error = c->error;
+		log_event(EVENT_KEY_REQUEST_REFUSED, LOG_NOTICE, &f,
+			  "Audit: request-key of keyscope:%s for uid %u refused: %s (key %u, "
+			  "callout \"%s\", handler pid %d).", id, (unsigned) uid,
+			  r == -ENOENT ? "no such key" : strerror(-r), (unsigned) serial, callout,
+			  (int) c->pid);
+		return k;
 	}
 
 	o = json_object_new_object();
@@ -81,9 +91,10 @@ int m_key_request(struct call *c)
 	c->reply = o;
 	c->reply_payload = key;
 	key = (struct secret_buf) {};	/* transferred */
-	log_notice("Audit: request-key of keyscope:%s for uid %u granted: %zu bits, timeout %us "
-		   "(key %u, callout \"%s\", handler pid %d).", id, (unsigned) uid,
-		   c->reply_payload.len * 8, cfg->request_key_timeout_sec, (unsigned) serial,
-		   callout, (int) c->pid);
+	log_event(EVENT_KEY_HANDED_OUT, LOG_NOTICE, &f,
+		  "Audit: request-key of keyscope:%s for uid %u granted: %zu bits, timeout %us "
+		  "(key %u, callout \"%s\", handler pid %d).", id, (unsigned) uid,
+		  c->reply_payload.len * 8, cfg->request_key_timeout_sec, (unsigned) serial,
+		  callout, (int) c->pid);
 	return 0;
 }

@@ -8,8 +8,10 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+#include "event.h"
 #include "keyring.h"
 #include "log.h"
+#include "metrics.h"
 #include "proto.h"
 #include "scope.h"
 #include "util.h"
@@ -243,7 +245,9 @@ static int scope_install(struct scopes *t, struct scope *s, const struct secret_
 		return k;
 	s->serial = k;
 	s->key_len = material->len;
-	log_debug("Installed %s as key %d.", desc, (int) k);
+	log_event(EVENT_KEY_INSTALLED, LOG_INFO, EVENT_KEY(s->id), "Installed %s as key %d.",
+		  desc, (int) k);
+	metrics_count(METRIC_KEY_INSTALLS);
 	return 0;
 }
 
@@ -270,7 +274,9 @@ static void scope_drop_key(struct scopes *t, struct scope *s)
 		log_warning_errno(r, "Failed to invalidate key %d of scope %s, ignoring: %m",
 				  (int) s->serial, s->id);
 	else
-		log_debug("Invalidated key %d of scope %s.", (int) s->serial, s->id);
+		log_event(EVENT_KEY_INVALIDATED, LOG_INFO, EVENT_KEY(s->id),
+			  "Invalidated key %d of scope %s.", (int) s->serial, s->id);
+	metrics_count(METRIC_KEY_INVALIDATIONS);
 	s->serial = 0;
 }
 
@@ -367,6 +373,7 @@ int scope_release(struct scopes *t, const char *id, enum scope_hold kind)
 			return -ENOLCK;
 		s->attached--;
 	}
+	metrics_count(METRIC_KEY_RELEASES);
 	if (kind == SCOPE_ATTACH && s->attached == 0 && s->revoked && s->serial > 0) {
 		log_info("Last mapping of withdrawn key %s released: invalidating its kernel key.",
 			 s->id);

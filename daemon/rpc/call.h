@@ -64,6 +64,7 @@ struct call {
 	struct secret_buf payload;
 	uid_t uid;
 	pid_t pid;
+	uint64_t started;		/* CLOCK_MONOTONIC usec when the request was read */
 	json_object *reply;
 	const char *error;
 	char message[512];

@@ -9,10 +9,12 @@
 #include <string.h>
 
 #include "attach.h"
+#include "event.h"
 #include "call.h"
 #include "keyid.h"
 #include "log.h"
 #include "methods.h"
+#include "observe.h"
 #include "proto.h"
 #include "request.h"
 #include "scope.h"
@@ -470,9 +472,10 @@ static int m_key_release(struct call *c)
 		r = scope_release(c->daemon->scopes, ids[i], SCOPE_MANUAL);
 		if (r < 0)
 			return call_key_error(c, r, ids[i], "releasing key");
-		log_info("Holder dropped on keyscope:%s (%d left%s) by uid %u pid %d.", ids[i], r,
-			 r == 0 && !scope_find(c->daemon->scopes, ids[i]) ? ", key invalidated" : "",
-			 (unsigned) c->uid, (int) c->pid);
+		log_event(EVENT_KEY_RELEASED, LOG_INFO, EVENT_PEER(c, NULL, NULL, ids[i]),
+			  "Holder dropped on keyscope:%s (%d left%s) by uid %u pid %d.", ids[i], r,
+			  r == 0 && !scope_find(c->daemon->scopes, ids[i]) ? ", key invalidated" : "",
+			  (unsigned) c->uid, (int) c->pid);
 	}
 	reply_scopes(c, ids, n, batch);
 	return 0;
@@ -540,6 +543,7 @@ static int m_status(struct call *c)
 const struct method method_table[] = {
 	{ "keyscope.Ping", m_ping, false, false },
 	{ "keyscope.Status", m_status, false, false },
+	{ "keyscope.Metrics", m_metrics, false, false },
 	{ "keyscope.KeyList", m_key_list, false, false },
 	{ "keyscope.ScopeList", m_scope_list, false, false },
 	{ "keyscope.KeyCreate", m_key_create, true, false },

@@ -14,7 +14,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "event.h"
 #include "log.h"
+#include "metrics.h"
+#include "observe.h"
 #include "proto.h"
 #include "scope.h"
 #include "server.h"
@@ -157,7 +160,9 @@ static void dispatch(struct client *c, struct call *call, json_object *req_obj)
 		return;
 	}
 	if (!(m->writes ? c->may_write : c->may_read)) {
-		log_notice("Refused %s from uid %u (pid %d): not allowed.", m->name,
+		log_event(EVENT_REQUEST_REFUSED, LOG_NOTICE,
+			  EVENT_REFUSAL(c, "keyscope.PermissionDenied"),
+			  "Refused %s from uid %u (pid %d): not allowed.", m->name,
 			   (unsigned) c->uid, (int) c->pid);
 		call_error(call, -EPERM, "keyscope.PermissionDenied",
 			   "%s needs root%s", m->name,
@@ -204,7 +209,7 @@ static int client_handle(struct client *c, size_t len, size_t *ret_consumed)
 	if (!call)
 		return -ENOMEM;
 	*call = (struct call) { .daemon = c->server->daemon, .rpc = c->server, .client = c,
-				.uid = c->uid, .pid = c->pid };
+				.uid = c->uid, .pid = c->pid, .started = now_usec() };
 	if (r < 0)
 		call_error(call, r, "keyscope.InvalidRequest", "%s", err);
 	else {
@@ -223,6 +228,7 @@ static int client_handle(struct client *c, size_t len, size_t *ret_consumed)
 		c->pending = call;
 		return 2;
 	}
+	observe_call_done(call);
 	r = client_reply(c, call);
 	call_free(call);
 	return r < 0 ? r : 1;
@@ -260,6 +266,7 @@ static void client_process(struct client *c)
 			struct call call = {};
 			call_error(&call, r, "keyscope.MessageTooLarge",
 				   "request larger than %d bytes", PROTO_MAX_MESSAGE);
+			observe_call_done(&call);
 			(void) client_reply(c, &call);
 			log_notice("Dropping client pid %d: request too large.", (int) c->pid);
 			c->dead = true;	/* the stream cannot be resynchronised */
@@ -332,6 +339,7 @@ void call_complete(struct call *call)
 {
 	struct client *c = call->client;
 
+	observe_call_done(call);
 	if (!c) {
 		log_debug("%s for pid %d finished after its client left; reply dropped.",
 			  call->m ? call->m->name : "call", (int) call->pid);
@@ -450,6 +458,7 @@ static int on_accept(sd_event_source *es, int fd, uint32_t revents, void *userda
 		return 0;
 	}
 	if (!client_slot_free(s, cred.uid)) {
+		metrics_count_refusal(METRIC_REFUSED_LIMIT);
 		log_warning("Too many clients (%u in all) for uid %u, refusing pid %d.",
 			    s->n_clients, (unsigned) cred.uid, (int) cred.pid);
 		return 0;

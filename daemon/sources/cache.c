@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "event.h"
 #include "log.h"
 #include "source-internal.h"
 #include "util.h"
@@ -103,6 +104,8 @@ void source_key_withdrawn(struct source *s, const char *id, const struct barbica
 	int r;
 
 	s->withdrawn++;
+	log_event(EVENT_DELEGATION_WITHDRAWN, LOG_NOTICE, &(struct event_fields) { .key_id = id,
+		  .error = source_error_name(e) }, "Barbican withdrew key %s: %s", id, e->message);
 	cache_drop(s, id, e->cls == BARBICAN_DENIED ? "its delegation to this node was withdrawn"
 						    : "it no longer exists in Barbican");
 	if (!s->on_withdrawn)

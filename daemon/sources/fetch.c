@@ -10,7 +10,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "event.h"
 #include "log.h"
+#include "metrics.h"
 #include "source-internal.h"
 #include "util.h"
 
@@ -92,9 +94,13 @@ void fetched_error(struct source *s, struct fetched *f, const struct barbican_er
 			f->from_cache = true;
 			snprintf(f->meta.secret_type, sizeof(f->meta.secret_type), "%s", type);
 			s->cache_hits++;
-			log_warning("%s; using the sealed cached copy of key %s (fetched %llus ago, "
-				    "barbican-cache-ttl %us).", e->message, f->id,
-				    (unsigned long long) age, s->cfg->barbican_cache_ttl_sec);
+			metrics_count(METRIC_CACHE_HITS);
+			metrics_count_fetch(METRIC_SOURCE_CACHE, METRIC_OK,
+					    now_usec() - f->started_usec);
+			log_event(EVENT_CACHE_USED_OFFLINE, LOG_WARNING, EVENT_KEY(f->id),
+				  "%s; using the sealed cached copy of key %s (fetched %llus ago, "
+				  "barbican-cache-ttl %us).", e->message, f->id,
+				  (unsigned long long) age, s->cfg->barbican_cache_ttl_sec);
 			revalidate_schedule(s, revalidate_sec(s, true));
 			return;
 		}
@@ -111,6 +117,8 @@ static void on_fetched(void *userdata, const struct barbican_error *e,
 	struct source *s = f->src;
 
 	f->op = NULL;
+	metrics_count_fetch(METRIC_SOURCE_BARBICAN, e->error == 0 ? METRIC_OK : is_withdrawn(e) ?
+			    METRIC_REFUSED : METRIC_ERROR, now_usec() - f->started_usec);
 	if (e->error == 0) {
 		f->key = *key;
 		*key = (struct secret_buf) {};	/* transferred */
@@ -166,6 +174,7 @@ void fetched_start(struct source *s, struct fetched *f)
 	int r;
 
 	f->started = true;
+	f->started_usec = f->started_usec ?: now_usec();	/* from the list's start, if any */
 	if (h && barbican_check_meta(&h->meta, f->id, 0, (int64_t) time(NULL), err,
 				     sizeof(err)) < 0) {
 		/* The list says it cannot be a key: no need to fetch the payload. */
@@ -228,6 +237,7 @@ static int after_list_add(struct source *s, struct fetched *f)
 	}
 	s->after_list[s->n_after_list++] = f;
 	f->started = true;
+	f->started_usec = f->started_usec ?: now_usec();	/* from the list's start, if any */
 	return 0;
 }
 

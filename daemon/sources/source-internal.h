@@ -34,6 +34,7 @@ struct fetched {
 	struct source *src;
 	struct barbican_op *op;
 	bool started, done, from_cache, have_meta;
+	uint64_t started_usec;		/* CLOCK_MONOTONIC, for the fetch latency metric */
 	int error;
 	const char *error_name;
 	char message[512];

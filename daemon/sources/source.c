@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "source-internal.h"
 #include "supplied.h"
 #include "util.h"
@@ -77,14 +78,21 @@ int source_fetch(void *userdata, const char *id, struct secret_buf *ret)
 {
 	struct source *s = userdata;
 	struct fetched *f;
+	uint64_t t0;
 	int r;
 
 	r = supplied_fetch(id, ret);	/* the running call's own key (supplied.h) */
-	if (r != -ENOENT)
+	if (r != -ENOENT) {
+		metrics_count_fetch(METRIC_SOURCE_SUPPLIED, r < 0 ? METRIC_ERROR : METRIC_OK, 0);
 		return r;
+	}
+	t0 = now_usec();
 	r = store_get(s->store, id, ret);
-	if (r != -ENOENT || !s->bb)
+	if (r != -ENOENT || !s->bb) {
+		metrics_count_fetch(METRIC_SOURCE_LOCAL, r == -ENOENT ? METRIC_REFUSED : r < 0 ?
+				    METRIC_ERROR : METRIC_OK, now_usec() - t0);
 		return r;
+	}
 	f = fetched_find(s, id);
 	if (f && f->done) {
 		if (f->error < 0)

@@ -122,3 +122,8 @@ void source_consumer(struct source *s, const char *id, const char *resource_id, 
 
 /* Adds "key-sources" (Barbican's endpoint, user, counters, cache) to a Status reply. */
 void source_status(struct source *s, json_object *reply);
+
+/* Fills the key sources' gauges of g (metrics.h): consumer changes pending and the age of the
+ * oldest sealed cached key (-1 without one). */
+struct metric_gauges;
+void source_gauges(struct source *s, struct metric_gauges *g);

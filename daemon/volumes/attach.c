@@ -16,6 +16,7 @@
 
 #include "attach.h"
 #include "attachments.h"
+#include "event.h"
 #include "kernel.h"
 #include "log.h"
 #include "luks.h"
@@ -138,9 +139,10 @@ int m_volume_format(struct call *c)
 		return call_error(c, r, "keyscope.FormatFailed",
 				  "%s was formatted but its header cannot be read back: %s", dev,
 				  strerror(-r));
-	log_info("Formatted %s as LUKS2 (%s, %u-byte sectors, UUID %s) with key %s for uid %u "
-		 "pid %d.", dev, info.cipher, info.sector_size, info.uuid, id, (unsigned) c->uid,
-		 (int) c->pid);
+	log_event(EVENT_VOLUME_FORMATTED, LOG_INFO, EVENT_PEER(c, NULL, dev, id),
+		  "Formatted %s as LUKS2 (%s, %u-byte sectors, UUID %s) with key %s for uid %u "
+		  "pid %d.", dev, info.cipher, info.sector_size, info.uuid, id, (unsigned) c->uid,
+		  (int) c->pid);
 	c->reply = json_object_new_object();
 	json_object_object_add(c->reply, "device", json_object_new_string(dev));
 	json_object_object_add(c->reply, "key-id", json_object_new_string(id));
@@ -528,9 +530,10 @@ int m_volume_attach(struct call *c)
 		(void) scope_release(c->daemon->scopes, q.scope_id, SCOPE_ATTACH);
 		return r;
 	}
-	log_info("Attached %s as /dev/mapper/%s by reference to keyscope:%s (serial %d, %u "
-		 "holders) for uid %u pid %d.", q.dev, q.name, q.scope_id, (int) s->serial,
-		 scope_holders(s), (unsigned) c->uid, (int) c->pid);
+	log_event(EVENT_VOLUME_ATTACHED, LOG_INFO, EVENT_PEER(c, q.name, q.dev, q.key_id),
+		  "Attached %s as /dev/mapper/%s by reference to keyscope:%s (serial %d, %u "
+		  "holders) for uid %u pid %d.", q.dev, q.name, q.scope_id, (int) s->serial,
+		  scope_holders(s), (unsigned) c->uid, (int) c->pid);
 	/* Barbican counts the volume as a consumer of its secret; never blocks the attach. */
 	source_consumer(c->daemon->source, x->key_id, attachment_resource(x), true, false);
 	c->reply = attachment_to_json(a, x);
@@ -594,9 +597,10 @@ int m_volume_detach(struct call *c)
 		return call_error(c, r, "keyscope.DetachFailed", "removing /dev/mapper/%s failed: %s",
 				  x->name, strerror(-r));
 	left = scope_release(c->daemon->scopes, x->scope, SCOPE_ATTACH);
-	log_info("Detached /dev/mapper/%s%s; key %s has %d holders left%s, for uid %u pid %d.",
-		 x->name, deferred ? " (deferred)" : "", x->scope, left < 0 ? 0 : left,
-		 left == 0 ? " and was invalidated" : "", (unsigned) c->uid, (int) c->pid);
+	log_event(EVENT_VOLUME_DETACHED, LOG_INFO, EVENT_PEER(c, x->name, x->device, x->key_id),
+		  "Detached /dev/mapper/%s%s; key %s has %d holders left%s, for uid %u pid %d.",
+		  x->name, deferred ? " (deferred)" : "", x->scope, left < 0 ? 0 : left,
+		  left == 0 ? " and was invalidated" : "", (unsigned) c->uid, (int) c->pid);
 	c->reply = json_object_new_object();
 	json_object_object_add(c->reply, "name", json_object_new_string(x->name));
 	json_object_object_add(c->reply, "key-id", json_object_new_string(x->key_id));
@@ -640,9 +644,10 @@ int m_volume_resize(struct call *c)
 	if (r < 0)
 		return call_error(c, r, "keyscope.ResizeFailed", "reloading %s failed: %s", x->name,
 				  strerror(-r));
-	log_info("Resized /dev/mapper/%s from %llu to %llu sectors for uid %u pid %d.", x->name,
-		 (unsigned long long) di.size, (unsigned long long) size, (unsigned) c->uid,
-		 (int) c->pid);
+	log_event(EVENT_VOLUME_RESIZED, LOG_INFO, EVENT_PEER(c, x->name, x->device, x->key_id),
+		  "Resized /dev/mapper/%s from %llu to %llu sectors for uid %u pid %d.", x->name,
+		  (unsigned long long) di.size, (unsigned long long) size, (unsigned) c->uid,
+		  (int) c->pid);
 	c->reply = json_object_new_object();
 	json_object_object_add(c->reply, "name", json_object_new_string(x->name));
 	json_object_object_add(c->reply, "old-size", json_object_new_int64((int64_t) di.size));
@@ -684,8 +689,9 @@ int m_volume_rebind(struct call *c)
 	if (r < 0)
 		return call_error(c, r, "keyscope.RebindFailed", "rewriting the token of %s: %s",
 				  dev, strerror(-r));
-	log_info("Rebound %s from key %s to key %s for uid %u pid %d.", dev,
-		 info.token >= 0 ? info.key_id : "(none)", id, (unsigned) c->uid, (int) c->pid);
+	log_event(EVENT_VOLUME_REBOUND, LOG_INFO, EVENT_PEER(c, NULL, dev, id),
+		  "Rebound %s from key %s to key %s for uid %u pid %d.", dev,
+		  info.token >= 0 ? info.key_id : "(none)", id, (unsigned) c->uid, (int) c->pid);
 	c->reply = json_object_new_object();
 	json_object_object_add(c->reply, "device", json_object_new_string(dev));
 	json_object_object_add(c->reply, "key-id", json_object_new_string(id));

@@ -30,6 +30,15 @@ const char *attachments_path(const struct attachments *a)
 	return a->path;
 }
 
+size_t attachments_count(const struct attachments *a)
+{
+	size_t n = 0;
+
+	for (const struct attachment *x = a ? a->list : NULL; x; x = x->next)
+		n++;
+	return n;
+}
+
 const char *attachment_resource(const struct attachment *x)
 {
 	return *x->luks_uuid ? x->luks_uuid : x->device;

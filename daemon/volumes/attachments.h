@@ -48,6 +48,8 @@ int attachments_load(const char *state_dir, struct scopes *scopes, struct source
 struct attachments *attachments_free(struct attachments *a);
 
 const char *attachments_path(const struct attachments *a);
+/* How many mappings are recorded (for the metrics). */
+size_t attachments_count(const struct attachments *a);
 struct attachment *attachment_find(struct attachments *a, const char *name);
 
 /* Links x (allocated by the caller) and rewrites the records; on failure x is unlinked and

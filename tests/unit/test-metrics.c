@@ -82,6 +82,19 @@ static void test_histogram(void **state)
 	free(s);
 }
 
+/* STATUS= says whether Barbican answers from the last fetch's result. */
+static void test_last_fetch(void **state)
+{
+	metrics_reset();
+	assert_int_equal(metrics_last_fetch(METRIC_SOURCE_BARBICAN), -1);
+	metrics_count_fetch(METRIC_SOURCE_BARBICAN, METRIC_ERROR, 10);
+	assert_int_equal(metrics_last_fetch(METRIC_SOURCE_BARBICAN), METRIC_ERROR);
+	metrics_count_fetch(METRIC_SOURCE_BARBICAN, METRIC_OK, 10);
+	assert_int_equal(metrics_last_fetch(METRIC_SOURCE_BARBICAN), METRIC_OK);
+	assert_int_equal(metrics_last_fetch(METRIC_SOURCE_CACHE), -1);
+	assert_int_equal(metrics_last_fetch(_METRIC_SOURCE_MAX), -1);
+}
+
 static void test_quota(void **state)
 {
 	struct metric_gauges g;
@@ -101,6 +114,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_counters),
 		cmocka_unit_test(test_histogram),
+		cmocka_unit_test(test_last_fetch),
 		cmocka_unit_test(test_quota),
 	};
 

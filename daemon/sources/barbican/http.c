@@ -14,6 +14,7 @@
 
 #include "barbican-internal.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 
@@ -380,6 +381,7 @@ static void req_retry(struct bb_req *r, const struct barbican_error *e)
 		return;
 	}
 	b->stats.retries++;
+	metrics_count(METRIC_RETRIES);
 	log_debug("Barbican: %s; retrying in %llu ms.", e->message, (unsigned long long) delay_ms);
 	k = sd_event_add_time(b->event, &r->backoff, CLOCK_MONOTONIC, now + delay_ms * 1000, 1000,
 			      on_backoff, r);
