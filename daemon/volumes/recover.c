@@ -276,10 +276,13 @@ static void resolve_token(struct recovery *rc, enum intent_op op, const struct a
 		r = luks_set_token(x->device, x->key_id, source_kind(rc->a->source, x->key_id),
 				   key.len);
 	if (r < 0) {
+		/* E.g. a Barbican key, fetched in the background (-EINPROGRESS): the token can be
+		 * written later by hand, since rebind opens a header that records no key size. */
 		log_error_errno(r, "Crash recovery: an interrupted %s of %s with key %s cannot be "
-				"finished (%m); its header is left as it is: run 'keyscopectl %s' "
-				"again%s.", op_names[op], x->device, x->key_id, op_names[op],
-				op == INTENT_FORMAT ? " with --force" : "");
+				"finished (%m); its header is left as it is: 'keyscopectl rebind "
+				"%s --key %s' writes the token once the key can be had%s.",
+				op_names[op], x->device, x->key_id, x->device, x->key_id,
+				op == INTENT_FORMAT ? ", 'keyscopectl format --force' starts again" : "");
 		rc->left++;
 		return;
 	}
