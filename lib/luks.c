@@ -236,6 +236,9 @@ int luks_format(const char *device, const void *key, size_t len, const char *key
 	r = blockdev_size(device, &sectors, &lbs);
 	if (r < 0)
 		return r;
+	/* libcryptsetup only warns when no data would follow the header; attach refuses it. */
+	if (sectors < LUKS_FORMAT_MIN_SECTORS)
+		return -ENOSPC;
 	/* 4096-byte sectors where the device allows: fewer IVs, aligned I/O. */
 	params.sector_size = (lbs <= 4096 && sectors % 8 == 0) ? 4096 : 512;
 	r = crypt_init(&cd, device);
@@ -259,7 +262,7 @@ int luks_format(const char *device, const void *key, size_t len, const char *key
 	return r < 0 ? r : 0;
 }
 
-int luks_set_token(const char *device, const char *key_id, const char *source)
+int luks_set_token(const char *device, const char *key_id, const char *source, size_t key_size)
 {
 	_cleanup_crypt_ struct crypt_device *cd = NULL;
 	struct luks_info info = { .token = -1 };
@@ -275,7 +278,11 @@ int luks_set_token(const char *device, const char *key_id, const char *source)
 	r = token_read(cd, &info, &(const char *) { NULL });
 	if (r < 0)
 		return r;
-	r = token_json(key_id, source, info.key_size, token, sizeof(token));
+	/* A header without keyslot and token (a format killed before its token) records no
+	 * size: the caller's, whose key the digest has accepted, is the one. */
+	if (info.key_size != 0 && info.key_size != key_size)
+		return -EINVAL;
+	r = token_json(key_id, source, key_size, token, sizeof(token));
 	if (r < 0)
 		return r;
 	r = crypt_token_json_set(cd, info.token >= 0 ? info.token : CRYPT_ANY_TOKEN, token);

@@ -46,16 +46,27 @@ int luks_fingerprint_bind(const uint8_t fp[static 32], const char *key_id, uint8
 /* Checks key against the header's volume key digest. 0 when it matches, -EPERM when not. */
 int luks_verify_key(const char *device, const void *key, size_t len);
 
+/* The data offset of luks_format's header (its default 16 MiB header area), in 512-byte
+ * sectors, and the smallest device it formats: the header and one sector of data. */
+#define LUKS_FORMAT_DATA_OFFSET 32768u
+#define LUKS_FORMAT_MIN_SECTORS (LUKS_FORMAT_DATA_OFFSET + 8u)
+
 /*
  * Formats device as LUKS2 whose volume key is key (32 bytes: AES-128-XTS; 64: AES-256-XTS),
  * 4096-byte sectors where the device allows, no keyslot, and a keyscope token naming key_id
- * and source.
+ * and source. libcryptsetup writes the header, then the token: a kill between the two leaves
+ * a header without keyslot or token, which luks_set_token() completes. -ENOSPC (nothing
+ * written) for a device smaller than LUKS_FORMAT_MIN_SECTORS.
  */
 int luks_format(const char *device, const void *key, size_t len, const char *key_id,
 		const char *source);
 
-/* Rewrites the keyscope token (rebind to another key-id). */
-int luks_set_token(const char *device, const char *key_id, const char *source);
+/*
+ * Writes the keyscope token (rebind to another key-id, or the token an interrupted format did
+ * not write). key_size: the volume key's size, which the caller has checked against the
+ * header's digest; -EINVAL when the header records another.
+ */
+int luks_set_token(const char *device, const char *key_id, const char *source, size_t key_size);
 
 /* Unlocks a keyslot with a passphrase and returns the volume key in *ret. -EPERM: wrong. */
 int luks_volume_key_from_passphrase(const char *device, const void *pass, size_t len,

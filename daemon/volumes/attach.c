@@ -17,6 +17,7 @@
 #include "attach.h"
 #include "attachments.h"
 #include "event.h"
+#include "format.h"
 #include "kernel.h"
 #include "log.h"
 #include "luks.h"
@@ -67,90 +68,17 @@ static int get_device(struct call *c, const char **ret)
 	return 0;
 }
 
-/* Fails when another process has the device open exclusively (mounted, mapped, in use). */
-static int device_not_busy(struct call *c, const char *dev)
-{
-	int fd = open(dev, O_RDONLY | O_EXCL | O_CLOEXEC);
-
-	if (fd < 0 && errno == EBUSY)
-		return call_error(c, -EBUSY, "keyscope.DeviceBusy",
-				  "%s is in use (mounted, mapped or held open by another process)",
-				  dev);
-	if (fd < 0)
-		return call_error(c, -errno, "keyscope.NoSuchDevice", "cannot open %s: %s", dev,
-				  strerror(errno));
-	close(fd);
-	return 0;
-}
-
-/* format, rebind: the header write is finished at start if a kill interrupts it. */
-static int token_intent(struct call *c, enum intent_op op, const char *dev, const char *id,
-			const char *luks_uuid, struct attachment *t)
-{
-	int r;
-
-	snprintf(t->device, sizeof(t->device), "%s", dev);
-	snprintf(t->key_id, sizeof(t->key_id), "%s", id);
-	snprintf(t->scope, sizeof(t->scope), "%s", id);
-	snprintf(t->luks_uuid, sizeof(t->luks_uuid), "%s", luks_uuid);
-	r = intent_begin(attachments_of(c), op, t);
-	if (r < 0)
-		return call_error(c, r, "keyscope.StateError",
-				  "cannot record the %s of %s in the state folder (%s); the header "
-				  "is unchanged", op == INTENT_FORMAT ? "format" : "rebind", dev,
-				  strerror(-r));
-	return 0;
-}
-
 int m_volume_format(struct call *c)
 {
 	static const char *const allowed[] = { "device", "key-id", "force", NULL };
-	_cleanup_secret_buf_ struct secret_buf key = {};
-	struct attachment t = {};
-	struct luks_info info;
 	const char *dev, *id;
 	bool force = false;
-	char what[128];
 	int r;
 
 	if ((r = call_check_params(c, allowed)) < 0 || (r = get_device(c, &dev)) < 0 ||
 	    (r = call_get_key_id(c, "key-id", &id)) < 0 || (r = call_get_bool(c, "force", &force)) < 0)
 		return r;
-	r = device_not_busy(c, dev);
-	if (r < 0)
-		return r;
-	if (!force && device_probe_content(dev, what, sizeof(what)) > 0)
-		return call_error(c, -EEXIST, "keyscope.DeviceNotEmpty",
-				  "%s holds %s; refusing to format it (use --force to overwrite)",
-				  dev, what);
-	r = scope_fetch(c->daemon->scopes, id, &key);
-	if (r < 0)
-		return call_key_error(c, r, id, "formatting with key");
-	r = token_intent(c, INTENT_FORMAT, dev, id, "", &t);
-	if (r < 0)
-		return r;
-	r = luks_format(dev, key.data, key.len, id, source_kind(c->daemon->source, id));
-	intent_end(attachments_of(c), INTENT_FORMAT, &t);
-	if (r < 0)
-		return call_error(c, r, "keyscope.FormatFailed", "formatting %s failed: %s", dev,
-				  strerror(-r));
-	r = luks_read(dev, &info);
-	if (r < 0)
-		return call_error(c, r, "keyscope.FormatFailed",
-				  "%s was formatted but its header cannot be read back: %s", dev,
-				  strerror(-r));
-	log_event(EVENT_VOLUME_FORMATTED, LOG_INFO, EVENT_PEER(c, NULL, dev, id),
-		  "Formatted %s as LUKS2 (%s, %u-byte sectors, UUID %s) with key %s for uid %u "
-		  "pid %d.", dev, info.cipher, info.sector_size, info.uuid, id, (unsigned) c->uid,
-		  (int) c->pid);
-	c->reply = json_object_new_object();
-	json_object_object_add(c->reply, "device", json_object_new_string(dev));
-	json_object_object_add(c->reply, "key-id", json_object_new_string(id));
-	json_object_object_add(c->reply, "luks-uuid", json_object_new_string(info.uuid));
-	json_object_object_add(c->reply, "cipher", json_object_new_string(info.cipher));
-	json_object_object_add(c->reply, "key-size", json_object_new_int((int) info.key_size * 8));
-	json_object_object_add(c->reply, "sector-size", json_object_new_int((int) info.sector_size));
-	return 0;
+	return volume_format(c, dev, id, force);
 }
 
 /* Default mapping name: "keyscope-" and the device's kernel name (vdb, dm-3, loop0). */
@@ -677,14 +605,16 @@ int m_volume_rebind(struct call *c)
 	r = scope_fetch(c->daemon->scopes, id, &key);
 	if (r < 0)
 		return call_key_error(c, r, id, "fetching key");
-	if (key.len != info.key_size || luks_verify_key(dev, key.data, key.len) < 0)
+	/* key_size 0: a header without keyslot and token (a format killed before its token). */
+	if ((info.key_size && key.len != info.key_size) ||
+	    luks_verify_key(dev, key.data, key.len) < 0)
 		return call_error(c, -EPERM, "keyscope.WrongKey",
 				  "key %s does not open the LUKS header of %s; the token is unchanged",
 				  id, dev);
-	r = token_intent(c, INTENT_REBIND, dev, id, info.uuid, &t);
+	r = volume_token_intent(c, INTENT_REBIND, dev, id, info.uuid, &t);
 	if (r < 0)
 		return r;
-	r = luks_set_token(dev, id, source_kind(c->daemon->source, id));
+	r = luks_set_token(dev, id, source_kind(c->daemon->source, id), key.len);
 	intent_end(attachments_of(c), INTENT_REBIND, &t);
 	if (r < 0)
 		return call_error(c, r, "keyscope.RebindFailed", "rewriting the token of %s: %s",

@@ -13,8 +13,10 @@
  *   (never when open: then it is left and reported).
  * - detach: finished (the mapping removed, its record dropped) unless the mapping is open.
  * - resize: finished: a loaded inactive table is resumed, a suspended mapping resumed.
- * - format, rebind: finished when the header has no token or another key-id's and the
- *   intent's key opens it (the token is written); else left as it is and reported.
+ * - format, rebind: finished when the header has no token (format: killed between the header
+ *   and the token) or another key-id's (rebind) and the intent's key opens it: the token is
+ *   written; a format killed before the header left none, which is said; else the header is
+ *   left as it is and reported.
  * - no intent, no record (the state folder was lost): a live keyscope table is adopted when its
  *   key can be had or it is open; anything else is left alone and reported, never removed.
  */
@@ -237,7 +239,12 @@ static void resolve_resize(struct recovery *rc, struct attachment *x)
 	free(x);
 }
 
-/* format, rebind: the token names the intent's key once its header opens with that key. */
+/*
+ * format, rebind: the token names the intent's key once its header opens with that key. A
+ * format killed before libcryptsetup wrote its header left no LUKS header: nothing to finish,
+ * the device is formatted again. Killed between the header and the token, it left a header
+ * with neither keyslot nor token, which records no key size: the digest check decides.
+ */
 static void resolve_token(struct recovery *rc, enum intent_op op, const struct attachment *x)
 {
 	_cleanup_secret_buf_ struct secret_buf key = {};
@@ -247,6 +254,13 @@ static void resolve_token(struct recovery *rc, enum intent_op op, const struct a
 	r = luks_read(x->device, &info);
 	if (r >= 0 && info.token >= 0 && streq(info.key_id, x->key_id))
 		return;		/* done before the kill */
+	if (r == -ENOMEDIUM && op == INTENT_FORMAT) {
+		log_warning("Crash recovery: the interrupted format of %s stopped before its "
+			    "header was written: %s holds no LUKS header and no keyscope volume; "
+			    "'keyscopectl format %s --key %s' formats it again.", x->device,
+			    x->device, x->device, x->key_id);
+		return;
+	}
 	if (r >= 0 && (op == INTENT_FORMAT ? info.token >= 0
 		       : *x->luks_uuid && !streq(info.uuid, x->luks_uuid))) {
 		log_warning("Crash recovery: %s's header is not the one an interrupted %s was "
@@ -255,15 +269,20 @@ static void resolve_token(struct recovery *rc, enum intent_op op, const struct a
 	}
 	if (r >= 0)
 		r = scope_fetch(rc->a->scopes, x->key_id, &key);
-	if (r >= 0 && (key.len != info.key_size || luks_verify_key(x->device, key.data, key.len) < 0))
+	if (r >= 0 && ((info.key_size && key.len != info.key_size) ||
+		       luks_verify_key(x->device, key.data, key.len) < 0))
 		r = -EPERM;
 	if (r >= 0)
-		r = luks_set_token(x->device, x->key_id, source_kind(rc->a->source, x->key_id));
+		r = luks_set_token(x->device, x->key_id, source_kind(rc->a->source, x->key_id),
+				   key.len);
 	if (r < 0) {
+		/* E.g. a Barbican key, fetched in the background (-EINPROGRESS): the token can be
+		 * written later by hand, since rebind opens a header that records no key size. */
 		log_error_errno(r, "Crash recovery: an interrupted %s of %s with key %s cannot be "
-				"finished (%m); its header is left as it is: run 'keyscopectl %s' "
-				"again%s.", op_names[op], x->device, x->key_id, op_names[op],
-				op == INTENT_FORMAT ? " with --force" : "");
+				"finished (%m); its header is left as it is: 'keyscopectl rebind "
+				"%s --key %s' writes the token once the key can be had%s.",
+				op_names[op], x->device, x->key_id, x->device, x->key_id,
+				op == INTENT_FORMAT ? ", 'keyscopectl format --force' starts again" : "");
 		rc->left++;
 		return;
 	}

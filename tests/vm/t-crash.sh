@@ -1,10 +1,11 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# vm: --disk vol:64M --disk rs:64M --disk fmt:16M --timeout 1800
+# vm: --disk vol:64M --disk rs:64M --disk fmt:24M --disk tiny:16M --timeout 1800
 # SIGKILL at any point of attach, detach, resize, rebind or format leaves nothing orphaned
 # after a restart on the same state folder (docs/volumes.md, "After a crash"). First a
-# deterministic case for each state a killed attach or resize can leave in device-mapper (the
-# daemon is killed by strace at the ioctl or the rename that matters), then a kill loop: each
+# deterministic case for each state a killed attach or resize can leave in device-mapper, and
+# a killed format on the device (the daemon is killed by strace at the ioctl, the rename or the
+# header write that matters), then a kill loop: each
 # round starts one of the five operations, SIGKILLs keyscoped after a random 0-300 ms,
 # restarts it and checks that device-mapper, the attachment records, the scope holders and
 # /proc/keys agree, and that the volume can be attached again.
@@ -18,7 +19,8 @@ command -v jq >/dev/null || vm_skip "jq is not installed"
 kills=${KEYSCOPE_CRASH_KILLS:-30}
 vol=$(vm_disk vol)
 rsdisk=$(vm_disk rs)
-fmt=$(vm_disk fmt)
+fmt=$(vm_disk fmt)	# 24 MiB: the 16 MiB header and data after it
+tiny=$(vm_disk tiny)	# 16 MiB: the header would fill it
 state=$KS_DIR/state
 
 # A device that can grow, for resize: a linear mapping over the first part of a disk.
@@ -32,6 +34,12 @@ f=$(ks key create)
 ks format "$vol" --key "$a" >/dev/null
 ks format /dev/mapper/grow --key "$a" >/dev/null
 ks format "$fmt" --key "$f" >/dev/null
+# A device the header fills is refused before anything is written (libcryptsetup formats it,
+# and attach then refuses a volume without data: what t-crash once took for a crash defect).
+ks format "$tiny" --key "$f" >"$KS_DIR/out" 2>&1 &&
+	vm_die "a 16 MiB device was formatted: $(cat "$KS_DIR/out")"
+grep -q 'too small to format' "$KS_DIR/out" || vm_die "tiny device: $(cat "$KS_DIR/out")"
+! cryptsetup isLuks "$tiny" || vm_die "a refused format wrote a LUKS header on $tiny"
 
 # crash_restart: SIGKILL keyscoped (if still there) and start it again on the same state.
 crash_restart() {
@@ -131,14 +139,15 @@ if [ "${KEYSCOPE_CRASH_STRACE:-1}" = 1 ] && command -v strace >/dev/null; then
 		done
 		"$@" >"$KS_DIR/out" 2>&1 && vm_die "'$*' succeeded although keyscoped was killed"
 		wait "$_st" 2>/dev/null || true
-		crash_restart
+		${KS_RESTART:-crash_restart}
 	}
-	# strace_count OUT CMD...: CMD's ioctls and renames, as keyscoped made them, in OUT.
+	# strace_count OUT CMD...: CMD's ioctls and renames (or the calls in $KS_TRACE), as
+	# keyscoped made them, in OUT.
 	strace_count() {
 		_o=$1
 		shift
-		strace -f -qq -p "$KS_PID" -e trace=ioctl,rename,renameat,renameat2 -o "$_o" \
-			2>/dev/null &
+		strace -f -qq -p "$KS_PID" -e trace="${KS_TRACE:-ioctl,rename,renameat,renameat2}" \
+			-o "$_o" 2>/dev/null &
 		_st=$!
 		until grep -q "^TracerPid:[[:space:]]*[1-9]" "/proc/$KS_PID/status"; do sleep 0.05; done
 		"$@" >/dev/null
@@ -148,7 +157,7 @@ if [ "${KEYSCOPE_CRASH_STRACE:-1}" = 1 ] && command -v strace >/dev/null; then
 	# nth FILE SYSCALL-RE PATTERN: the position of the first SYSCALL-RE call matching PATTERN
 	# among FILE's SYSCALL-RE calls (what strace's when= counts).
 	nth() {
-		grep -E "^[0-9 ]*($2)\(" "$1" | grep -n -- "$3" | head -n 1 | cut -d: -f1
+		grep -E "^[0-9 ]*($2)\(" "$1" | grep -n -- "$3" | sed -n "${4:-1}p" | cut -d: -f1
 	}
 	# Positions from a second attach (the first of a process may initialise more).
 	ks attach "$vol" --name data >/dev/null
@@ -203,22 +212,75 @@ if [ "${KEYSCOPE_CRASH_STRACE:-1}" = 1 ] && command -v strace >/dev/null; then
 		vm_die "resize finished at $after sectors, not $((before + 8192))"
 	echo "deterministic: no table -> removed, inactive table -> removed, no record ->" \
 		"adopted, resize before its resume -> finished ($before -> $after sectors)"
+
+	# format: libcryptsetup wipes the header area, writes the header (primary copy "LUKS",
+	# then secondary "SKUL", each its binary header, JSON area, binary header again), then
+	# writes it again with the token. Positions from a second format, as above.
+	ks format "$fmt" --key "$f" --force >/dev/null
+	KS_TRACE=write strace_count "$KS_DIR/trace" ks format "$fmt" --key "$f" --force
+	hdr=$(nth "$KS_DIR/trace" write '"LUKS' 1)	# the first header write
+	tok=$(nth "$KS_DIR/trace" write '"LUKS' 3)	# the token's primary copy
+	tok2=$(nth "$KS_DIR/trace" write '"SKUL' 3)	# the token's secondary copy
+	[ -n "$hdr" ] && [ -n "$tok" ] && [ -n "$tok2" ] ||
+		vm_die "cannot find the header writes of a format: $(cut -c1-100 "$KS_DIR/trace")"
+	# Killed before the token: a header with neither keyslot nor token, which recovery
+	# completes (the intent's key opens its digest), so the volume attaches by its token.
+	strace_kill write "$tok" ks format "$fmt" --key "$f" --force
+	agree "after a kill before a format's token"
+	grep -q "Crash recovery: finished the interrupted format of $fmt" "$KS_LOG" ||
+		vm_die "the format killed before its token was not finished:" \
+			"$(grep 'Crash recovery' "$KS_LOG" | tail -n 3)"
+	ks attach "$fmt" --name f >/dev/null || vm_die "the finished format does not attach"
+	ks detach f >/dev/null
+	# Killed while the token's secondary copy is written: the primary one has it.
+	ks format "$fmt" --key "$f" --force >/dev/null
+	strace_kill write "$tok2" ks format "$fmt" --key "$f" --force
+	agree "after a kill before a format's last header copy"
+	ks attach "$fmt" --name f >/dev/null || vm_die "a format killed at its last copy does not attach"
+	ks detach f >/dev/null
+	# Killed before the header: no LUKS header, said at start; format works without --force.
+	ks format "$fmt" --key "$f" --force >/dev/null
+	strace_kill write "$hdr" ks format "$fmt" --key "$f" --force
+	agree "after a kill before a format's header"
+	! cryptsetup isLuks "$fmt" || vm_die "a format killed before its header left a LUKS header"
+	grep -q "Crash recovery: the interrupted format of $fmt stopped before its header" \
+		"$KS_LOG" || vm_die "a format killed before its header was not reported"
+	ks format "$fmt" --key "$f" >/dev/null ||
+		vm_die "a device a killed format left without header cannot be formatted again"
+	# The state folder lost with the intent: the tokenless header stays, and format says what
+	# it is instead of only "holds a LUKS header"; --force formats it again.
+	ks format "$fmt" --key "$f" --force >/dev/null
+	drop_intents() {
+		kill -KILL "$KS_PID" 2>/dev/null || true
+		wait "$KS_PID" 2>/dev/null || true
+		rm -rf "$state/intents"
+		crash_restart
+	}
+	KS_RESTART=drop_intents strace_kill write "$tok" ks format "$fmt" --key "$f" --force
+	ks format "$fmt" --key "$f" >"$KS_DIR/out" 2>&1 &&
+		vm_die "a tokenless header was formatted over without --force"
+	grep -q 'as a format interrupted before its token leaves it' "$KS_DIR/out" ||
+		vm_die "format of a tokenless header: $(cat "$KS_DIR/out")"
+	ks rebind "$fmt" --key "$f" >/dev/null || vm_die "rebind cannot write a tokenless header's token"
+	ks attach "$fmt" --name f >/dev/null && ks detach f >/dev/null ||
+		vm_die "a tokenless header rebound does not attach"
+	ks format "$fmt" --key "$f" --force >/dev/null
+	KS_RESTART=drop_intents strace_kill write "$tok" ks format "$fmt" --key "$f" --force
+	ks format "$fmt" --key "$f" --force >/dev/null
+	ks attach "$fmt" --name f >/dev/null && ks detach f >/dev/null ||
+		vm_die "format --force over a tokenless header does not attach"
+	echo "deterministic format: before its token -> finished, before its last copy ->" \
+		"complete, before its header -> no header and formatted again, tokenless header" \
+		"without its intent -> named by format, rebound, formatted again"
 else
 	echo "no deterministic cases (strace is not installed, or KEYSCOPE_CRASH_STRACE=0)"
 fi
 
 # ---- the kill loop ---------------------------------------------------------------------------
-mid=0 completed=0 round=0
+mid=0 completed=0 round=0 fmt_none=0
 key=$a
-# OPEN DEFECT: a format killed at a random moment can leave a complete-looking LUKS2 header
-# with a keyscope token that attach then refuses (seen in round 5 after the session-3 merges;
-# not yet understood). Until it is fixed, the random loop leaves format out unless
-# KEYSCOPE_CRASH_FORMAT=1; the strace-placed format kills above still run.
-ops="attach detach resize rebind"
-[ "${KEYSCOPE_CRASH_FORMAT:-0}" = 1 ] && ops="$ops format"
+ops="attach detach resize rebind format"
 nops=$(echo $ops | wc -w)
-[ "${KEYSCOPE_CRASH_FORMAT:-0}" = 1 ] ||
-	echo "SKIP (random format kills): open defect, KEYSCOPE_CRASH_FORMAT=1 runs them"
 while [ $round -lt "$kills" ]; do
 	op=$(echo $ops | cut -d' ' -f$((round % nops + 1)))
 	case $op in
@@ -260,14 +322,17 @@ while [ $round -lt "$kills" ]; do
 		ensure_attached data "$vol"
 		ensure_detached data ;;
 	format)
-		# Either the old header (complete, never half) or the new one, with its token.
+		# Either a header that attaches by its token (the old one, or the new one, finished
+		# at start if need be) or no LUKS header, which formats again without --force.
 		if cryptsetup isLuks "$fmt"; then
 			ks attach "$fmt" --name f >/dev/null ||
 				vm_die "round $round: $fmt has a LUKS header that keyscope" \
 					"cannot attach: $(cryptsetup luksDump "$fmt" | grep -A3 Tokens)"
 			ks detach f >/dev/null
 		else
-			ks format "$fmt" --key "$f" --force >/dev/null
+			fmt_none=$((fmt_none + 1))
+			ks format "$fmt" --key "$f" >/dev/null ||
+				vm_die "round $round: $fmt, left without header, cannot be formatted"
 		fi ;;
 	esac
 done
@@ -278,5 +343,6 @@ adopted=$(grep -o 'Crash recovery: adopted mapping' "$KS_LOG" | wc -l)
 removed=$(grep -o 'Crash recovery: removed mapping' "$KS_LOG" | wc -l)
 finished=$(grep -o 'Crash recovery: finished' "$KS_LOG" | wc -l)
 echo "kills: $kills; landed mid-operation: $mid; operation completed first: $completed;" \
-	"adopted $adopted, removed $removed, finished $finished (with the deterministic cases)"
+	"adopted $adopted, removed $removed, finished $finished (with the deterministic cases);" \
+	"formats that left no header: $fmt_none"
 echo ok
