@@ -36,9 +36,11 @@ static int recovery_target(struct call *c, const char **ret_dev, struct luks_inf
 		return call_error(c, -ENOTBLK, "keyscope.NoSuchDevice",
 				  "%s is not a block device given by absolute path", dev);
 	r = luks_read(dev, info);
+	if (r == -ENOMEDIUM)
+		return call_error(c, r, "keyscope.NotLuks", "%s has no LUKS header", dev);
 	if (r < 0)
-		return call_error(c, r, "keyscope.BadHeader", "cannot read a LUKS header on %s: %s",
-				  dev, r == -ENOMEDIUM ? "there is none" : strerror(-r));
+		return call_error(c, r, "keyscope.BadHeader", "cannot read the LUKS header of %s: %s",
+				  dev, strerror(-r));
 	if (info->token < 0 || !streq(info->type, "LUKS2"))
 		return call_error(c, -EMEDIUMTYPE, "keyscope.NotKeyscopeVolume",
 				  "%s has no keyscope token: its keyslots are not keyscope's to "
