@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# vm: --disk vol:64M --disk other:32M
+# vm: --disk vol:64M --disk other:32M --timeout 900
 # A recovery keyslot: format --recovery-passphrase adds one LUKS2 keyslot (Argon2id) holding the
 # volume key, derived in the keyscope-unlock helper while keyscoped goes on answering; data
 # written through keyscope's mapping is read back by plain `cryptsetup open` with the
@@ -22,28 +22,36 @@ id=$(ks key create)
 # (printf is a builtin: the passphrase goes through a pipe, in no argv and no file.)
 ( rc=0; printf '%s\n' "$pass" | ks format "$vol" --key "$id" --recovery-passphrase \
 	--passphrase-stdin >"$KS_DIR/format.out" 2>&1 || rc=$?; echo $rc >"$KS_DIR/format.rc" ) &
-answered=0
+answered=0 scanned=0
 while [ ! -e "$KS_DIR/format.rc" ]; do
 	if grep -q "Unlocking a keyslot of $vol" "$KS_LOG" && ! grep -q "Keyslot add of" "$KS_LOG"
 	then
 		ks status >/dev/null || vm_die "status failed during the keyslot derivation"
 		answered=$((answered + 1))
-		# No argv or environment of any process holds the passphrase while it is derived.
-		for p in /proc/[0-9]*; do
-			tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qF "$pass" &&
-				vm_die "passphrase in the argv of $(cat "$p/comm")"
-			tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qF "$pass" &&
-				vm_die "passphrase in the environment of $(cat "$p/comm")"
-		done
 	fi
-	sleep 0.2
+	# Once, while the helper derives: no argv or environment of any process holds the
+	# passphrase (the helper's own argv, seen here, is the positive control of the scan).
+	if [ $scanned = 0 ] && pgrep -f -- "--add-keyslot $vol" >/dev/null; then
+		for p in /proc/[0-9]*; do
+			{ tr '\0' '\n' <"$p/cmdline"; } 2>/dev/null | grep -qF -- "--add-keyslot" &&
+				scanned=$((scanned + 1))
+			{ tr '\0' '\n' <"$p/cmdline"; } 2>/dev/null | grep -qF -- "$pass" &&
+				vm_die "passphrase in the argv of process ${p#/proc/}"
+			{ tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qF -- "$pass" &&
+				vm_die "passphrase in the environment of process ${p#/proc/}"
+		done
+		[ $scanned -gt 0 ] || scanned=-1
+	fi
+	sleep 0.1
 done
 cat "$KS_DIR/format.out"
 [ "$(cat "$KS_DIR/format.rc")" = 0 ] || vm_die "format --recovery-passphrase failed"
 grep -q "recovery keyslot 0 holds the volume key of $id" "$KS_DIR/format.out" ||
 	vm_die "format did not report the keyslot"
 [ $answered -gt 0 ] || vm_die "no status call was made during the derivation (too fast to see?)"
-echo "keyscoped answered $answered status calls while the keyslot was derived"
+[ $scanned -gt 0 ] || vm_die "the helper was not seen running: argv and environment not scanned"
+echo "keyscoped answered $answered status calls while the keyslot was derived;" \
+	"no argv or environment held the passphrase"
 grep "Keyslot add of $vol took" "$KS_LOG" | sed 's/^.*Keyslot/Keyslot/'
 
 cryptsetup luksDump "$vol" >"$KS_DIR/dump"
