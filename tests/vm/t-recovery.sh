@@ -29,18 +29,16 @@ while [ ! -e "$KS_DIR/format.rc" ]; do
 		ks status >/dev/null || vm_die "status failed during the keyslot derivation"
 		answered=$((answered + 1))
 	fi
-	# Once, while the helper derives: no argv or environment of any process holds the
-	# passphrase (the helper's own argv, seen here, is the positive control of the scan).
-	if [ $scanned = 0 ] && pgrep -f -- "--add-keyslot $vol" >/dev/null; then
-		for p in /proc/[0-9]*; do
-			{ tr '\0' '\n' <"$p/cmdline"; } 2>/dev/null | grep -qF -- "--add-keyslot" &&
-				scanned=$((scanned + 1))
-			{ tr '\0' '\n' <"$p/cmdline"; } 2>/dev/null | grep -qF -- "$pass" &&
-				vm_die "passphrase in the argv of process ${p#/proc/}"
-			{ tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qF -- "$pass" &&
-				vm_die "passphrase in the environment of process ${p#/proc/}"
-		done
-		[ $scanned -gt 0 ] || scanned=-1
+	# Once, while the helper derives and after some calls were answered: no argv or
+	# environment of any process holds the passphrase (one grep over all of them, the pattern
+	# on its stdin, not in its argv); the helper's own argv is the positive control.
+	if [ $scanned = 0 ] && [ $answered -ge 3 ] &&
+	   grep -alE -e "--add-keyslo[t]" /proc/[0-9]*/cmdline >"$KS_DIR/helper" 2>/dev/null; then
+		scanned=$(wc -l <"$KS_DIR/helper")
+		if printf '%s\n' "$pass" |
+		   grep -alF -f - /proc/[0-9]*/cmdline /proc/[0-9]*/environ 2>/dev/null; then
+			vm_die "the passphrase is in the argv or environment of the processes above"
+		fi
 	fi
 	sleep 0.1
 done
