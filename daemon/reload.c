@@ -61,8 +61,10 @@ int daemon_reload(struct daemon *d, struct config *running, const struct config_
 	for (unsigned i = 0; (key = config_key(i)); i++) {
 		_cleanup_free_ char *was = strdup(config_value(running, i));
 
-		if (!was)
-			return log_oom();
+		if (!was) {
+			log_oom();	/* what was applied so far stays; the rest next time */
+			break;
+		}
 		if (streq(was, config_value(&fresh, i)))
 			continue;
 		if (!config_key_live(i)) {

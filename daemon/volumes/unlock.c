@@ -388,6 +388,8 @@ static int unlock_begin(struct unlocks *u, const uint8_t fp[static 32], const ch
 		return add_waiter(x, done, userdata);
 	if (len == 0 || len > 4096)	/* the pipe takes it without blocking */
 		return -EINVAL;
+	if (strlen(device) >= sizeof(x->device))	/* never a truncated path to the helper */
+		return -ENAMETOOLONG;
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return -ENOMEM;
