@@ -202,7 +202,8 @@ deps:
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) \
-		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSCONFDIR)/keyscope \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
+		$(DESTDIR)$(SYSCONFDIR)/keyscope \
 		$(DESTDIR)$(DOCDIR)
 	$(foreach p,$(PROGRAMS),install -D -m 0755 $(BUILDDIR)/$(p) $(DESTDIR)$($(p)_DIR)/$(p) &&) true
 	install -d $(DESTDIR)$(SYSCONFDIR)/request-key.d
@@ -211,7 +212,8 @@ install: all
 		install -m 0644 /dev/stdin $(DESTDIR)$(SYSCONFDIR)/request-key.d/keyscope.conf
 	install -m 0644 $(wildcard docs/*.8) $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 README.md $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/
-	install -m 0644 docs/keyscoped.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 $(wildcard docs/*.5) $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 $(wildcard docs/*.7) $(DESTDIR)$(MANDIR)/man7/
 	install -D -m 0644 docs/keyscope.catalog $(DESTDIR)$(CATALOGDIR)/keyscope.catalog
 	test -e $(DESTDIR)$(SYSCONFDIR)/keyscope/keyscoped.conf || \
 		install -m 0644 daemon/keyscoped.conf $(DESTDIR)$(SYSCONFDIR)/keyscope/keyscoped.conf

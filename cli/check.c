@@ -4,6 +4,7 @@
  * features keyscoped.conf enables. Exit status 0 only when everything needed is there.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 
 #include "config.h"
@@ -82,7 +83,9 @@ int check_main(int argc, char **argv)
 	struct kcheck_options o;
 	struct kcheck_result res;
 	bool load = true;
-	struct config_error err = {};
+	struct config_error err = { .message = "path too long" };
+	char dropin[PATH_MAX];
+	const char *dirs[5];
 	int c;
 
 	if (config_init(&cfg) < 0)
@@ -99,7 +102,8 @@ int check_main(int argc, char **argv)
 	if (optind != argc)
 		return ctl_usage();
 	log_set_program("keyscopectl");
-	if (config_load(&cfg, path ?: KEYSCOPE_CONFIG_FILE, path != NULL, &err) < 0) {
+	if (config_dropin_dirs(path, dropin, sizeof(dropin), dirs) < 0 ||
+	    config_load_all(&cfg, path ?: KEYSCOPE_CONFIG_FILE, path != NULL, dirs, &err) < 0) {
 		if (err.line)
 			log_error("%s:%u: %s.", err.path, err.line, err.message);
 		else

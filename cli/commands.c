@@ -58,6 +58,24 @@ static const struct command key_commands[] = {
 	{}
 };
 
+static const struct command recovery_commands[] = {
+	{ .name = "add",
+	  .run = recovery_add,
+	  .synopsis = "DEVICE [--passphrase-stdin]",
+	  .help = "add a keyslot holding the volume key under a passphrase (Argon2id, slow)",
+	  .details =
+		"Adds one LUKS2 keyslot to a volume keyscope formatted, so that cryptsetup open and\n"
+		"systemd-cryptsetup can open it with the passphrase if its key is lost. keyscope's\n"
+		"own attaches keep using the key by keyring reference and never read the keyslot.\n\n"
+		"      --passphrase-stdin  the passphrase (1-64 bytes) is the first line of\n"
+		"                          standard input (default: asked twice on the terminal)\n" },
+	{ .name = "remove",
+	  .run = recovery_remove,
+	  .synopsis = "DEVICE",
+	  .help = "remove the recovery keyslot (the node must hold the volume's key)" },
+	{}
+};
+
 static const struct command scope_commands[] = {
 	{ .name = "list",
 	  .run = scope_list,
@@ -112,12 +130,21 @@ const struct command ctl_commands[] = {
 		"      --prometheus     Prometheus' text format 0.0.4 instead (as metrics-file)\n" },
 	{ .name = "format",
 	  .run = format_main,
-	  .synopsis = "DEVICE --key KEY-ID [--key-stdin] [--force]",
+	  .synopsis = "DEVICE --key KEY-ID [--key-stdin] [--force]\n"
+		      "DEVICE --key KEY-ID --recovery-passphrase [--passphrase-stdin] [--force]",
 	  .help = "LUKS2 with the delegated key as volume key, keyscope token",
 	  .details =
 		"  -k, --key KEY-ID     the key that becomes the volume key\n"
 		"      --key-stdin      its raw bytes come on standard input, never stored\n"
-		"  -f, --force          format a device that holds something libblkid recognises\n" },
+		"  -f, --force          format a device that holds something libblkid recognises\n"
+		"      --recovery-passphrase  also add a recovery keyslot (see recovery add)\n"
+		"      --passphrase-stdin     its passphrase is the first line of standard input\n"
+		"                       (default: asked twice on the terminal)\n" },
+	{ .name = "recovery",
+	  .run = NULL,
+	  .synopsis = NULL,
+	  .help = "add or remove a volume's recovery keyslot (a passphrase for cryptsetup open)",
+	  .sub = recovery_commands },
 	{ .name = "attach",
 	  .run = attach_main,
 	  .synopsis = ATTACH_SYNOPSIS,

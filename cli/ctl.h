@@ -10,6 +10,7 @@ struct ctl {
 	const char *socket_path;
 	bool json;
 	unsigned timeout_ms;
+	bool timeout_given;	/* --timeout: commands with slow work keep it as it is */
 	struct proto_client client;
 	bool connected;
 };
@@ -86,3 +87,9 @@ int detach_main(int argc, char **argv);
 int resize_main(int argc, char **argv);
 int rebind_main(int argc, char **argv);
 int probe_main(int argc, char **argv);
+int recovery_add(int argc, char **argv);
+int recovery_remove(int argc, char **argv);
+/* format --recovery-passphrase: asks for the passphrase, formats with p (reference taken), adds
+ * the recovery keyslot, prints both. Returns an exit status. */
+int format_recovery(json_object *p, const char *device, bool from_stdin,
+		    void (*print_format)(json_object *));

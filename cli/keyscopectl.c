@@ -39,6 +39,7 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			ctl.timeout_ms = secs * 1000;
+			ctl.timeout_given = true;
 			break;
 		case 'h': ctl_help(); return 0;
 		case 'V': printf("keyscopectl " KEYSCOPE_VERSION "\n"); return 0;

@@ -70,10 +70,12 @@ int format_main(int argc, char **argv)
 		{ "key", required_argument, NULL, 'k' },
 		{ "force", no_argument, NULL, 'f' },
 		{ "key-stdin", no_argument, NULL, 'i' },
+		{ "recovery-passphrase", no_argument, NULL, 'R' },
+		{ "passphrase-stdin", no_argument, NULL, 'P' },
 		{}
 	};
 	const char *key = NULL;
-	bool force = false, key_stdin = false;
+	bool force = false, key_stdin = false, recovery = false, pass_stdin = false;
 	json_object *p;
 	int c;
 
@@ -85,10 +87,15 @@ int format_main(int argc, char **argv)
 			force = true;
 		else if (c == 'i')
 			key_stdin = true;
+		else if (c == 'R')
+			recovery = true;
+		else if (c == 'P')
+			pass_stdin = true;
 		else
 			return ctl_usage();
 	}
-	if (optind != argc - 1 || !key)
+	/* A supplied key is not the node's: keyscoped could not add its keyslot afterwards. */
+	if (optind != argc - 1 || !key || (pass_stdin && !recovery) || (recovery && key_stdin))
 		return ctl_usage();
 	if (!key_arg_ok(key))
 		return 2;
@@ -99,6 +106,8 @@ int format_main(int argc, char **argv)
 		json_object_object_add(p, "force", json_object_new_boolean(1));
 	if (key_stdin)
 		return call_with_stdin_key("keyscope.VolumeFormat", p, print_format);
+	if (recovery)
+		return format_recovery(p, argv[optind], pass_stdin, print_format);
 	return ctl_call_print("keyscope.VolumeFormat", p, print_format);
 }
 

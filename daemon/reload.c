@@ -9,28 +9,12 @@
 #include "source.h"
 #include "util.h"
 
-#ifndef KEYSCOPE_VENDOR_CONFDIR
-#define KEYSCOPE_VENDOR_CONFDIR "/usr/lib/keyscope/keyscoped.conf.d"
-#endif
-#define KEYSCOPE_LOCAL_CONFDIR "/usr/local/lib/keyscope/keyscoped.conf.d"
-
 int config_args_dirs(struct config_args *a)
 {
-	int r;
+	int r = config_dropin_dirs(a->path, a->dropin_dir, sizeof(a->dropin_dir), a->dirs);
 
-	if (!a->path) {
-		a->dirs[0] = KEYSCOPE_CONFIG_FILE ".d";
-		a->dirs[1] = KEYSCOPE_RUNSTATEDIR "/keyscope/keyscoped.conf.d";
-		a->dirs[2] = KEYSCOPE_LOCAL_CONFDIR;
-		a->dirs[3] = KEYSCOPE_VENDOR_CONFDIR;
-		a->dirs[4] = NULL;
-		return 0;
-	}
-	r = snprintf(a->dropin_dir, sizeof(a->dropin_dir), "%s.d", a->path);
-	if (r < 0 || (size_t) r >= sizeof(a->dropin_dir))
-		return log_error_errno(-ENAMETOOLONG, "Config file %s: path too long.", a->path);
-	a->dirs[0] = a->dropin_dir;
-	a->dirs[1] = NULL;
+	if (r < 0)
+		return log_error_errno(r, "Config file %s: path too long.", a->path);
 	return 0;
 }
 
@@ -77,8 +61,10 @@ int daemon_reload(struct daemon *d, struct config *running, const struct config_
 	for (unsigned i = 0; (key = config_key(i)); i++) {
 		_cleanup_free_ char *was = strdup(config_value(running, i));
 
-		if (!was)
-			return log_oom();
+		if (!was) {
+			log_oom();	/* what was applied so far stays; the rest next time */
+			break;
+		}
 		if (streq(was, config_value(&fresh, i)))
 			continue;
 		if (!config_key_live(i)) {

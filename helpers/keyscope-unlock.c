@@ -9,6 +9,13 @@
  *         int32 error (0 or -errno: -EPERM when the passphrase opens no keyslot),
  *         uint32 length, then the volume key (length bytes, only when error is 0).
  *
+ * keyscope-unlock --add-keyslot DEVICE: the other slow key derivation, the other way round
+ * (keyscopectl recovery add): adds a keyslot holding the volume key under a passphrase, with
+ * libcryptsetup's default PBKDF (Argon2id):
+ *
+ *   fd 3  uint32 length, the volume key (length bytes), then the passphrase to end of file;
+ *   fd 4  int32 the new keyslot's number or -errno (-EPERM: not the volume key), uint32 0.
+ *
  * keyscoped gives it nothing else: 0-2 are /dev/null, every other descriptor is closed before
  * exec, the environment holds only PATH, PR_SET_PDEATHSIG is set. The passphrase and the key
  * never appear in argv, the environment or a file. Here the process makes itself not dumpable
@@ -19,6 +26,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -89,13 +97,52 @@ static int unlock(const char *device)
 	return loop_write(UNLOCK_ANSWER_FD, msg, 8 + n);
 }
 
+/* Splits "uint32 length, key, passphrase" (len bytes in in) into vk and the passphrase. */
+static int split_key(const unsigned char *in, size_t len, size_t *ret_vk_len)
+{
+	uint32_t n;
+
+	if (len < 4)
+		return -EINVAL;
+	memcpy(&n, in, 4);
+	if (n == 0 || n > UNLOCK_KEY_MAX || len <= 4 + (size_t) n)
+		return -EINVAL;
+	*ret_vk_len = n;
+	return 0;
+}
+
+/* Adds the keyslot and writes the answer. 0, or -errno when no answer could be written. */
+static int add_keyslot(const char *device)
+{
+	_cleanup_secret_ unsigned char *in = secret_alloc(UNLOCK_PASS_MAX + 1);
+	unsigned char msg[8] = {};
+	size_t vk_len = 0;
+	int32_t res;
+	ssize_t len;
+	int r;
+
+	if (!in)
+		return -ENOMEM;
+	len = read_passphrase(in);
+	r = len < 0 ? (int) len : split_key(in, (size_t) len, &vk_len);
+	if (r >= 0)
+		r = luks_keyslot_add(device, in + 4, vk_len, in + 4 + vk_len,
+				     (size_t) len - 4 - vk_len);
+	secret_erase(in, UNLOCK_PASS_MAX + 1);
+	res = r;
+	memcpy(msg, &res, 4);
+	return loop_write(UNLOCK_ANSWER_FD, msg, sizeof(msg));
+}
+
 int main(int argc, char **argv)
 {
+	bool add = argc == 3 && streq(argv[1], "--add-keyslot");
+	const char *device = argc == 2 || add ? argv[argc - 1] : NULL;
 	sigset_t none;
 
-	if (argc != 2 || argv[1][0] != '/') {
-		fprintf(stderr, "Usage: keyscope-unlock DEVICE (run by keyscoped, with the "
-				"passphrase on fd 3 and the answer on fd 4)\n");
+	if (!device || device[0] != '/') {
+		fprintf(stderr, "Usage: keyscope-unlock [--add-keyslot] DEVICE (run by keyscoped, "
+				"with the input on fd 3 and the answer on fd 4)\n");
 		return 2;
 	}
 	(void) prctl(PR_SET_DUMPABLE, 0);
@@ -105,5 +152,5 @@ int main(int argc, char **argv)
 	(void) signal(SIGPIPE, SIG_DFL);
 	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) < 0)
 		(void) mlockall(MCL_CURRENT | MCL_FUTURE);
-	return unlock(argv[1]) < 0 ? 1 : 0;
+	return (add ? add_keyslot(device) : unlock(device)) < 0 ? 1 : 0;
 }

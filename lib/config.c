@@ -19,6 +19,7 @@
 #include "util.h"
 
 #define CONFIG_MAX_SIZE (64 * 1024)
+#define KEYSCOPE_LOCAL_CONFDIR "/usr/local/lib/keyscope/keyscoped.conf.d"
 
 /*
  * Every key keyscoped.conf(5) knows, with its default as it would be written and whether a
@@ -510,6 +511,26 @@ int config_dropins(const char *const *dirs, char ***ret, struct config_error *er
 	n = drop_masked(l, n);
 	*ret = l;
 	return (int) n;
+}
+
+int config_dropin_dirs(const char *path, char *buf, size_t size, const char *dirs[static 5])
+{
+	int r;
+
+	if (!path) {
+		dirs[0] = KEYSCOPE_CONFIG_FILE ".d";
+		dirs[1] = KEYSCOPE_RUNSTATEDIR "/keyscope/keyscoped.conf.d";
+		dirs[2] = KEYSCOPE_LOCAL_CONFDIR;
+		dirs[3] = KEYSCOPE_VENDOR_CONFDIR;
+		dirs[4] = NULL;
+		return 0;
+	}
+	r = snprintf(buf, size, "%s.d", path);
+	if (r < 0 || (size_t) r >= size)
+		return -ENAMETOOLONG;
+	dirs[0] = buf;
+	dirs[1] = NULL;
+	return 0;
 }
 
 int config_load_all(struct config *c, const char *path, bool must_exist,

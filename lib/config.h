@@ -79,6 +79,14 @@ int config_load(struct config *c, const char *path, bool must_exist, struct conf
 int config_dropins(const char *const *dirs, char ***ret, struct config_error *err);
 char **config_strv_free(char **l);
 
+/*
+ * The drop-in folders of a main config file, highest priority first, into dirs (5 entries,
+ * NULL-terminated): for the default file (path NULL) keyscoped.conf.d in SYSCONFDIR/keyscope,
+ * RUNSTATEDIR/keyscope, /usr/local/lib/keyscope and /usr/lib/keyscope; for another file, its
+ * "PATH.d" alone, written into buf. Returns 0 or -ENAMETOOLONG.
+ */
+int config_dropin_dirs(const char *path, char *buf, size_t size, const char *dirs[static 5]);
+
 /* config_load() of path, then of each of its drop-ins in order. */
 int config_load_all(struct config *c, const char *path, bool must_exist,
 		    const char *const *dirs, struct config_error *err);

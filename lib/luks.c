@@ -313,6 +313,47 @@ int luks_volume_key_from_passphrase(const char *device, const void *pass, size_t
 	return 0;
 }
 
+int luks_keyslot_add(const char *device, const void *vk, size_t vk_len, const void *pass,
+		     size_t len)
+{
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	int r;
+
+	r = luks_open(device, &cd);
+	if (r < 0)
+		return r;
+	if (!streq(crypt_get_type(cd) ?: "", CRYPT_LUKS2))
+		return -EMEDIUMTYPE;
+	r = crypt_volume_key_verify(cd, vk, vk_len);
+	if (r < 0)
+		return r == -EPERM || r == -EINVAL ? -EPERM : r;
+	/* No crypt_set_pbkdf_type(): the defaults are cryptsetup's own (luksAddKey's). */
+	return crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, vk, vk_len, pass, len);
+}
+
+int luks_keyslots_destroy(const char *device)
+{
+	_cleanup_crypt_ struct crypt_device *cd = NULL;
+	int r, n = 0, max;
+
+	r = luks_open(device, &cd);
+	if (r < 0)
+		return r;
+	max = crypt_keyslot_max(crypt_get_type(cd));
+	for (int i = 0; i < max; i++) {
+		crypt_keyslot_info ki = crypt_keyslot_status(cd, i);
+
+		if (ki != CRYPT_SLOT_ACTIVE && ki != CRYPT_SLOT_ACTIVE_LAST &&
+		    ki != CRYPT_SLOT_UNBOUND)
+			continue;
+		r = crypt_keyslot_destroy(cd, i);
+		if (r < 0)
+			return r;
+		n++;
+	}
+	return n;
+}
+
 int device_probe_content(const char *device, char *what, size_t size)
 {
 	_cleanup_(blkid_free_probep) blkid_probe pr = blkid_new_probe_from_filename(device);

@@ -73,6 +73,18 @@ int luks_volume_key_from_passphrase(const char *device, const void *pass, size_t
 				    struct secret_buf *ret);
 
 /*
+ * Adds a keyslot to device's LUKS2 header that opens it with pass (len bytes): the volume key
+ * vk (checked against the header's digest) under the passphrase, with libcryptsetup's default
+ * PBKDF for LUKS2 (Argon2id, benchmarked to its default time and memory: slow on purpose).
+ * Returns the keyslot number; -EPERM when vk is not the volume key.
+ */
+int luks_keyslot_add(const char *device, const void *vk, size_t vk_len, const void *pass,
+		     size_t len);
+
+/* Destroys every active keyslot of device's LUKS2 header. Returns how many it destroyed. */
+int luks_keyslots_destroy(const char *device);
+
+/*
  * What a device holds, by its first bytes (libblkid): writes e.g. "LUKS2 header",
  * "ext4 file system", "gpt partition table" into what and returns 1; 0 when it looks empty.
  */

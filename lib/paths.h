@@ -19,6 +19,9 @@
 #ifndef KEYSCOPE_LIBEXECDIR
 #define KEYSCOPE_LIBEXECDIR "/usr/libexec/keyscope"
 #endif
+#ifndef KEYSCOPE_VENDOR_CONFDIR
+#define KEYSCOPE_VENDOR_CONFDIR "/usr/lib/keyscope/keyscoped.conf.d"	/* packages' drop-ins */
+#endif
 /* KEYSCOPE_VERSION has no fallback: it is written once, as VERSION in the Makefile. */
 
 #define KEYSCOPE_CONFIG_FILE KEYSCOPE_SYSCONFDIR "/keyscope/keyscoped.conf"

@@ -16,6 +16,7 @@
 #include "methods.h"
 #include "observe.h"
 #include "proto.h"
+#include "recovery.h"
 #include "request.h"
 #include "scope.h"
 #include "source.h"
@@ -559,6 +560,8 @@ const struct method method_table[] = {
 	{ "keyscope.VolumeDetach", m_volume_detach, true, false },
 	{ "keyscope.VolumeResize", m_volume_resize, true, false },
 	{ "keyscope.VolumeRebind", m_volume_rebind, true, false },
+	{ "keyscope.VolumeRecoveryAdd", m_volume_recovery_add, true, true },
+	{ "keyscope.VolumeRecoveryRemove", m_volume_recovery_remove, true, false },
 };
 
 const size_t method_table_n = ELEMENTSOF(method_table);

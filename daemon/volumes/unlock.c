@@ -49,6 +49,7 @@ struct unlock {
 	struct unlock *next;
 	uint8_t fp[32];
 	char device[256];
+	bool add;			/* --add-keyslot: the answer is a keyslot number */
 	struct secret_buf pass;		/* while queued */
 	bool queued;
 	pid_t pid;
@@ -185,11 +186,11 @@ static void unlock_finish(struct unlock *x, int error)
 	x->done = true;
 	x->error = error;
 	if (error < 0)
-		log_info("Keyslot unlock of %s failed after %llu ms: %s.", x->device,
-			 (unsigned long long) ms, strerror(-error));
+		log_info("Keyslot %s of %s failed after %llu ms: %s.", x->add ? "add" : "unlock",
+			 x->device, (unsigned long long) ms, strerror(-error));
 	else
-		log_info("Keyslot unlock of %s took %llu ms in process %d.", x->device,
-			 (unsigned long long) ms, (int) x->pid);
+		log_info("Keyslot %s of %s took %llu ms in process %d.", x->add ? "add" : "unlock",
+			 x->device, (unsigned long long) ms, (int) x->pid);
 	unlock_stop_child(x);
 	n = x->n_waiters;
 	x->n_waiters = 0;
@@ -226,7 +227,8 @@ static int on_unlock_io(sd_event_source *es, int fd, uint32_t revents, void *use
 	}
 	memcpy(&err, x->msg, 4);
 	memcpy(&len, x->msg + 4, 4);
-	if (err > 0 || (err == 0 && (len == 0 || len > UNLOCK_KEY_MAX || x->got != 8 + len))) {
+	if (x->add ? (len != 0 || x->got != 8) :
+	    (err > 0 || (err == 0 && (len == 0 || len > UNLOCK_KEY_MAX || x->got != 8 + len)))) {
 		log_error("The keyslot unlock process for %s answered garbage.", x->device);
 		unlock_finish(x, -ECHILD);
 		return 0;
@@ -284,7 +286,9 @@ static _Noreturn void exec_helper(const char *path, char *const argv[], int in, 
 /* Forks and runs the helper for x with the pipe ends in (passphrase) and out (answer). */
 static int helper_fork(struct unlock *x, int in, int out)
 {
-	char *argv[] = { UNLOCK_HELPER, x->device, NULL };
+	char add[] = "--add-keyslot";
+	char *argv[] = { UNLOCK_HELPER, x->add ? add : x->device, x->add ? x->device : NULL,
+			 NULL };
 	_cleanup_close_ int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	pid_t parent = getpid(), pid;
 
@@ -372,8 +376,10 @@ static void unlocks_start_queued(struct unlocks *u)
 	}
 }
 
-int unlock_start(struct unlocks *u, const uint8_t fp[static 32], const char *device,
-		 const void *pass, size_t len, unlock_done_t done, void *userdata)
+/* unlock_start() and unlock_start_add(): pass is the helper's whole input (len bytes). */
+static int unlock_begin(struct unlocks *u, const uint8_t fp[static 32], const char *device,
+			bool add, const void *pass, size_t len, unlock_done_t done,
+			void *userdata)
 {
 	struct unlock *x = unlock_find(u, fp);
 	int r;
@@ -382,10 +388,13 @@ int unlock_start(struct unlocks *u, const uint8_t fp[static 32], const char *dev
 		return add_waiter(x, done, userdata);
 	if (len == 0 || len > 4096)	/* the pipe takes it without blocking */
 		return -EINVAL;
+	if (strlen(device) >= sizeof(x->device))	/* never a truncated path to the helper */
+		return -ENAMETOOLONG;
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return -ENOMEM;
 	x->u = u;
+	x->add = add;
 	x->fd = -1;
 	memcpy(x->fp, fp, 32);
 	snprintf(x->device, sizeof(x->device), "%s", device);
@@ -405,8 +414,8 @@ int unlock_start(struct unlocks *u, const uint8_t fp[static 32], const char *dev
 		}
 		memcpy(x->pass.data, pass, len);
 		x->queued = true;
-		log_info("Queued the keyslot unlock of %s: %u running (unlock-concurrency %u).",
-			 x->device, u->running, u->max);
+		log_info("Queued the keyslot %s of %s: %u running (unlock-concurrency %u).",
+			 add ? "add" : "unlock", x->device, u->running, u->max);
 	} else {
 		r = unlock_spawn(x, pass, len);
 		if (r < 0) {
@@ -420,6 +429,33 @@ int unlock_start(struct unlocks *u, const uint8_t fp[static 32], const char *dev
 	return r;
 }
 
+int unlock_start(struct unlocks *u, const uint8_t fp[static 32], const char *device,
+		 const void *pass, size_t len, unlock_done_t done, void *userdata)
+{
+	return unlock_begin(u, fp, device, false, pass, len, done, userdata);
+}
+
+int unlock_start_add(struct unlocks *u, const uint8_t fp[static 32], const char *device,
+		     const struct secret_buf *vk, const void *pass, size_t len,
+		     unlock_done_t done, void *userdata)
+{
+	_cleanup_secret_buf_ struct secret_buf in = {};
+	uint32_t n = (uint32_t) vk->len;
+	int r;
+
+	if (unlock_find(u, fp))
+		return unlock_begin(u, fp, device, true, NULL, 0, done, userdata);
+	if (vk->len == 0 || vk->len > UNLOCK_KEY_MAX || len == 0 || 4 + vk->len + len > 4096)
+		return -EINVAL;
+	r = secret_buf_new(4 + vk->len + len, &in);
+	if (r < 0)
+		return r;
+	memcpy(in.data, &n, 4);
+	memcpy(in.data + 4, vk->data, vk->len);
+	memcpy(in.data + 4 + vk->len, pass, len);
+	return unlock_begin(u, fp, device, true, in.data, in.len, done, userdata);
+}
+
 int unlock_take(struct unlocks *u, const uint8_t fp[static 32], unlock_done_t done,
 		void *userdata, struct secret_buf *ret)
 {
@@ -431,7 +467,7 @@ int unlock_take(struct unlocks *u, const uint8_t fp[static 32], unlock_done_t do
 		return -ENOENT;
 	if (!x->done)
 		return add_waiter(x, done, userdata);
-	if (x->error < 0)
+	if (x->error < 0 || x->add)
 		return x->error;
 	memcpy(&len, x->msg + 4, 4);
 	r = secret_buf_new(len, ret);

@@ -54,6 +54,16 @@ int unlock_take(struct unlocks *u, const uint8_t fp[static 32], unlock_done_t do
 int unlock_start(struct unlocks *u, const uint8_t fp[static 32], const char *device,
 		 const void *pass, size_t len, unlock_done_t done, void *userdata);
 
+/*
+ * The same machinery the other way round (keyscopectl recovery add): adds a keyslot holding the
+ * volume key vk under the passphrase pass (len bytes) to device's header, in the helper (the
+ * key derivation is as slow as an unlock's). unlock_take() for fp then returns the new
+ * keyslot's number (>= 0, *ret untouched) or the error (-EPERM: vk is not the volume key).
+ */
+int unlock_start_add(struct unlocks *u, const uint8_t fp[static 32], const char *device,
+		     const struct secret_buf *vk, const void *pass, size_t len,
+		     unlock_done_t done, void *userdata);
+
 /* How many unlocks run now, and wait for a free slot (for Status). */
 unsigned unlocks_running(const struct unlocks *u);
 unsigned unlocks_queued(const struct unlocks *u);

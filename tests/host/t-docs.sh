@@ -12,10 +12,12 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 DOCS=$ROOT/docs
 CONF=$ROOT/daemon/keyscoped.conf
 PROTO=$DOCS/protocol.md
-MANPAGES="$DOCS/keyscoped.8 $DOCS/keyscopectl.8 $DOCS/keyscope-request-key.8 $DOCS/keyscoped.conf.5"
+MANPAGES=$(ls "$DOCS"/*.[1-8])
 HELPER=$KEYSCOPE_BUILDDIR/keyscope-request-key
+UNLOCK=$KEYSCOPE_BUILDDIR/keyscope-unlock
 
-for f in $MANPAGES "$CONF" "$PROTO" "$DOCS/keyring.md"; do
+for f in "$DOCS/keyscoped.8" "$DOCS/keyscopectl.8" "$DOCS/keyscope-request-key.8" \
+	"$DOCS/keyscoped.conf.5" "$CONF" "$PROTO" "$DOCS/keyring.md"; do
 	[ -s "$f" ] || fail "$f is missing or empty"
 done
 [ -x "$KEYSCOPED" ] && [ -x "$KEYSCOPECTL" ] && [ -x "$HELPER" ] || fail "no binaries in $KEYSCOPE_BUILDDIR: run make"
@@ -65,6 +67,41 @@ check_options() { # MANPAGE HELP-TEXT-FILE NAME
 check_options "$DOCS/keyscoped.8" "$T/keyscoped.help" keyscoped
 "$HELPER" --help >"$T/helper.help" || fail "keyscope-request-key --help failed"
 check_options "$DOCS/keyscope-request-key.8" "$T/helper.help" keyscope-request-key
+
+# keyscope-unlock has no --help (keyscoped runs it); its usage line and page agree both ways.
+"$UNLOCK" 2>"$T/unlock.usage" && fail "keyscope-unlock without arguments succeeded"
+unlock_opts=$(help_options <"$T/unlock.usage")
+[ -n "$unlock_opts" ] || fail "no option in keyscope-unlock's usage: $(cat "$T/unlock.usage")"
+[ "$unlock_opts" = "$(man_options "$DOCS/keyscope-unlock.8")" ] ||
+	missing "keyscope-unlock's usage ($unlock_opts) and keyscope-unlock.8" \
+		"($(man_options "$DOCS/keyscope-unlock.8" | tr '\n' ' ')) name other options"
+
+# --- every installed program, unit and udev rule has its man page, and the pages name no
+# program, unit or rule that is not installed --------------------------------------------------
+programs=$(sed -nE 's/^PROGRAMS := (.*)$/\1/p' "$ROOT/Makefile")
+[ "$(wc -w <<<"$programs")" -ge 4 ] || fail "found only '$programs' in the Makefile's PROGRAMS"
+for p in $programs; do
+	[ -s "$DOCS/$p.8" ] || missing "program $p (installed by make install) has no docs/$p.8"
+done
+for page in "$DOCS"/*.8; do
+	p=$(basename "$page" .8)
+	grep -qw -- "$p" <<<"$programs" || missing "docs/$p.8 documents no program in PROGRAMS"
+done
+units_text=$(man_text "$DOCS/keyscope.units.7")
+for u in "$ROOT"/systemd/*.service "$ROOT"/systemd/*.socket "$ROOT"/systemd/*.target; do
+	[ -e "$u" ] || continue
+	grep -qxF -- ".I /lib/systemd/system/$(basename "$u")" <<<"$units_text" ||
+		missing "unit $(basename "$u") is not in keyscope.units.7's SYNOPSIS"
+done
+for u in $(sed -nE 's|^\.I /lib/systemd/system/(.*)$|\1|p' "$DOCS/keyscope.units.7" | sed 's/\\-/-/g'); do
+	[ -e "$ROOT/systemd/$u" ] || missing "keyscope.units.7 names $u, which systemd/ lacks"
+done
+udev_text=$(man_text "$DOCS/keyscope.udev.7")
+for r in "$ROOT"/udev/*.rules; do
+	grep -qxF -- ".I /lib/udev/rules.d/$(basename "$r")" <<<"$udev_text" ||
+		missing "udev rule $(basename "$r") is not in keyscope.udev.7's SYNOPSIS"
+done
+echo "pages: $(wc -w <<<"$programs") programs, units and udev rules each have their man page"
 
 # --- keyscopectl: every command and subcommand, both ways; CMD --help works for each ---------
 ctl_text=$(man_text "$DOCS/keyscopectl.8")
