@@ -77,7 +77,7 @@ static size_t field(struct iovec *iov, size_t n, char *buf, size_t size, const c
 }
 
 static void send_journal(enum event_kind kind, int level, const struct event_fields *f,
-			 const char *message)
+			 const char *file, int line, const char *message)
 {
 	char b[10][640], uid[24], pid[24], prio[4];
 	struct iovec iov[10];
@@ -102,10 +102,11 @@ static void send_journal(enum event_kind kind, int level, const struct event_fie
 	}
 	if (sd_journal_sendv(iov, (int) n) < 0)
 		/* journald gone (shutdown): the text line still reaches the stream or console. */
-		log_full_errno(level, 0, "%s", message);
+		log_internal(level, 0, file, line, "%s", message);
 }
 
-void log_event(enum event_kind kind, int level, const struct event_fields *f, const char *fmt, ...)
+void log_event_internal(enum event_kind kind, int level, const struct event_fields *f,
+			const char *file, int line, const char *fmt, ...)
 {
 	char message[512];
 	va_list ap;
@@ -119,7 +120,7 @@ void log_event(enum event_kind kind, int level, const struct event_fields *f, co
 	if (r < 0)
 		return;
 	if (log_stderr_is_journal())
-		send_journal(kind, level, f, message);
+		send_journal(kind, level, f, file, line, message);
 	else
-		log_full_errno(level, 0, "%s", message);
+		log_internal(level, 0, file, line, "%s", message);
 }

@@ -49,10 +49,13 @@ const char *event_message_id(enum event_kind kind);
 
 /*
  * Logs the event at level (LOG_INFO, LOG_WARNING, ...) with the message fmt. Honours the log
- * level like log_internal(). f may be NULL.
+ * level like log_internal(); off the journal, the debug level names the caller's file and line.
+ * f may be NULL.
  */
-void log_event(enum event_kind kind, int level, const struct event_fields *f, const char *fmt, ...)
-	_printf_(4, 5);
+void log_event_internal(enum event_kind kind, int level, const struct event_fields *f,
+			const char *file, int line, const char *fmt, ...) _printf_(6, 7);
+#define log_event(kind, level, f, ...) \
+	log_event_internal((kind), (level), (f), __FILE__, __LINE__, __VA_ARGS__)
 
 /*
  * Fields of an event caused by a control call: the call's peer and the names given. Any

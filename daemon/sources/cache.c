@@ -101,11 +101,12 @@ void cache_drop(struct source *s, const char *id, const char *why)
 
 void source_key_withdrawn(struct source *s, const char *id, const struct barbican_error *e)
 {
+	struct event_fields f = { .key_id = id, .error = source_error_name(e) };
 	int r;
 
 	s->withdrawn++;
-	log_event(EVENT_DELEGATION_WITHDRAWN, LOG_NOTICE, &(struct event_fields) { .key_id = id,
-		  .error = source_error_name(e) }, "Barbican withdrew key %s: %s", id, e->message);
+	log_event(EVENT_DELEGATION_WITHDRAWN, LOG_NOTICE, &f, "Barbican withdrew key %s: %s", id,
+		  e->message);
 	cache_drop(s, id, e->cls == BARBICAN_DENIED ? "its delegation to this node was withdrawn"
 						    : "it no longer exists in Barbican");
 	if (!s->on_withdrawn)

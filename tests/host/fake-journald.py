@@ -3,8 +3,9 @@
 """fake-journald.py SOCKET OUT: journald's native protocol on SOCKET (what sd_journal_sendv()
 writes to /run/systemd/journal/socket), each entry appended to OUT as one JSON object per line,
 as `journalctl -o json` would show its fields. For host tests, run in a mount namespace of
-their own with a tmpfs on /run/systemd, so no real journal is touched. SIGTERM: the entries
-still queued are read, then it exits."""
+their own with a tmpfs on /run/systemd, so no real journal is touched. sd_notify(3) messages
+are KEY=VALUE lines too: on a socket that NOTIFY_SOCKET names it records READY=1 and STATUS=.
+SIGTERM: the entries still queued are read, then it exits."""
 import array
 import json
 import os
@@ -25,7 +26,9 @@ def parse(data):
     """KEY=VALUE\\n, or KEY\\n<le64 length><bytes>\\n for values with a newline."""
     fields, i = {}, 0
     while i < len(data):
-        nl = data.index(b"\n", i)
+        nl = data.find(b"\n", i)
+        if nl < 0:  # sd_notify's last line has no newline
+            nl = len(data)
         line = data[i:nl]
         if b"=" in line:
             k, v = line.split(b"=", 1)

@@ -85,7 +85,7 @@ static char *capture(enum event_kind kind, int level, const char *msg)
 	assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
 	assert_true(dup2(p[1], STDERR_FILENO) >= 0);
 	unsetenv("JOURNAL_STREAM");
-	log_event(kind, level, &(struct event_fields) { .key_id = "k1", .volume = "data" }, "%s",
+	log_event(kind, level, (&(struct event_fields) { .key_id = "k1", .volume = "data" }), "%s",
 		  msg);
 	fflush(stderr);
 	dup2(saved, STDERR_FILENO);

@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # vm: --systemd --disk jr:32M
 # keyscoped runs as keyscoped.service (as make install writes it, pointing at the build) with
-# its catalog installed: an attach, a refused request, a failed attach and a detach are
-# structured journal entries with their MESSAGE_IDs and KEYSCOPE_* fields (journalctl -o json),
-# journalctl -x explains them from the catalog, and no entry carries the key. STATUS= says what
-# is served; the metrics-file is written under the unit's sandbox and parses.
+# its catalog installed: a format, an attach, a refused request, a failed attach, a detach and
+# a rebind are structured journal entries with their MESSAGE_IDs and KEYSCOPE_* fields
+# (journalctl -o json), journalctl -x explains them from the catalog, and no entry carries the
+# key. STATUS= says what is served; the metrics-file is written under the unit's sandbox and
+# parses.
 set -eu
 . "$KEYSCOPE_TOP/tests/vm/lib.sh"
 
@@ -68,6 +69,8 @@ if setpriv --reuid=65534 --regid=65534 --clear-groups "$B/keyscopectl" detach jr
 fi
 ks attach /dev/nonexistent --name nothing >/dev/null 2>&1 && vm_die "attach of a missing device"
 ks detach jrvol >/dev/null
+id2=$(ks key clone "$id")
+ks rebind "$dev" --key "$id2" >/dev/null
 journalctl --sync
 journalctl --no-pager -o json --since "$since" -u keyscoped.service >"$state/journal.json"
 echo "journal: $(wc -l <"$state/journal.json") entries of keyscoped.service"
@@ -89,6 +92,10 @@ entry attach-failed ".MESSAGE_ID == \"156a33d5d0c04e07b4822e8bf71841b6\" and
 	.KEYSCOPE_DEVICE == \"/dev/nonexistent\" and .KEYSCOPE_ERROR == \"keyscope.NoSuchDevice\""
 entry volume-detached ".MESSAGE_ID == \"2364128bc0144ba6887aed41097b3d18\" and
 	.KEYSCOPE_VOLUME == \"jrvol\" and .KEYSCOPE_KEY_ID == \"$id\""
+entry volume-formatted ".MESSAGE_ID == \"ece444c8a13f43e5aa93189e6a5b8467\" and
+	.KEYSCOPE_DEVICE == \"$dev\" and .KEYSCOPE_KEY_ID == \"$id\""
+entry volume-rebound ".MESSAGE_ID == \"8ea18051159e4e31ae196896cb97ab67\" and
+	.KEYSCOPE_DEVICE == \"$dev\" and .KEYSCOPE_KEY_ID == \"$id2\""
 entry key-installed ".MESSAGE_ID == \"1cd9f7de6d344c608bf78b93b307f99c\" and
 	.KEYSCOPE_KEY_ID == \"$id\""
 entry key-invalidated ".MESSAGE_ID == \"d9549808b08e46b7bc4a951346b55488\" and
