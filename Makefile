@@ -164,13 +164,24 @@ check-vm: all $(TOOL_BIN)
 	$(Q)tests/vm/check
 
 # Unit and host tests, then the VM guest; a summary line at the end of each stage and in all.
-check: all $(UNIT_BIN) $(TOOL_BIN)
+check: check-build
 	$(Q)tests/run-all $(if $(NO_VM),--no-vm)
+
+# What the tests run, built (make -j2 check-build, then the test stages build nothing).
+check-build: all $(UNIT_BIN) $(TOOL_BIN)
+
+# Test objects are intermediate files to make: kept, so that the next make does not
+# compile them again.
+.SECONDARY: $(call obj,$(UNIT_SRC) $(TOOL_SRC) $(BENCH_SRC))
 
 asan: export ASAN_OPTIONS := detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=1
 asan: export UBSAN_OPTIONS := halt_on_error=1:print_stacktrace=1
 asan:
 	$(Q)$(MAKE) --no-print-directory SANITIZE=1 BUILDDIR=build/asan CC=$(CC) NO_VM=1 check
+
+# The ASan/UBSan build of what make asan and make asan-vm run, alone (CI builds it with -j2).
+asan-build:
+	$(Q)$(MAKE) --no-print-directory SANITIZE=1 BUILDDIR=build/asan CC=$(CC) check-build
 
 # The VM tests that drive keyscoped through device-mapper, with the ASan/UBSan build: the
 # guest's ks_stop fails on a sanitizer report or a non-zero exit.
@@ -229,7 +240,8 @@ install: all
 clean:
 	rm -rf build/out build/asan build/fuzz
 
-.PHONY: all check check-unit check-host check-vm asan asan-vm fuzz bench bench-vm demo deps install clean
+.PHONY: all check check-build check-unit check-host check-vm asan asan-build asan-vm fuzz bench \
+	bench-vm demo deps install clean
 .DELETE_ON_ERROR:
 
 -include $(shell find $(BUILDDIR) -name '*.d' 2>/dev/null)

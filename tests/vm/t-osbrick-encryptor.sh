@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# vm: --disk vol:64M --disk cow:48M --disk nat:64M --disk old:32M --timeout 600
+# vm: --disk vol:64M --disk cow:48M --disk nat:64M --disk old:32M --timeout 1200
 # keyscope's os-brick encryptor (contrib/os-brick), loaded by Debian's python3-os-brick through
 # get_volume_encryptor(provider=<class path>, control_location='front-end') and called as
 # Nova's libvirt driver calls it, with a castellan-like key manager whose key comes down a
