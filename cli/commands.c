@@ -70,7 +70,9 @@ static const struct command scope_commands[] = {
 	"DEVICE [--name NAME] [--key KEY-ID [--key-stdin]] [--read-only]\n"	\
 	"DEVICE --key KEY-ID --passphrase hex [--name NAME] [--read-only]\n"	\
 	"DEVICE --plain --key KEY-ID [--cipher CIPHER] [--key-size 256|512] "	\
-	"[--offset SECTORS] [--sector-size 512|4096] [--name NAME] [--read-only]"
+	"[--offset SECTORS] [--sector-size 512|4096] [--name NAME] [--read-only]\n"	\
+	"(each form also takes [--discard] [--same-cpu-crypt] [--submit-from-crypt-cpus]\n" \
+	" [--no-read-workqueue] [--no-write-workqueue])"
 
 #define ATTACH_DETAILS								\
 	"  -n, --name NAME        the mapping's name (default keyscope-<kernel name>)\n"	\
@@ -85,7 +87,14 @@ static const struct command scope_commands[] = {
 	"      --cipher CIPHER    plain: the cipher (default aes-xts-plain64)\n"	\
 	"      --key-size 256|512 plain: the key size in bits, the key's (default 512)\n"	\
 	"      --offset SECTORS   plain: data start, in 512-byte sectors (default 0)\n"	\
-	"      --sector-size 512|4096  plain: the encryption sector size (default 512)\n"
+	"      --sector-size 512|4096  plain: the encryption sector size (default 512)\n"	\
+	"      --discard          pass discards (TRIM) through (dm-crypt allow_discards)\n"	\
+	"      --same-cpu-crypt   encrypt on the CPU that submitted the I/O\n"		\
+	"      --submit-from-crypt-cpus  write from the crypt threads, not a single one\n"	\
+	"      --no-read-workqueue   decrypt reads without the kernel's workqueue\n"	\
+	"      --no-write-workqueue  encrypt writes without the kernel's workqueue\n"	\
+	"                         (crypttab's words; a LUKS2 header's persistent flags\n"	\
+	"                         are added, as cryptsetup open adds them)\n"
 
 const struct command ctl_commands[] = {
 	{ .name = "key",

@@ -122,6 +122,12 @@ int attach_main(int argc, char **argv)
 		{ "read-only", no_argument, NULL, 'r' },
 		{ "passphrase", required_argument, NULL, 'P' },
 		{ "key-stdin", no_argument, NULL, 'i' },
+		/* crypttab's words, as /etc/keyscope/volumes writes them (keyscope-volumes(5)) */
+		{ "discard", no_argument, NULL, 'D' },
+		{ "same-cpu-crypt", no_argument, NULL, 'C' },
+		{ "submit-from-crypt-cpus", no_argument, NULL, 'U' },
+		{ "no-read-workqueue", no_argument, NULL, 'R' },
+		{ "no-write-workqueue", no_argument, NULL, 'W' },
 		{}
 	};
 	json_object *p = json_object_new_object();
@@ -141,6 +147,16 @@ int attach_main(int argc, char **argv)
 		case 'p': json_object_object_add(p, "plain", json_object_new_boolean(1)); break;
 		case 'r': json_object_object_add(p, "read-only", json_object_new_boolean(1)); break;
 		case 'i': key_stdin = true; break;
+		case 'D':
+		case 'C':
+		case 'U':
+		case 'R':
+		case 'W':
+			json_object_object_add(p, c == 'D' ? "discard" : c == 'C' ? "same-cpu-crypt" :
+						  c == 'U' ? "submit-from-crypt-cpus" :
+						  c == 'R' ? "no-read-workqueue" : "no-write-workqueue",
+					       json_object_new_boolean(1));
+			break;
 		case 'c': json_object_object_add(p, "cipher", json_object_new_string(optarg)); break;
 		case 'P':
 			if (!streq(optarg, "hex")) {

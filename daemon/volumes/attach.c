@@ -176,17 +176,50 @@ struct attach_req {
 	const char *dev, *name, *key_id, *passphrase;
 	char scope_id[SCOPE_ID_MAX + 1];
 	bool plain, read_only;
+	unsigned dm_flags;		/* DMCRYPT_*, from the request's option names */
 	const char *cipher;
 	uint64_t key_bits, offset, sector_size;
 	char name_buf[DMCRYPT_NAME_MAX + 1];
 };
 
+/* crypttab's performance and discard options, carried to the table's optional parameters. */
+static int attach_flags(struct call *c, unsigned *flags)
+{
+	static const struct {
+		const char *param;
+		unsigned flag;
+	} map[] = {
+		{ "discard", DMCRYPT_ALLOW_DISCARDS },
+		{ "same-cpu-crypt", DMCRYPT_SAME_CPU_CRYPT },
+		{ "submit-from-crypt-cpus", DMCRYPT_SUBMIT_FROM_CRYPT_CPUS },
+		{ "no-read-workqueue", DMCRYPT_NO_READ_WORKQUEUE },
+		{ "no-write-workqueue", DMCRYPT_NO_WRITE_WORKQUEUE },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(map); i++) {
+		bool on = false;
+		int r = call_get_bool(c, map[i].param, &on);
+
+		if (r < 0)
+			return r;
+		if (on)
+			*flags |= map[i].flag;
+	}
+	return 0;
+}
+
 static int attach_params(struct call *c, struct attach_req *q)
 {
 	static const char *const allowed[] = { "device", "name", "key-id", "plain", "cipher",
 					       "key-size", "offset", "sector-size", "read-only",
-					       "passphrase", NULL };
+					       "passphrase", "discard", "same-cpu-crypt",
+					       "submit-from-crypt-cpus", "no-read-workqueue",
+					       "no-write-workqueue", NULL };
 	int r;
+
+	r = attach_flags(c, &q->dm_flags);
+	if (r < 0)
+		return r;
 
 	q->cipher = "aes-xts-plain64";
 	q->key_bits = 512;
@@ -411,6 +444,8 @@ static int attach_table(struct call *c, const struct attach_req *q, const struct
 	p->offset = q->plain ? q->offset : info->data_offset;
 	p->sector_size = q->plain ? (unsigned) q->sector_size : info->sector_size;
 	p->read_only = q->read_only;
+	/* the request's flags, and those the LUKS2 header keeps, as cryptsetup open does */
+	p->flags = q->dm_flags | (q->plain ? 0 : info->dm_flags);
 	if (sectors <= p->offset)
 		return call_error(c, -ENOSPC, "keyscope.NoSuchDevice",
 				  "%s is too small: %llu sectors, data starts at %llu", q->dev,
