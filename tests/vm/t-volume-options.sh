@@ -41,9 +41,6 @@ echo "$table"
 for w in $want; do
 	grep -qw "$w" <<<"$table" || vm_die "table lacks $w: $table"
 done
-# the kernel takes discards through the mapping now
-[ "$(cat /sys/block/"$(basename "$(readlink -f /dev/mapper/opts)")"/queue/discard_max_bytes)" != 0 ] ||
-	echo "note: the backing disk takes no discards, so neither does the mapping"
 ks detach opts >/dev/null
 
 # A LUKS2 header's persistent flags: set by cryptsetup with a passphrase (os-brick's way),
