@@ -221,7 +221,7 @@ install: all
 		install -m 0644 /dev/stdin $(DESTDIR)$(SYSCONFDIR)/request-key.d/keyscope.conf
 	install -m 0644 $(wildcard docs/*.8) $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 README.md $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/
-	install -m 0644 docs/keyscoped.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 $(wildcard docs/*.5) $(DESTDIR)$(MANDIR)/man5/
 	test -e $(DESTDIR)$(SYSCONFDIR)/keyscope/keyscoped.conf || \
 		install -m 0644 daemon/keyscoped.conf $(DESTDIR)$(SYSCONFDIR)/keyscope/keyscoped.conf
 # Units and udev rules name /usr/sbin/keyscoped and /usr/bin/keyscopectl: written as installed.

@@ -160,7 +160,7 @@ static void put_service_section(FILE *f, const struct volume *v, const char *ctl
 	fputs("\n[Service]\nType=oneshot\nRemainAfterExit=yes\n"
 	      "# Bounded, unlike systemd-cryptsetup (which may wait for a passphrase): a key that\n"
 	      "# cannot be had fails this unit and the boot goes on.\n"
-	      "TimeoutStartSec=90s\nTimeoutStopSec=45s\nOOMScoreAdjust=-500\n", f);
+	      "TimeoutStartSec=90s\nTimeoutStopSec=45s\n", f);
 	fprintf(f, "ExecStart=%s --timeout 60 attach", ctl);
 	put_arg(f, v->device);
 	fprintf(f, " --name %s", v->name);

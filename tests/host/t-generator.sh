@@ -119,6 +119,19 @@ KEYSCOPE_VOLUMES_FILE=$T/none KEYSCOPE_VOLUMES_DIR=$T/none "$GEN" "$T/out3" 2>"$
 	fail "generator failed without a volumes file"
 [ ! -s "$T/err3" ] && [ -z "$(ls -A "$T/out3" 2>/dev/null)" ] || fail "output without volumes"
 
+# The man pages name every option the parser knows, and render without a warning.
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+page=$(sed -e 's/\\-/-/g' -e 's/\\f[BIRP]//g' "$ROOT/docs/keyscope-volumes.5")
+for w in $(sed -n 's/^\t{ "\([a-z_.-]*\)", VOLUME_.*/\1/p; s/^\t"\(x-systemd[a-z.-]*=\)", .*/\1/p' \
+	"$ROOT/lib/volumes.c") cipher= size= offset= sector-size= passphrase=hex; do
+	grep -qF -- "$w" <<<"$page" || fail "keyscope-volumes(5) lacks option $w"
+done
+if command -v groff >/dev/null; then
+	for m in "$ROOT/docs/keyscope-volumes.5" "$ROOT/docs/keyscope-generator.8"; do
+		o=$(groff -man -Tutf8 -ww -z "$m" 2>&1) && [ -z "$o" ] || fail "groff on $m: $o"
+	done
+fi
+
 # systemd's own check of every unit, from the generator's folder as systemd would load it.
 command -v systemd-analyze >/dev/null || skip "systemd-analyze missing (apt-get install systemd); the units were checked by content only"
 for f in "$out"/keyscope-volume@*.service; do
