@@ -10,6 +10,7 @@
 #include "keyring.h"
 #include "kvfile.h"
 #include "log.h"
+#include "nodeconf.h"
 #include "util.h"
 
 #define CONFIG_MAX_SIZE (64 * 1024)
@@ -232,6 +233,9 @@ int config_set(struct config *c, const char *key, const char *value)
 		return parse_uint(value, 1, 1000000, &c->expected_scopes);
 	if (streq(key, "volumes"))
 		return parse_bool(value, &c->volumes);
+	/* read by udev's keyscopectl probe (lib/nodeconf.c), validated here at start */
+	if (streq(key, "auto-attach"))
+		return auto_attach_from_string(value) < 0 ? -EINVAL : 0;
 	if (streq(key, "log-level")) {
 		r = log_level_from_string(value);
 		if (r < 0)

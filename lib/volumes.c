@@ -10,6 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "macro.h"
 #include "text.h"
@@ -569,4 +573,88 @@ void volumes_done(struct volumes *vs)
 		free(vs->files[i]);
 	free(vs->files);
 	*vs = (struct volumes) {};
+}
+
+int volumes_stable_name(const char *device, const char *luks_uuid, char *buf, size_t size)
+{
+	_cleanup_free_ char *dm = NULL;
+	char path[64];
+	struct stat st;
+	size_t len = 0;
+	int n;
+
+	if (stat(device, &st) < 0)
+		return -errno;
+	if (!S_ISBLK(st.st_mode))
+		return -ENOTBLK;
+	(void) snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/dm/name", major(st.st_rdev),
+			minor(st.st_rdev));
+	if (read_full_file(path, 256, &dm, &len) >= 0) {
+		while (len > 0 && (dm[len - 1] == '\n' || dm[len - 1] == ' '))
+			dm[--len] = '\0';
+		n = snprintf(buf, size, "keyscope-%s", dm);
+	} else
+		n = snprintf(buf, size, "keyscope-%s", luks_uuid ? luks_uuid : "");
+	if (n < 0 || (size_t) n >= size || (!dm && isempty(luks_uuid)) ||
+	    !dmcrypt_name_is_valid(buf))
+		return -EINVAL;
+	return 0;
+}
+
+static bool same_device(const char *path, dev_t rdev)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISBLK(st.st_mode) && st.st_rdev == rdev;
+}
+
+static bool env_is(const char *name, const char *value, bool nocase)
+{
+	const char *e = getenv(name);
+
+	return e && (nocase ? strcasecmp(e, value) : strcmp(e, value)) == 0;
+}
+
+/* udev's DEVLINKS: the links the device gets, before they exist at the first coldplug. */
+static bool in_devlinks(const char *path)
+{
+	const char *e = getenv("DEVLINKS");
+	size_t n = strlen(path);
+
+	for (; e && *e; e += strcspn(e, " "), e += strspn(e, " "))
+		if (strncmp(e, path, n) == 0 && (e[n] == ' ' || e[n] == '\0'))
+			return true;
+	return false;
+}
+
+const struct volume *volumes_find_device(const struct volumes *vs, const char *device,
+					 const char *luks_uuid)
+{
+	struct stat st;
+
+	if (stat(device, &st) < 0 || !S_ISBLK(st.st_mode))
+		return NULL;
+	for (size_t i = 0; i < vs->n; i++) {
+		const struct volume *v = &vs->v[i];
+		bool match;
+
+		switch (v->kind) {
+		case VOLUME_DEVICE_UUID:
+			match = !isempty(luks_uuid) && strcasecmp(v->tag, luks_uuid) == 0;
+			break;
+		case VOLUME_DEVICE_PARTUUID:
+			match = env_is("ID_PART_ENTRY_UUID", v->tag, true) ||
+				same_device(v->device, st.st_rdev);
+			break;
+		case VOLUME_DEVICE_LABEL:
+			match = env_is("ID_FS_LABEL", v->tag, false) ||
+				same_device(v->device, st.st_rdev);
+			break;
+		default:
+			match = same_device(v->device, st.st_rdev) || in_devlinks(v->device);
+		}
+		if (match)
+			return v;
+	}
+	return NULL;
 }

@@ -108,3 +108,20 @@ const struct volume *volumes_find(const struct volumes *vs, const char *name);
 
 /* Is the option word one keyscope-volumes(5) allows? (For docs checks and tests.) */
 bool volumes_option_is_known(const char *word);
+
+/*
+ * The name auto-attach = all opens an undeclared volume under, the same at every boot:
+ * "keyscope-<DM name>" for a device-mapper device (an LVM volume "vg-lv", a snapshot: its
+ * name is stable, and it shares its origin's LUKS UUID), else "keyscope-<LUKS UUID>". Never the
+ * kernel name. Returns 0, -EINVAL when no valid name results, or -errno.
+ */
+int volumes_stable_name(const char *device, const char *luks_uuid, char *buf, size_t size);
+
+/*
+ * The declared volume that device (a block device whose LUKS UUID is luks_uuid, or "") is:
+ * UUID= by the header's UUID, PARTUUID= and LABEL= by udev's ID_PART_ENTRY_UUID and
+ * ID_FS_LABEL (in the environment of a udev program) or the /dev/disk link, a path by its
+ * device number. NULL when none.
+ */
+const struct volume *volumes_find_device(const struct volumes *vs, const char *device,
+					 const char *luks_uuid);
