@@ -100,7 +100,7 @@ keyscope-unlock_DIR := $(LIBEXECDIR)
 PROGRAMS += keyscope-generator
 keyscope-generator_SRC := $(wildcard systemd/generator/*.c)
 keyscope-generator_A := $(LIB_A)
-keyscope-generator_PKGS := json-c libkeyutils libsystemd
+keyscope-generator_PKGS := json-c libkeyutils libsystemd devmapper
 keyscope-generator_DIR := $(GENERATORDIR)
 
 PROGRAM_BIN := $(addprefix $(BUILDDIR)/,$(PROGRAMS))
