@@ -72,11 +72,15 @@ static const struct command scope_commands[] = {
 	"DEVICE --plain --key KEY-ID [--cipher CIPHER] [--key-size 256|512] "	\
 	"[--offset SECTORS] [--sector-size 512|4096] [--name NAME] [--read-only]\n"	\
 	"DEVICE --stable-name [--key KEY-ID] [--read-only]\n"			\
-	"(each form also takes [--discard] [--same-cpu-crypt] [--submit-from-crypt-cpus]\n" \
+	"(each form also takes [--pending] [--discard] [--same-cpu-crypt] [--submit-from-crypt-cpus]\n" \
 	" [--no-read-workqueue] [--no-write-workqueue])"
 
 #define ATTACH_DETAILS								\
 	"  -n, --name NAME        the mapping's name (default keyscope-<kernel name>)\n"	\
+	"      --pending          when the key source cannot be reached (Barbican down, no\n"	\
+	"                         network yet), keyscoped keeps the volume pending and\n"	\
+	"                         attaches it when the source answers; exit 0 (the units\n"	\
+	"                         keyscope-generator writes use it; needs --name)\n"	\
 	"      --stable-name      name it keyscope-<LUKS UUID> (keyscope-<DM name> for a\n"	\
 	"                         device-mapper device): the same on every boot\n"		\
 	"  -k, --key KEY-ID       the key (default: the one the keyscope token names)\n"	\

@@ -107,6 +107,11 @@ int format_main(int argc, char **argv)
 
 static void print_attach(json_object *rp)
 {
+	if (json_object_object_get_ex(rp, "pending", NULL)) {
+		printf("%s: pending (%s); keyscoped attaches it when the key source answers\n",
+		       json_str(rp, "name"), json_str(rp, "reason"));
+		return;
+	}
 	printf("%s: %s on keyscope:%s (serial %lld, %lld holders)\n", json_str(rp, "path"),
 	       json_str(rp, "device"), json_str(rp, "scope"), json_int(rp, "serial"),
 	       json_int(rp, "holders"));
@@ -163,6 +168,7 @@ static bool attach_opt(int c, json_object *p, struct attach_cli *a)
 	case 'r': json_object_object_add(p, "read-only", json_object_new_boolean(1)); return true;
 	case 'i': a->key_stdin = true; return true;
 	case 'N': a->stable = true; return true;
+	case 'Q': json_object_object_add(p, "pending", json_object_new_boolean(1)); return true;
 	case 'D': case 'C': case 'U': case 'R': case 'W':
 		json_object_object_add(p, flag_params[c], json_object_new_boolean(1));
 		return true;
@@ -207,6 +213,7 @@ int attach_main(int argc, char **argv)
 		{ "no-read-workqueue", no_argument, NULL, 'R' },
 		{ "no-write-workqueue", no_argument, NULL, 'W' },
 		{ "stable-name", no_argument, NULL, 'N' },
+		{ "pending", no_argument, NULL, 'Q' },
 		{}
 	};
 	json_object *p = json_object_new_object();
@@ -240,6 +247,10 @@ bad:
 
 static void print_detach(json_object *rp)
 {
+	if (json_object_object_get_ex(rp, "pending", NULL)) {
+		printf("%s was pending, not attached: no longer tried\n", json_str(rp, "name"));
+		return;
+	}
 	printf("detached %s; key %s has %lld holders left\n", json_str(rp, "name"),
 	       json_str(rp, "key-id"), json_int(rp, "holders"));
 }

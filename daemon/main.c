@@ -24,6 +24,7 @@
 #include "log.h"
 #include "methods.h"
 #include "scope.h"
+#include "pending.h"
 #include "server.h"
 #include "source.h"
 #include "unlock.h"
@@ -320,6 +321,7 @@ out:
 	/* Calls still waiting for an unlock or for Barbican end here, with nobody to answer. */
 	d.unlocks = unlocks_free(d.unlocks);
 	d.source = source_free(d.source);
+	d.pending = pending_free(d.pending);	/* after the tries the source cancelled */
 	d.attachments = attachments_free(d.attachments);
 	d.scopes = scopes_free(d.scopes);
 	d.store = store_free(d.store);

@@ -13,6 +13,7 @@
 #include "keyid.h"
 #include "log.h"
 #include "methods.h"
+#include "pending.h"
 #include "proto.h"
 #include "request.h"
 #include "scope.h"
@@ -533,6 +534,7 @@ static int m_status(struct call *c)
 	json_object_object_add(c->reply, "unlocks-queued",
 			       json_object_new_int((int) unlocks_queued(c->daemon->unlocks)));
 	attachments_to_json(c->daemon->attachments, c->reply);
+	pending_to_json(c->daemon, c->reply);
 	source_status(c->daemon->source, c->reply);
 	return 0;
 }

@@ -163,7 +163,8 @@ static void put_service_section(FILE *f, const struct volume *v, const char *ctl
 	      "TimeoutStartSec=90s\nTimeoutStopSec=45s\n", f);
 	fprintf(f, "ExecStart=%s --timeout 60 attach", ctl);
 	put_arg(f, v->device);
-	fprintf(f, " --name %s", v->name);
+	/* a key source that does not answer keeps it pending in keyscoped, not failed */
+	fprintf(f, " --name %s --pending", v->name);
 	put_attach_options(f, v);
 	fprintf(f, "\nExecStop=%s --timeout 30 detach %s\n", ctl, v->name);
 	/* keyscopectl only talks to keyscoped's socket; keyscoped opens the volume */

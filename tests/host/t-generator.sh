@@ -71,7 +71,7 @@ has data "BindsTo=$dev1" "After=$dev1" "Wants=blockdev@dev-mapper-data.target" \
 	"Before=blockdev@dev-mapper-data.target" "After=keyscoped.service" \
 	"Wants=keyscoped.service" "Conflicts=umount.target" "Before=umount.target" \
 	"SourcePath=$T/volumes" \
-	"ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/disk/by-uuid/$u1\" --name data --key localkey --discard" \
+	"ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/disk/by-uuid/$u1\" --name data --pending --key localkey --discard" \
 	"ExecStop=$KEYSCOPECTL --timeout 30 detach data"
 hasnt data "Before=cryptsetup.target" "After=network-online.target"
 link cryptsetup.target.wants keyscope-volume@data.service
@@ -82,7 +82,7 @@ grep -qx 'JobRunningTimeoutSec=30000000us' "$out/$dev1.d/40-keyscope-device-time
 
 # a key in the local store: before cryptsetup.target, required by it, no network
 has logs 'BindsTo=dev-disk-by\x2dpath-pci\x2d0000:00:05.0.device' "Before=cryptsetup.target" \
-	"ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/disk/by-path/pci-0000:00:05.0\" --name logs --key localkey --read-only --no-read-workqueue --no-write-workqueue"
+	"ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/disk/by-path/pci-0000:00:05.0\" --name logs --pending --key localkey --read-only --no-read-workqueue --no-write-workqueue"
 hasnt logs "After=network-online.target" "Before=remote-cryptsetup.target"
 link cryptsetup.target.requires keyscope-volume@logs.service
 
@@ -95,16 +95,16 @@ for u in net bar tok; do
 	link remote-fs.target.wants keyscope-volume@$u.service
 done
 has bar 'BindsTo=dev-disk-by\x2dlabel-bar\x5cx2f1.device' \
-	"ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/disk/by-label/bar\\\\x2f1\" --name bar --key remotekey"
+	"ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/disk/by-label/bar\\\\x2f1\" --name bar --pending --key remotekey"
 
 # noauto: nothing pulls it in but its decrypted device (a mount of /dev/mapper/later)
 for t in cryptsetup.target.requires cryptsetup.target.wants remote-cryptsetup.target.requires; do
 	nolink $t keyscope-volume@later.service
 done
 link dev-mapper-later.device.requires keyscope-volume@later.service
-has later "ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/vdr\" --name later --key localkey --same-cpu-crypt --submit-from-crypt-cpus"
-has plain1 "ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/vds\" --name plain1 --key localkey --plain --cipher aes-xts-plain64 --key-size 512 --offset 8 --sector-size 4096"
-has osb "ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/vdt\" --name osb --key localkey --passphrase hex"
+has later "ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/vdr\" --name later --pending --key localkey --same-cpu-crypt --submit-from-crypt-cpus"
+has plain1 "ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/vds\" --name plain1 --pending --key localkey --plain --cipher aes-xts-plain64 --key-size 512 --offset 8 --sector-size 4096"
+has osb "ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/vdt\" --name osb --pending --key localkey --passphrase hex"
 [ ! -e "$out/keyscope-volume@ignored.service" ] || fail "read a drop-in not named *.conf"
 
 # Without a remote source every key is local, _netdev still orders after the network.
