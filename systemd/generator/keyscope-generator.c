@@ -6,7 +6,7 @@
  * crypttab line (keyscope-generator(8), docs/boot.md). A bad line is reported and skipped:
  * the generator never fails a boot over the file. Units go to NORMAL-DIR.
  *
- * KEYSCOPE_VOLUMES_FILE, KEYSCOPE_VOLUMES_DIR, KEYSCOPE_CONFIG name other files and
+ * KEYSCOPE_VOLUMES_FILE, KEYSCOPE_VOLUMES_DIR, KEYSCOPE_CONFIG, KEYSCOPE_FSTAB name other files and
  * KEYSCOPECTL another keyscopectl (tests; systemd runs generators with a clean environment).
  */
 #include <errno.h>
@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fstab.h"
 #include "macro.h"
 #include "nodeconf.h"
 #include "unitname.h"
@@ -32,6 +33,7 @@
 
 struct gen {
 	const char *dest;
+	const char *fstab;	/* /etc/fstab */
 	const char *ctl;	/* keyscopectl's path */
 	struct nodeconf conf;
 	unsigned failed;	/* volumes whose unit could not be written */
@@ -280,6 +282,18 @@ static int link_unit(const struct gen *g, const struct unit_ctx *u)
 	return r;
 }
 
+struct mount_link {
+	const struct gen *g;
+	char dir[UNIT_NAME_MAX + 4 * DMCRYPT_NAME_MAX];
+};
+
+static int link_mount(void *userdata, const char *mount_unit)
+{
+	const struct mount_link *m = userdata;
+
+	return add_symlink(m->g->dest, m->dir, mount_unit, mount_unit);
+}
+
 static int generate_one(struct gen *g, const struct volume *v)
 {
 	struct unit_ctx u = { .v = v, .ctl = g->ctl, .remote = key_is_remote(g, v) };
@@ -298,7 +312,14 @@ static int generate_one(struct gen *g, const struct volume *v)
 		r = write_device_timeout(g, &u);
 	if (r >= 0)
 		r = link_unit(g, &u);
-	return r;
+	if (r >= 0) {
+		/* fstab's mounts of /dev/mapper/NAME start when it appears, also after boot */
+		struct mount_link m = { .g = g };
+
+		snprintf(m.dir, sizeof(m.dir), "dev-mapper-%s.device.wants", u.escaped);
+		r = fstab_foreach_mount(g->fstab, v->name, link_mount, &m);
+	}
+	return r < 0 ? r : 0;
 }
 
 static const char *env_or(const char *name, const char *def)
@@ -320,6 +341,7 @@ static int run(int argc, char **argv)
 	}
 	g.dest = argv[1];
 	g.ctl = env_or("KEYSCOPECTL", KEYSCOPECTL_PATH);
+	g.fstab = env_or("KEYSCOPE_FSTAB", "/etc/fstab");
 	if (g.ctl[0] != '/' || strpbrk(g.ctl, " \t\n\"\\%")) {
 		say("KEYSCOPECTL must be an absolute path without blanks, quotes or '%%'");
 		return -EINVAL;

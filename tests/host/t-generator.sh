@@ -29,9 +29,20 @@ touch "$STATE/keys/localkey.key"
 printf '[keyscoped]\nstate-dir = %s\nbarbican-url = https://kms.example:9311\n' \
 	"$STATE" >"$T/keyscoped.conf"
 
+# fstab: mounts of declared volumes' /dev/mapper/NAME (one with a blank in its mount point),
+# one noauto, one of an undeclared mapping, a comment
+cat >"$T/fstab" <<'FSTAB'
+/dev/mapper/data   /srv/data      ext4 defaults,nofail 0 2
+/dev/mapper/logs   /var/my\040logs ext4 nofail         0 2
+/dev/mapper/bar    /mnt/bar       ext4 noauto          0 0
+/dev/mapper/other  /mnt/other     ext4 defaults        0 0
+# /dev/mapper/net  /mnt/net       ext4 defaults        0 0
+FSTAB
+
 run_gen() {
 	KEYSCOPE_VOLUMES_FILE=$T/volumes KEYSCOPE_VOLUMES_DIR=$T/volumes.d \
-		KEYSCOPE_CONFIG=$T/keyscoped.conf KEYSCOPECTL=$KEYSCOPECTL "$GEN" "$@"
+		KEYSCOPE_CONFIG=$T/keyscoped.conf KEYSCOPE_FSTAB=$T/fstab KEYSCOPECTL=$KEYSCOPECTL \
+		"$GEN" "$@"
 }
 run_gen "$out" "$T/early" "$T/late" 2>"$T/err" || fail "generator failed: $(cat "$T/err")"
 
@@ -106,6 +117,15 @@ has later "ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/vdr\" --name later 
 has plain1 "ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/vds\" --name plain1 --pending --key localkey --plain --cipher aes-xts-plain64 --key-size 512 --offset 8 --sector-size 4096"
 has osb "ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/vdt\" --name osb --pending --key localkey --passphrase hex"
 [ ! -e "$out/keyscope-volume@ignored.service" ] || fail "read a drop-in not named *.conf"
+
+# fstab's mounts of a declared /dev/mapper/NAME are wanted by its device: a nofail mount whose
+# volume was pending at boot is mounted when the volume comes up later
+[ -L "$out/dev-mapper-data.device.wants/srv-data.mount" ] || fail "no wants link for srv-data.mount"
+[ -L "$out/dev-mapper-logs.device.wants/var-my\x20logs.mount" ] ||
+	fail "no wants link for the escaped mount point: $(ls "$out"/dev-mapper-logs.device.wants 2>&1)"
+[ ! -e "$out/dev-mapper-bar.device.wants" ] || fail "a noauto mount is wanted"
+[ ! -e "$out/dev-mapper-other.device.wants" ] || fail "an undeclared mapping's mount is wanted"
+[ ! -e "$out/dev-mapper-net.device.wants" ] || fail "a commented fstab line is wanted"
 
 # Without a remote source every key is local, _netdev still orders after the network.
 sed -i '/barbican-url/d' "$T/keyscoped.conf"
