@@ -242,6 +242,9 @@ static int run(int argc, char **argv)
 	(void) prctl(PR_SET_DUMPABLE, 0);
 	(void) setrlimit(RLIMIT_CORE, &(struct rlimit) { 0, 0 });
 	umask(0077);
+	r = attachments_check_state_dir(cfg.state_dir);
+	if (r < 0)
+		return r;
 	r = take_locks(&cfg, &state_lock, &socket_lock);
 	if (r < 0)
 		return r;

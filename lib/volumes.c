@@ -589,7 +589,7 @@ int volumes_stable_name(const char *device, const char *luks_uuid, char *buf, si
 		return -ENOTBLK;
 	(void) snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/dm/name", major(st.st_rdev),
 			minor(st.st_rdev));
-	if (read_full_file(path, 256, &dm, &len) >= 0) {
+	if (read_sysfs(path, &dm, &len) >= 0) {
 		while (len > 0 && (dm[len - 1] == '\n' || dm[len - 1] == ' '))
 			dm[--len] = '\0';
 		n = snprintf(buf, size, "keyscope-%s", dm);

@@ -439,8 +439,10 @@ int m_volume_attach(struct call *c)
 	    json_object_object_get_ex(c->params, "pending", &v) && json_object_get_boolean(v) &&
 	    pending_add(c, name, dev) >= 0)
 		return 0;
-	if (r >= 0 && name && !(c->reply && json_object_object_get_ex(c->reply, "pending", NULL)))
-		(void) pending_cancel(c->daemon, name);	/* attached, maybe another way */
+	/* attached by a client while pending: no more tries (a try's own end is pending.c's) */
+	if (r >= 0 && name && !c->done &&
+	    !(c->reply && json_object_object_get_ex(c->reply, "pending", NULL)))
+		(void) pending_cancel(c->daemon, name);
 	return r;
 }
 

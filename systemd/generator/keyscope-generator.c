@@ -39,15 +39,30 @@ struct gen {
 	unsigned failed;	/* volumes whose unit could not be written */
 };
 
+/*
+ * Messages go to standard error, and when systemd runs us (SYSTEMD_SCOPE is set for
+ * generators) to the kernel log instead, which journald reads (journalctl -b -t
+ * keyscope-generator): a generator's standard error is PID 1's console, not the journal.
+ */
 _printf_(1, 2) static void say(const char *fmt, ...)
 {
+	static FILE *kmsg;
+	static bool tried;
+	FILE *f = stderr;
 	va_list ap;
 
-	fputs("keyscope-generator: ", stderr);
+	if (!tried && getenv("SYSTEMD_SCOPE")) {
+		kmsg = fopen("/dev/kmsg", "we");
+		tried = true;
+	}
+	if (kmsg)
+		f = kmsg;
+	fprintf(f, "%skeyscope-generator[%d]: ", kmsg ? "<4>" : "", (int) getpid());
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vfprintf(f, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	fputc('\n', f);
+	fflush(f);	/* one record per message */
 }
 
 /*
