@@ -39,7 +39,7 @@ if [ -z "${KEYSCOPE_VM-}" ]; then
 	grep -q '^barbican-url' "$S/etc/keyscope/keyscoped.conf" || fail "no node config from the first guest"
 	printf 'remote  UUID=%s  -  _netdev,nofail\n' "$uuid" >"$S/etc/keyscope/volumes"
 	cat >"$S/etc/fstab" <<-FSTAB
-	/dev/disk/by-id/virtio-state  /var/lib/keyscope  ext4  defaults         0 2
+	/dev/disk/by-id/virtio-state  /var/lib/keyscope  ext4  defaults,x-systemd.device-timeout=300s  0 2
 	/dev/mapper/remote            /srv/remote        ext4  nofail,_netdev   0 2
 	FSTAB
 	sed -e "s|^ExecStart=/usr/sbin/keyscoped|ExecStart=$B/keyscoped|" \
@@ -53,6 +53,14 @@ if [ -z "${KEYSCOPE_VM-}" ]; then
 	chmod 755 "$S/etc/systemd/system-generators/keyscope-generator"
 	sed -e "s|/usr/bin/keyscopectl|$B/keyscopectl|g" "$top/udev/69-keyscope.rules" \
 		>"$S/etc/udev/rules.d/69-keyscope.rules"
+	# A boot that ends in emergency mode fails the test at once, with the journal (not at
+	# the timeout with only the console).
+	mkdir -p "$S/etc/systemd/system/emergency.service.d"
+	cat >"$S/etc/systemd/system/emergency.service.d/keyscope-vm.conf" <<-'UNIT'
+	[Service]
+	ExecStartPre=-/bin/sh -c 'R=/run/keyscope-vm; systemctl --failed --no-pager >$R/stderr 2>&1; journalctl -b --no-pager -o short-monotonic >$R/journal 2>&1; echo 1 >$R/status.tmp && mv $R/status.tmp $R/status; sync'
+	ExecStartPre=-/bin/systemctl --force poweroff
+	UNIT
 	# what multi-user.target would pull in: the remote file systems, and so their volumes
 	ln -s /lib/systemd/system/remote-fs.target "$S/etc/systemd/system/keyscope-vm.target.wants/"
 
