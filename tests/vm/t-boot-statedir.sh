@@ -35,6 +35,7 @@ refused /run/sdmnt/state sd
 umount /run/sdmnt
 
 # LVM on the volume: the file system is on the LV, the LV on keyscope's mapping
+wipefs -q -a /dev/mapper/sd
 pvcreate -q /dev/mapper/sd
 vgcreate -q sdvg /dev/mapper/sd
 lvcreate -q -y -L 16M -n lv sdvg
