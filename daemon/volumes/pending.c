@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dmcrypt.h"
 #include "log.h"
@@ -86,10 +88,20 @@ static void unlink_volume(struct pending *p, struct pending_volume *v)
 
 static int on_timer(sd_event_source *es, uint64_t usec, void *userdata);
 
+/* Jitter from the kernel, so that the nodes of a fleet do not retry in step. */
+static uint64_t jitter(uint64_t max)
+{
+	uint32_t x = 0;
+
+	if (getrandom(&x, sizeof(x), GRND_NONBLOCK) != (ssize_t) sizeof(x))
+		x = (uint32_t) getpid() ^ (uint32_t) time(NULL);
+	return (uint64_t) x % (max + 1);
+}
+
 /* The next try after the back-off's step, with up to a quarter of it as jitter. */
 static int schedule(struct pending_volume *v)
 {
-	uint64_t d = v->delay_usec + (uint64_t) random() % (v->delay_usec / 4 + 1);
+	uint64_t d = v->delay_usec + jitter(v->delay_usec / 4);
 	int r;
 
 	v->next_wall = (uint64_t) time(NULL) + (d + USEC_PER_SEC - 1) / USEC_PER_SEC;
