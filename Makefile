@@ -15,6 +15,7 @@ LOCALSTATEDIR ?= /var/lib
 UNITDIR ?= /lib/systemd/system
 UDEVDIR ?= /lib/udev
 CATALOGDIR ?= /usr/lib/systemd/catalog
+GENERATORDIR ?= /lib/systemd/system-generators
 DESTDIR ?=
 CC ?= cc
 PKG_CONFIG ?= pkg-config
@@ -95,6 +96,14 @@ keyscope-unlock_A := $(LIB_A)
 keyscope-unlock_PKGS := libcryptsetup json-c libkeyutils libcrypto libsystemd devmapper blkid
 keyscope-unlock_DIR := $(LIBEXECDIR)
 
+# keyscope-generator (systemd/generator/): /etc/keyscope/volumes -> units, run by systemd before
+# any unit; the units it writes name keyscopectl by its installed path (KEYSCOPECTL_PATH).
+PROGRAMS += keyscope-generator
+keyscope-generator_SRC := $(wildcard systemd/generator/*.c)
+keyscope-generator_A := $(LIB_A)
+keyscope-generator_PKGS := json-c libkeyutils libsystemd devmapper
+keyscope-generator_DIR := $(GENERATORDIR)
+
 PROGRAM_BIN := $(addprefix $(BUILDDIR)/,$(PROGRAMS))
 # Test programs link everything the daemon does.
 ALL_LIBS := $(call pkg_libs,$(sort $(foreach p,$(PROGRAMS),$($(p)_PKGS))))
@@ -133,6 +142,8 @@ $(BUILDDIR)/$(1): $(call obj,$($(1)_SRC)) $($(1)_A)
 	$$(Q)$$(call link,$$(call pkg_libs,$($(1)_PKGS)) $$(LDLIBS))
 endef
 $(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(p))))
+
+$(call obj,$(keyscope-generator_SRC)): CFLAGS += -DKEYSCOPECTL_PATH='"$(BINDIR)/keyscopectl"'
 
 $(BUILDDIR)/tests/%: $(call obj,tests/unit/%.c) $(DAEMON_A) $(LIB_A)
 	@mkdir -p $(dir $@)

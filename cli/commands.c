@@ -88,10 +88,19 @@ static const struct command scope_commands[] = {
 	"DEVICE [--name NAME] [--key KEY-ID [--key-stdin]] [--read-only]\n"	\
 	"DEVICE --key KEY-ID --passphrase hex [--name NAME] [--read-only]\n"	\
 	"DEVICE --plain --key KEY-ID [--cipher CIPHER] [--key-size 256|512] "	\
-	"[--offset SECTORS] [--sector-size 512|4096] [--name NAME] [--read-only]"
+	"[--offset SECTORS] [--sector-size 512|4096] [--name NAME] [--read-only]\n"	\
+	"DEVICE --stable-name [--key KEY-ID] [--read-only]\n"			\
+	"(each form also takes [--pending] [--discard] [--same-cpu-crypt] [--submit-from-crypt-cpus]\n" \
+	" [--no-read-workqueue] [--no-write-workqueue])"
 
 #define ATTACH_DETAILS								\
 	"  -n, --name NAME        the mapping's name (default keyscope-<kernel name>)\n"	\
+	"      --pending          when the key source cannot be reached (Barbican down, no\n"	\
+	"                         network yet), keyscoped keeps the volume pending and\n"	\
+	"                         attaches it when the source answers; exit 0 (the units\n"	\
+	"                         keyscope-generator writes use it; needs --name)\n"	\
+	"      --stable-name      name it keyscope-<LUKS UUID> (keyscope-<DM name> for a\n"	\
+	"                         device-mapper device): the same on every boot\n"		\
 	"  -k, --key KEY-ID       the key (default: the one the keyscope token names)\n"	\
 	"      --key-stdin        the key's raw bytes come on standard input (a key the\n"	\
 	"                         caller holds, e.g. from Nova's key manager): used for\n"	\
@@ -103,7 +112,14 @@ static const struct command scope_commands[] = {
 	"      --cipher CIPHER    plain: the cipher (default aes-xts-plain64)\n"	\
 	"      --key-size 256|512 plain: the key size in bits, the key's (default 512)\n"	\
 	"      --offset SECTORS   plain: data start, in 512-byte sectors (default 0)\n"	\
-	"      --sector-size 512|4096  plain: the encryption sector size (default 512)\n"
+	"      --sector-size 512|4096  plain: the encryption sector size (default 512)\n"	\
+	"      --discard          pass discards (TRIM) through (dm-crypt allow_discards)\n"	\
+	"      --same-cpu-crypt   encrypt on the CPU that submitted the I/O\n"		\
+	"      --submit-from-crypt-cpus  write from the crypt threads, not a single one\n"	\
+	"      --no-read-workqueue   decrypt reads without the kernel's workqueue\n"	\
+	"      --no-write-workqueue  encrypt writes without the kernel's workqueue\n"	\
+	"                         (crypttab's words; a LUKS2 header's persistent flags\n"	\
+	"                         are added, as cryptsetup open adds them)\n"
 
 const struct command ctl_commands[] = {
 	{ .name = "key",
@@ -152,9 +168,11 @@ const struct command ctl_commands[] = {
 	  .details = ATTACH_DETAILS },
 	{ .name = "detach",
 	  .run = detach_main,
-	  .synopsis = "NAME [--deferred]",
+	  .synopsis = "NAME [--deferred]\n--device DEVICE [--deferred]",
 	  .help = "close a volume; the last holder removes its kernel key",
 	  .details =
+		"      --device DEVICE  the volume attached from DEVICE, whatever its name; nothing\n"
+		"                       attached from it is no error\n"
 		"      --deferred       close when its last user closes it (dmsetup remove --deferred)\n" },
 	{ .name = "resize",
 	  .run = resize_main,
@@ -190,6 +208,9 @@ const struct command ctl_commands[] = {
 		"  KEYSCOPE_LUKS_UUID=...   the LUKS UUID\n"
 		"  KEYSCOPE_INSTANCE=...    the kernel name escaped for systemd unit names\n"
 		"                           (keyscope-attach@INSTANCE.service)\n"
+		"  KEYSCOPE_VOLUME_NAME=... KEYSCOPE_VOLUME_UNIT=...  where /etc/keyscope/volumes\n"
+		"                           declares it (also a LUKS volume without a token)\n"
+		"  KEYSCOPE_AUTO_ATTACH=... declared, all or none (keyscoped.conf auto-attach)\n"
 		"Any other device prints nothing and exits 0. Exit 1: the device cannot be read,\n"
 		"or its keyscope token is malformed. Used by udev (see docs/udev.md).\n",
 	  .global_json = true },

@@ -8,6 +8,13 @@
  *	KEYSCOPE_LUKS_UUID=<uuid>
  *	KEYSCOPE_INSTANCE=<kernel name, escaped as systemd-escape does>
  *
+ * and, from /etc/keyscope/volumes and keyscoped.conf (also for a LUKS volume without a token
+ * that the volumes file declares, such as an os-brick one):
+ *
+ *	KEYSCOPE_VOLUME_NAME=<the declared name>
+ *	KEYSCOPE_VOLUME_UNIT=keyscope-volume@<name, escaped>.service
+ *	KEYSCOPE_AUTO_ATTACH=declared|all|none
+ *
  * A device that is not LUKS, LUKS1, or LUKS2 without a keyscope token prints nothing and exits
  * 0: udev runs this on LUKS devices that are not ours too. A header is device content anyone
  * with write access may have crafted, so every value is checked before it is printed and the
@@ -27,6 +34,9 @@
 #include "ctl.h"
 #include "dmcrypt.h"
 #include "luks.h"
+#include "nodeconf.h"
+#include "unitname.h"
+#include "volumes.h"
 
 /*
  * udev waits for IMPORT{program} (180 s by default, then kills the worker). A device that
@@ -99,23 +109,90 @@ static int kernel_instance(const char *device, char *buf, size_t size)
 	return 1;
 }
 
-static void print_json(const struct luks_info *info, const char *instance)
+struct declared {
+	char name[DMCRYPT_NAME_MAX + 1];	/* "" when the volumes file does not list it */
+	char unit[4 * DMCRYPT_NAME_MAX + 32];
+	const char *auto_attach;
+};
+
+static const char *const auto_attach_words[] = {
+	[AUTO_ATTACH_DECLARED] = "declared", [AUTO_ATTACH_ALL] = "all", [AUTO_ATTACH_NONE] = "none",
+};
+
+/*
+ * Is this device a volume /etc/keyscope/volumes declares, and what may udev open? Bad lines of
+ * the files are the generator's to report (at boot); here they only do not match.
+ */
+static void find_declared(const char *dev, const char *luks_uuid, struct declared *ret)
+{
+	const char *vf = getenv("KEYSCOPE_VOLUMES_FILE"), *vd = getenv("KEYSCOPE_VOLUMES_DIR");
+	const char *cf = getenv("KEYSCOPE_CONFIG");
+	struct volumes vs = {};
+	struct nodeconf conf;
+	const struct volume *v;
+	char esc[4 * DMCRYPT_NAME_MAX + 1];
+
+	*ret = (struct declared) { .auto_attach = "declared" };
+	if (nodeconf_read(cf && *cf ? cf : NODECONF_FILE, &conf) >= 0)
+		ret->auto_attach = auto_attach_words[conf.auto_attach];
+	if (volumes_load(&vs, vf && *vf ? vf : VOLUMES_FILE, vd && *vd ? vd : VOLUMES_DIR) >= 0 &&
+	    (v = volumes_find_device(&vs, dev, luks_uuid)) &&
+	    unitname_escape(v->name, esc, sizeof(esc)) >= 0) {
+		snprintf(ret->name, sizeof(ret->name), "%s", v->name);
+		snprintf(ret->unit, sizeof(ret->unit), "keyscope-volume@%s.service", esc);
+	}
+	volumes_done(&vs);
+}
+
+static void print_json(const struct luks_info *info, const char *instance,
+		       const struct declared *d)
 {
 	_cleanup_json_ json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "key-id", json_object_new_string(info->key_id));
-	if (info->source[0])
-		json_object_object_add(o, "key-source", json_object_new_string(info->source));
+	if (info->token >= 0) {
+		json_object_object_add(o, "key-id", json_object_new_string(info->key_id));
+		if (info->source[0])
+			json_object_object_add(o, "key-source",
+					       json_object_new_string(info->source));
+	}
 	json_object_object_add(o, "luks-uuid", json_object_new_string(info->uuid));
 	if (instance)
 		json_object_object_add(o, "instance", json_object_new_string(instance));
+	if (d->name[0]) {
+		json_object_object_add(o, "volume-name", json_object_new_string(d->name));
+		json_object_object_add(o, "volume-unit", json_object_new_string(d->unit));
+	}
+	json_object_object_add(o, "auto-attach", json_object_new_string(d->auto_attach));
 	ctl_print_json(o);
+}
+
+/* The properties, all at once; a declared volume without a token has only its unit's. */
+static int print_props(const struct luks_info *info, const char *instance,
+		       const struct declared *d)
+{
+	if (ctl.json) {
+		print_json(info, instance, d);
+		return 0;
+	}
+	if (info->token >= 0) {
+		printf("KEYSCOPE_KEY_ID=%s\n", info->key_id);
+		if (info->source[0])
+			printf("KEYSCOPE_KEY_SOURCE=%s\n", info->source);
+		printf("KEYSCOPE_LUKS_UUID=%s\n", info->uuid);
+		if (instance)
+			printf("KEYSCOPE_INSTANCE=%s\n", instance);
+	}
+	if (d->name[0])
+		printf("KEYSCOPE_VOLUME_NAME=%s\nKEYSCOPE_VOLUME_UNIT=%s\n", d->name, d->unit);
+	printf("KEYSCOPE_AUTO_ATTACH=%s\n", d->auto_attach);
+	return fflush(stdout) == 0 ? 0 : 1;
 }
 
 int probe_main(int argc, char **argv)
 {
 	static const struct option options[] = { {} };
 	char instance[4 * DMCRYPT_NAME_MAX + 1];
+	struct declared declared;
 	struct luks_info info;
 	const char *dev, *why = NULL;
 	struct stat st;
@@ -153,28 +230,21 @@ int probe_main(int argc, char **argv)
 			strerror(-r));
 		return 1;
 	}
-	if (info.token < 0)
-		return 0;	/* LUKS1, or LUKS2 without a keyscope token */
 	if (!uuid_is_valid(info.uuid)) {
+		if (info.token < 0)
+			return 0;	/* not ours, and no UUID= line can name it */
 		fprintf(stderr, "keyscopectl: %s: the LUKS UUID holds invalid characters; not "
 				"treated as a keyscope volume.\n", dev);
 		return 1;
 	}
+	find_declared(dev, info.uuid, &declared);
+	if (info.token < 0)	/* LUKS1, or LUKS2 without a keyscope token: ours if declared */
+		return declared.name[0] ? print_props(&info, NULL, &declared) : 0;
 	have_instance = kernel_instance(dev, instance, sizeof(instance));
 	if (have_instance < 0) {
 		fprintf(stderr, "keyscopectl: cannot find the kernel name of %s: %s\n", dev,
 			strerror(-have_instance));
 		return 1;
 	}
-	if (ctl.json) {
-		print_json(&info, have_instance ? instance : NULL);
-		return 0;
-	}
-	printf("KEYSCOPE_KEY_ID=%s\n", info.key_id);
-	if (info.source[0])
-		printf("KEYSCOPE_KEY_SOURCE=%s\n", info.source);
-	printf("KEYSCOPE_LUKS_UUID=%s\n", info.uuid);
-	if (have_instance)
-		printf("KEYSCOPE_INSTANCE=%s\n", instance);
-	return fflush(stdout) == 0 ? 0 : 1;
+	return print_props(&info, have_instance ? instance : NULL, &declared);
 }

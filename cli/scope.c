@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdio.h>
+#include <time.h>
 
 #include "ctl.h"
 #include "util.h"
@@ -38,6 +39,29 @@ static void print_attachments(json_object *rp)
 		for (size_t i = 0; i < json_object_array_length(van); i++)
 			printf(" %s", json_object_get_string(json_object_array_get_idx(van, i)));
 		printf("\n");
+	}
+}
+
+/* Volumes keyscoped keeps trying while their key source is unreachable. */
+static void print_pending(json_object *rp)
+{
+	json_object *pend;
+
+	if (!json_object_object_get_ex(rp, "pending", &pend) || json_object_array_length(pend) == 0)
+		return;
+	printf("\n%-24s %-24s %5s %-19s %s\n", "PENDING", "DEVICE", "TRIES", "NEXT TRY",
+	       "REASON");
+	for (size_t i = 0; i < json_object_array_length(pend); i++) {
+		json_object *o = json_object_array_get_idx(pend, i);
+		time_t t = (time_t) json_int(o, "next-try");
+		char when[32] = "now";
+		struct tm tm;
+
+		if (!json_object_get_boolean(json_object_object_get(o, "trying")) &&
+		    localtime_r(&t, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+		printf("%-24s %-24s %5lld %-19s %s\n", json_str(o, "name"), json_str(o, "device"),
+		       json_int(o, "tries"), when, json_str(o, "reason"));
 	}
 }
 
@@ -94,5 +118,6 @@ int status_main(int argc, char **argv)
 		printf("  scopes:    %zu\n\n", json_object_array_length(scopes));
 	print_scopes(rp);
 	print_attachments(rp);
+	print_pending(rp);
 	return 0;
 }

@@ -7,9 +7,12 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "dmcrypt.h"
 #include "keyid.h"
+#include "luks.h"
 #include "secret.h"
 #include "util.h"
+#include "volumes.h"
 
 static bool key_arg_ok(const char *id)
 {
@@ -113,9 +116,91 @@ int format_main(int argc, char **argv)
 
 static void print_attach(json_object *rp)
 {
+	if (json_object_object_get_ex(rp, "pending", NULL)) {
+		printf("%s: pending (%s); keyscoped attaches it when the key source answers\n",
+		       json_str(rp, "name"), json_str(rp, "reason"));
+		return;
+	}
 	printf("%s: %s on keyscope:%s (serial %lld, %lld holders)\n", json_str(rp, "path"),
 	       json_str(rp, "device"), json_str(rp, "scope"), json_int(rp, "serial"),
 	       json_int(rp, "holders"));
+}
+
+/*
+ * --stable-name (keyscope-attach@.service, auto-attach = all): a name that does not follow the
+ * kernel's probe order, from the header's LUKS UUID or the device-mapper name.
+ */
+static int stable_name(const char *dev, json_object *p)
+{
+	char name[DMCRYPT_NAME_MAX + 1];
+	struct luks_info info;
+	int r;
+
+	r = luks_read(dev, &info);
+	if (r < 0) {
+		fprintf(stderr, "keyscopectl: --stable-name: cannot read the LUKS header of %s: "
+				"%s\n", dev, r == -ENOMEDIUM ? "there is none" : strerror(-r));
+		return r;
+	}
+	r = volumes_stable_name(dev, info.uuid, name, sizeof(name));
+	if (r < 0) {
+		fprintf(stderr, "keyscopectl: --stable-name: no valid name for %s (%s); give "
+				"--name\n", dev, strerror(-r));
+		return r;
+	}
+	json_object_object_add(p, "name", json_object_new_string(name));
+	return 0;
+}
+
+struct attach_cli {
+	bool key_stdin, stable;
+};
+
+/* One attach option into the request p; false: a usage error (already said, if specific). */
+static bool attach_opt(int c, json_object *p, struct attach_cli *a)
+{
+	/* crypttab's words, as /etc/keyscope/volumes writes them (keyscope-volumes(5)) */
+	static const char *const flag_params[] = { ['D'] = "discard", ['C'] = "same-cpu-crypt",
+						   ['U'] = "submit-from-crypt-cpus",
+						   ['R'] = "no-read-workqueue",
+						   ['W'] = "no-write-workqueue" };
+	uint64_t v;
+
+	switch (c) {
+	case 'n': json_object_object_add(p, "name", json_object_new_string(optarg)); return true;
+	case 'k':
+		if (!key_arg_ok(optarg))
+			return false;
+		json_object_object_add(p, "key-id", json_object_new_string(optarg));
+		return true;
+	case 'p': json_object_object_add(p, "plain", json_object_new_boolean(1)); return true;
+	case 'r': json_object_object_add(p, "read-only", json_object_new_boolean(1)); return true;
+	case 'i': a->key_stdin = true; return true;
+	case 'N': a->stable = true; return true;
+	case 'Q': json_object_object_add(p, "pending", json_object_new_boolean(1)); return true;
+	case 'D': case 'C': case 'U': case 'R': case 'W':
+		json_object_object_add(p, flag_params[c], json_object_new_boolean(1));
+		return true;
+	case 'c': json_object_object_add(p, "cipher", json_object_new_string(optarg)); return true;
+	case 'P':
+		if (!streq(optarg, "hex")) {
+			fprintf(stderr, "keyscopectl: --passphrase takes 'hex' (the key's lowercase "
+					"hex is the LUKS passphrase, as os-brick formats volumes).\n");
+			return false;
+		}
+		json_object_object_add(p, "passphrase", json_object_new_string(optarg));
+		return true;
+	case 's': case 'o': case 'S':
+		if (parse_uint64(optarg, 0, UINT32_MAX * 1024ull, &v) < 0) {
+			fprintf(stderr, "keyscopectl: '%s' is not a number.\n", optarg);
+			return false;
+		}
+		json_object_object_add(p, c == 's' ? "key-size" : c == 'o' ? "offset" : "sector-size",
+				       json_object_new_int64((int64_t) v));
+		return true;
+	default:
+		return false;
+	}
 }
 
 int attach_main(int argc, char **argv)
@@ -131,54 +216,31 @@ int attach_main(int argc, char **argv)
 		{ "read-only", no_argument, NULL, 'r' },
 		{ "passphrase", required_argument, NULL, 'P' },
 		{ "key-stdin", no_argument, NULL, 'i' },
+		{ "discard", no_argument, NULL, 'D' },
+		{ "same-cpu-crypt", no_argument, NULL, 'C' },
+		{ "submit-from-crypt-cpus", no_argument, NULL, 'U' },
+		{ "no-read-workqueue", no_argument, NULL, 'R' },
+		{ "no-write-workqueue", no_argument, NULL, 'W' },
+		{ "stable-name", no_argument, NULL, 'N' },
+		{ "pending", no_argument, NULL, 'Q' },
 		{}
 	};
 	json_object *p = json_object_new_object();
-	bool key_stdin = false;
-	uint64_t v;
+	struct attach_cli a = {};
 	int c;
 
 	optind = 0; /* 0: GNU getopt re-initialises its state between commands */
-	while ((c = getopt_long(argc, argv, "n:k:", options, NULL)) >= 0) {
-		switch (c) {
-		case 'n': json_object_object_add(p, "name", json_object_new_string(optarg)); break;
-		case 'k':
-			if (!key_arg_ok(optarg))
-				goto bad;
-			json_object_object_add(p, "key-id", json_object_new_string(optarg));
-			break;
-		case 'p': json_object_object_add(p, "plain", json_object_new_boolean(1)); break;
-		case 'r': json_object_object_add(p, "read-only", json_object_new_boolean(1)); break;
-		case 'i': key_stdin = true; break;
-		case 'c': json_object_object_add(p, "cipher", json_object_new_string(optarg)); break;
-		case 'P':
-			if (!streq(optarg, "hex")) {
-				fprintf(stderr, "keyscopectl: --passphrase takes 'hex' (the key's "
-						"lowercase hex is the LUKS passphrase, as os-brick "
-						"formats volumes).\n");
-				goto bad;
-			}
-			json_object_object_add(p, "passphrase", json_object_new_string(optarg));
-			break;
-		case 's':
-		case 'o':
-		case 'S':
-			if (parse_uint64(optarg, 0, UINT32_MAX * 1024ull, &v) < 0) {
-				fprintf(stderr, "keyscopectl: '%s' is not a number.\n", optarg);
-				goto bad;
-			}
-			json_object_object_add(p, c == 's' ? "key-size" : c == 'o' ? "offset"
-										  : "sector-size",
-					       json_object_new_int64((int64_t) v));
-			break;
-		default:
+	while ((c = getopt_long(argc, argv, "n:k:", options, NULL)) >= 0)
+		if (!attach_opt(c, p, &a))
 			goto bad;
-		}
-	}
-	if (optind != argc - 1)
+	if (optind != argc - 1 || (a.stable && json_object_object_get_ex(p, "name", NULL)))
 		goto bad;
+	if (a.stable && stable_name(argv[optind], p) < 0) {
+		json_object_put(p);
+		return 1;
+	}
 	json_object_object_add(p, "device", json_object_new_string(argv[optind]));
-	if (key_stdin) {
+	if (a.key_stdin) {
 		if (!json_object_object_get_ex(p, "key-id", NULL)) {
 			fprintf(stderr, "keyscopectl: --key-stdin needs --key, the key-id whose "
 					"material is on standard input.\n");
@@ -194,27 +256,79 @@ bad:
 
 static void print_detach(json_object *rp)
 {
+	if (json_object_object_get_ex(rp, "pending", NULL)) {
+		printf("%s was pending, not attached: no longer tried\n", json_str(rp, "name"));
+		return;
+	}
 	printf("detached %s; key %s has %lld holders left\n", json_str(rp, "name"),
 	       json_str(rp, "key-id"), json_int(rp, "holders"));
 }
 
+/*
+ * --device DEVICE: the attachment opened from DEVICE (as attach was given it), for
+ * keyscope-attach@.service, whose stop cannot know a --stable-name (the device may be gone).
+ * Returns 1 and the name in buf, 0 when none, or -EIO.
+ */
+static int name_of_device(const char *device, char *buf, size_t size)
+{
+	_cleanup_json_ json_object *reply = NULL;
+	json_object *rp, *arr;
+	int r;
+
+	r = ctl_call("keyscope.VolumeList", NULL, NULL, 0, &reply, &rp);
+	if (r < 0)
+		return r;
+	if (!json_object_object_get_ex(rp, "attachments", &arr) ||
+	    !json_object_is_type(arr, json_type_array))
+		return 0;
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *o = json_object_array_get_idx(arr, i);
+
+		if (streq(json_str(o, "device"), device)) {
+			snprintf(buf, size, "%s", json_str(o, "name"));
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int detach_main(int argc, char **argv)
 {
-	static const struct option options[] = { { "deferred", no_argument, NULL, 'd' }, {} };
+	static const struct option options[] = {
+		{ "deferred", no_argument, NULL, 'd' },
+		{ "device", required_argument, NULL, 'D' },
+		{}
+	};
+	const char *device = NULL, *name;
+	char buf[DMCRYPT_NAME_MAX + 1];
 	bool deferred = false;
 	json_object *p;
-	int c;
+	int c, r;
 
 	optind = 0; /* 0: GNU getopt re-initialises its state between commands */
 	while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
-		if (c != 'd')
+		if (c == 'd')
+			deferred = true;
+		else if (c == 'D')
+			device = optarg;
+		else
 			return ctl_usage();
-		deferred = true;
 	}
-	if (optind != argc - 1)
+	if (optind != argc - (device ? 0 : 1))
 		return ctl_usage();
+	name = device ? NULL : argv[optind];
+	if (device) {
+		r = name_of_device(device, buf, sizeof(buf));
+		if (r < 0)
+			return 1;
+		if (r == 0) {
+			printf("nothing attached from %s\n", device);
+			return 0;	/* a stop with nothing to close is no failure */
+		}
+		name = buf;
+	}
 	p = json_object_new_object();
-	json_object_object_add(p, "name", json_object_new_string(argv[optind]));
+	json_object_object_add(p, "name", json_object_new_string(name));
 	if (deferred)
 		json_object_object_add(p, "deferred", json_object_new_boolean(1));
 	return ctl_call_print("keyscope.VolumeDetach", p, print_detach);

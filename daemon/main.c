@@ -24,6 +24,7 @@
 #include "log.h"
 #include "methods.h"
 #include "observe.h"
+#include "pending.h"
 #include "reload.h"
 #include "scope.h"
 #include "server.h"
@@ -322,6 +323,7 @@ static void daemon_done(struct daemon *d)
 	/* Calls still waiting for an unlock or for Barbican end here, with nobody to answer. */
 	d->unlocks = unlocks_free(d->unlocks);
 	d->source = source_free(d->source);
+	d->pending = pending_free(d->pending);	/* after the tries the source cancelled */
 	d->attachments = attachments_free(d->attachments);
 	d->scopes = scopes_free(d->scopes);
 	d->store = store_free(d->store);
@@ -346,6 +348,9 @@ static int run(int argc, char **argv)
 		return r;
 	log_set_max_level(cfg.log_level);
 	harden_process();
+	r = attachments_check_state_dir(cfg.state_dir);
+	if (r < 0)
+		return r;
 	r = take_locks(&cfg, &state_lock, &socket_lock);
 	if (r < 0)
 		return r;

@@ -16,6 +16,7 @@
 #include "keyring.h"
 #include "kvfile.h"
 #include "log.h"	/* log_level_from_string(); nothing here logs */
+#include "nodeconf.h"
 #include "util.h"
 
 #define CONFIG_MAX_SIZE (64 * 1024)
@@ -68,6 +69,7 @@ static const struct config_key {
 	{ "barbican-consumer-grace", true, "300" },
 	{ "metrics-file", false, "" },
 	{ "metrics-interval", false, "60" },
+	{ "auto-attach", true, "declared" },	/* read by keyscopectl probe, not keyscoped */
 };
 
 _Static_assert(ELEMENTSOF(config_keys) <= CONFIG_KEYS_MAX, "raw[] too small");
@@ -310,6 +312,9 @@ static int config_apply(struct config *c, const char *key, const char *value)
 		return set_path(&c->metrics_file, value);
 	if (streq(key, "metrics-interval"))
 		return parse_uint(value, 1, 86400, &c->metrics_interval_sec);
+	/* read by udev's keyscopectl probe (lib/nodeconf.c), validated here at start */
+	if (streq(key, "auto-attach"))
+		return auto_attach_from_string(value) < 0 ? -EINVAL : 0;
 	if (streq(key, "log-level")) {
 		r = log_level_from_string(value);
 		if (r < 0)

@@ -46,20 +46,41 @@ bool dmcrypt_name_is_valid(const char *name)
 
 int dmcrypt_table_params(const struct dmcrypt_params *p, char *buf, size_t size)
 {
+	static const char *const words[] = { "allow_discards", "same_cpu_crypt",
+					     "submit_from_crypt_cpus", "no_read_workqueue",
+					     "no_write_workqueue" };
+	unsigned count = (unsigned) __builtin_popcount(p->flags) + (p->sector_size != 512);
+	size_t n;
 	int r;
 
 	if (!*p->cipher || strpbrk(p->cipher, " \t\n") || !*p->key_desc ||
 	    strpbrk(p->key_desc, " \t\n") || p->key_size == 0 || !*p->device ||
-	    strpbrk(p->device, " \t\n") || (p->sector_size != 512 && p->sector_size != 4096))
+	    strpbrk(p->device, " \t\n") || (p->sector_size != 512 && p->sector_size != 4096) ||
+	    (p->flags & ~(unsigned) DMCRYPT_FLAGS_ALL))
 		return -EINVAL;
 	r = snprintf(buf, size, "%s :%zu:logon:%s %llu %s %llu", p->cipher, p->key_size,
 		     p->key_desc, (unsigned long long) p->iv_offset, p->device,
 		     (unsigned long long) p->offset);
 	if (r < 0 || (size_t) r >= size)
 		return -ENOBUFS;
+	n = (size_t) r;
+	/* "<count> <word>...", in the order cryptsetup writes them */
+	if (count) {
+		r = snprintf(buf + n, size - n, " %u", count);
+		if (r < 0 || (size_t) r >= size - n)
+			return -ENOBUFS;
+		n += (size_t) r;
+	}
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		if (!(p->flags & (1u << i)))
+			continue;
+		r = snprintf(buf + n, size - n, " %s", words[i]);
+		if (r < 0 || (size_t) r >= size - n)
+			return -ENOBUFS;
+		n += (size_t) r;
+	}
 	if (p->sector_size != 512) {
-		size_t n = (size_t) r;
-		r = snprintf(buf + n, size - n, " 1 sector_size:%u", p->sector_size);
+		r = snprintf(buf + n, size - n, " sector_size:%u", p->sector_size);
 		if (r < 0 || (size_t) r >= size - n)
 			return -ENOBUFS;
 	}

@@ -14,6 +14,18 @@
 
 #define DMCRYPT_NAME_MAX 80	/* leaves room in the 128-byte DM UUID for CRYPT-LUKS2-<uuid>- */
 
+/* dm-crypt's optional parameters (the kernel's Documentation/admin-guide/device-mapper/
+ * dm-crypt.rst), as crypttab's discard, same-cpu-crypt, submit-from-crypt-cpus,
+ * no-read-workqueue and no-write-workqueue and the LUKS2 persistent flags ask for them. */
+enum {
+	DMCRYPT_ALLOW_DISCARDS = 1u << 0,	/* allow_discards */
+	DMCRYPT_SAME_CPU_CRYPT = 1u << 1,	/* same_cpu_crypt */
+	DMCRYPT_SUBMIT_FROM_CRYPT_CPUS = 1u << 2,	/* submit_from_crypt_cpus */
+	DMCRYPT_NO_READ_WORKQUEUE = 1u << 3,	/* no_read_workqueue (dm-crypt 1.22, Linux 5.9) */
+	DMCRYPT_NO_WRITE_WORKQUEUE = 1u << 4,	/* no_write_workqueue (likewise) */
+	DMCRYPT_FLAGS_ALL = (1u << 5) - 1,
+};
+
 struct dmcrypt_params {
 	char cipher[64];		/* "aes-xts-plain64" */
 	size_t key_size;		/* bytes of the referenced key */
@@ -24,6 +36,7 @@ struct dmcrypt_params {
 	uint64_t size;			/* length of the mapping, 512-byte sectors */
 	unsigned sector_size;		/* 512 or 4096 */
 	bool read_only;
+	unsigned flags;			/* DMCRYPT_* */
 };
 
 /* "[A-Za-z0-9._-]", 1..DMCRYPT_NAME_MAX, not starting with '.' or '-'. */

@@ -142,6 +142,33 @@ static int fingerprint(struct crypt_device *cd, const char *uuid, uint8_t out[st
 	return ok ? 0 : -EIO;
 }
 
+/*
+ * The activation flags `cryptsetup refresh --persistent` or `open --persistent` stored in a
+ * LUKS2 header; cryptsetup honours them on every open, and so do we.
+ */
+static unsigned persistent_dm_flags(struct crypt_device *cd)
+{
+	static const struct {
+		uint32_t crypt;
+		unsigned dm;
+	} map[] = {
+		{ CRYPT_ACTIVATE_ALLOW_DISCARDS, DMCRYPT_ALLOW_DISCARDS },
+		{ CRYPT_ACTIVATE_SAME_CPU_CRYPT, DMCRYPT_SAME_CPU_CRYPT },
+		{ CRYPT_ACTIVATE_SUBMIT_FROM_CRYPT_CPUS, DMCRYPT_SUBMIT_FROM_CRYPT_CPUS },
+		{ CRYPT_ACTIVATE_NO_READ_WORKQUEUE, DMCRYPT_NO_READ_WORKQUEUE },
+		{ CRYPT_ACTIVATE_NO_WRITE_WORKQUEUE, DMCRYPT_NO_WRITE_WORKQUEUE },
+	};
+	uint32_t f = 0;
+	unsigned dm = 0;
+
+	if (crypt_persistent_flags_get(cd, CRYPT_FLAGS_ACTIVATION, &f) < 0)
+		return 0;
+	for (size_t i = 0; i < ELEMENTSOF(map); i++)
+		if (f & map[i].crypt)
+			dm |= map[i].dm;
+	return dm;
+}
+
 int luks_read(const char *device, struct luks_info *ret)
 {
 	return luks_read_reason(device, ret, NULL);
@@ -180,6 +207,7 @@ int luks_read_reason(const char *device, struct luks_info *ret, const char **ret
 			info.keyslots++;
 	}
 	if (streq(info.type, "LUKS2")) {
+		info.dm_flags = persistent_dm_flags(cd);
 		r = token_read(cd, &info, &reason);
 		if (r < 0) {
 			if (ret_reason)

@@ -30,6 +30,7 @@ struct luks_info {
 	char source[LUKS_SOURCE_MAX];	/* from the token */
 	uint8_t fingerprint[32];	/* SHA-256 over the UUID and the volume key digests */
 	int keyslots;			/* active keyslots */
+	unsigned dm_flags;		/* DMCRYPT_*: the LUKS2 persistent activation flags */
 };
 
 /*

@@ -160,6 +160,15 @@ int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size)
 	return read_full_fd(fd, max, ret, ret_size);
 }
 
+int read_sysfs(const char *path, char **ret, size_t *ret_size)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+
+	if (fd < 0)
+		return -errno;
+	return read_full_fd(fd, 4096, ret, ret_size);
+}
+
 char *path_join(const char *a, const char *b)
 {
 	char *p;

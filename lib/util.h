@@ -14,6 +14,9 @@ int parse_bool(const char *s, bool *ret);
 
 /* Reads the whole of a regular file of at most max bytes; NUL-terminates. Returns 0 or -errno. */
 int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size);
+/* A sysfs attribute (which claims 4096 bytes whatever it holds), at most 4096 bytes;
+ * NUL-terminated. Returns 0 or -errno. */
+int read_sysfs(const char *path, char **ret, size_t *ret_size);
 /* Like read_full_file() for an open descriptor (not closed). */
 int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size);
 

@@ -18,6 +18,7 @@
 #include "secret.h"
 
 struct client;
+struct pending;
 struct server;
 struct source_wait;
 
@@ -30,6 +31,7 @@ struct daemon {
 	struct attachments *attachments;
 	struct source *source;
 	struct unlocks *unlocks;
+	struct pending *pending;	/* volumes waiting for their key source (volumes/pending.h) */
 };
 
 /*
@@ -69,6 +71,9 @@ struct call {
 	const char *error;
 	char message[512];
 	struct secret_buf reply_payload;
+	/* keyscoped's own calls (server_call_internal): told the outcome before the free */
+	void (*done)(void *userdata, const struct call *c);
+	void *done_userdata;
 };
 
 /* Sets the call's error name and message; returns r (negative) for "return call_error(...)". */

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "methods.h"
 #include "observe.h"
+#include "pending.h"
 #include "proto.h"
 #include "recovery.h"
 #include "request.h"
@@ -537,6 +538,7 @@ static int m_status(struct call *c)
 	json_object_object_add(c->reply, "unlocks-queued",
 			       json_object_new_int((int) unlocks_queued(c->daemon->unlocks)));
 	attachments_to_json(c->daemon->attachments, c->reply);
+	pending_to_json(c->daemon, c->reply);
 	source_status(c->daemon->source, c->reply);
 	return 0;
 }

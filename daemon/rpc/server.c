@@ -181,6 +181,27 @@ static void dispatch(struct client *c, struct call *call, json_object *req_obj)
 	call_run(call);
 }
 
+int server_call_internal(struct server *s, const char *method, json_object *params,
+			 void (*done)(void *userdata, const struct call *c), void *userdata)
+{
+	const struct method *m = method_find(s, method);
+	struct call *call;
+
+	if (!m)
+		return -EOPNOTSUPP;
+	call = calloc(1, sizeof(*call));
+	if (!call)
+		return -ENOMEM;
+	*call = (struct call) { .daemon = s->daemon, .rpc = s, .uid = 0, .pid = getpid(),
+				.method = m->name, .params = params, .m = m,
+				.request = json_object_get(params), .done = done,
+				.done_userdata = userdata };
+	call_run(call);
+	if (!call_waiting(call))
+		call_complete(call);
+	return 0;
+}
+
 /*
  * Handles one framed message of len bytes at c->in; payload bytes follow its NUL. Returns 1
  * when it was answered, 2 when its call waits (the client's next requests wait too), 0 when
@@ -341,8 +362,11 @@ void call_complete(struct call *call)
 
 	observe_call_done(call);
 	if (!c) {
-		log_debug("%s for pid %d finished after its client left; reply dropped.",
-			  call->m ? call->m->name : "call", (int) call->pid);
+		if (call->done)
+			call->done(call->done_userdata, call);
+		else
+			log_debug("%s for pid %d finished after its client left; reply dropped.",
+				  call->m ? call->m->name : "call", (int) call->pid);
 		call_free(call);
 		return;
 	}

@@ -25,3 +25,13 @@ int server_new(struct daemon *d, const struct method *table, size_t n, struct se
 /* Closes the clients (their waiting calls finish with nobody to answer) and removes the
  * socket. NULL-safe; returns NULL. */
 struct server *server_free(struct server *s);
+
+/*
+ * Runs method (looked up in the table) with params (a reference of its own taken) as root, for keyscoped
+ * itself, with no client: the same runs, waits and collections as a client's call. done gets
+ * the finished call (its error, or its reply) just before it is freed, from this function or
+ * later from the event loop. Returns 0, or -errno (then done is not called).
+ */
+int server_call_internal(struct server *s, const char *method, json_object *params,
+			 void (*done)(void *userdata, const struct call *c), void *userdata);
+

@@ -21,7 +21,9 @@
 #include "kernel.h"
 #include "log.h"
 #include "luks.h"
+#include "pending.h"
 #include "proto.h"
+#include "attach-params.h"
 #include "source.h"
 #include "unlock.h"
 #include "util.h"
@@ -45,29 +47,6 @@ static int need_dm(struct call *c)
 			  why ?: "/dev/mapper/control is missing or does not answer");
 }
 
-/* A block device given by absolute path. */
-static int get_device(struct call *c, const char **ret)
-{
-	struct stat st;
-	const char *dev;
-	int r;
-
-	r = call_get_string(c, "device", true, PATH_MAX - 1, &dev);
-	if (r < 0)
-		return r;
-	if (dev[0] != '/')
-		return call_error(c, -EINVAL, "keyscope.InvalidParameter",
-				  "device '%s' must be an absolute path", dev);
-	if (stat(dev, &st) < 0)
-		return call_error(c, -errno, "keyscope.NoSuchDevice", "device %s: %s", dev,
-				  strerror(errno));
-	if (!S_ISBLK(st.st_mode))
-		return call_error(c, -ENOTBLK, "keyscope.NoSuchDevice",
-				  "%s is not a block device (for a file, use losetup first)", dev);
-	*ret = dev;
-	return 0;
-}
-
 int m_volume_format(struct call *c)
 {
 	static const char *const allowed[] = { "device", "key-id", "force", NULL };
@@ -75,89 +54,10 @@ int m_volume_format(struct call *c)
 	bool force = false;
 	int r;
 
-	if ((r = call_check_params(c, allowed)) < 0 || (r = get_device(c, &dev)) < 0 ||
+	if ((r = call_check_params(c, allowed)) < 0 || (r = volume_get_device(c, &dev)) < 0 ||
 	    (r = call_get_key_id(c, "key-id", &id)) < 0 || (r = call_get_bool(c, "force", &force)) < 0)
 		return r;
 	return volume_format(c, dev, id, force);
-}
-
-/* Default mapping name: "keyscope-" and the device's kernel name (vdb, dm-3, loop0). */
-static int default_name(const char *dev, char *buf, size_t size)
-{
-	char link[64], target[PATH_MAX];
-	uint32_t maj, min;
-	ssize_t n;
-	int r;
-
-	r = blockdev_devnum(dev, &maj, &min);
-	if (r < 0)
-		return r;
-	snprintf(link, sizeof(link), "/sys/dev/block/%u:%u", maj, min);
-	n = readlink(link, target, sizeof(target) - 1);
-	if (n < 0)
-		return -errno;
-	target[n] = 0;
-	r = snprintf(buf, size, "keyscope-%s", strrchr(target, '/') ? strrchr(target, '/') + 1
-								  : target);
-	return r < 0 || (size_t) r >= size ? -ENAMETOOLONG : 0;
-}
-
-struct attach_req {
-	const char *dev, *name, *key_id, *passphrase;
-	char scope_id[SCOPE_ID_MAX + 1];
-	bool plain, read_only;
-	const char *cipher;
-	uint64_t key_bits, offset, sector_size;
-	char name_buf[DMCRYPT_NAME_MAX + 1];
-};
-
-static int attach_params(struct call *c, struct attach_req *q)
-{
-	static const char *const allowed[] = { "device", "name", "key-id", "plain", "cipher",
-					       "key-size", "offset", "sector-size", "read-only",
-					       "passphrase", NULL };
-	int r;
-
-	q->cipher = "aes-xts-plain64";
-	q->key_bits = 512;
-	q->sector_size = 512;
-	if ((r = call_check_params(c, allowed)) < 0 || (r = get_device(c, &q->dev)) < 0 ||
-	    (r = call_get_string(c, "name", false, 4096, &q->name)) < 0 ||
-	    (r = call_get_bool(c, "plain", &q->plain)) < 0 ||
-	    (r = call_get_bool(c, "read-only", &q->read_only)) < 0 ||
-	    (r = call_get_string(c, "cipher", false, 63, &q->cipher)) < 0 ||
-	    (r = call_get_string(c, "passphrase", false, 16, &q->passphrase)) < 0 ||
-	    (r = call_get_uint(c, "key-size", false, 512, &q->key_bits)) < 0 ||
-	    (r = call_get_uint(c, "offset", false, UINT64_MAX / 2, &q->offset)) < 0 ||
-	    (r = call_get_uint(c, "sector-size", false, 4096, &q->sector_size)) < 0)
-		return r;
-	if (json_object_object_get_ex(c->params, "key-id", NULL) &&
-	    (r = call_get_key_id(c, "key-id", &q->key_id)) < 0)
-		return r;
-	if (q->key_bits != 256 && q->key_bits != 512)
-		return call_error(c, -EINVAL, "keyscope.InvalidParameter",
-				  "key-size must be 256 or 512 bits");
-	if (q->passphrase && (!streq(q->passphrase, "hex") || q->plain || !q->key_id))
-		return call_error(c, -EINVAL, "keyscope.InvalidParameter",
-				  "passphrase must be \"hex\" (the os-brick way: the lowercase hex of "
-				  "the delegated key unlocks a keyslot), with key-id and without plain");
-	if (q->sector_size != 512 && q->sector_size != 4096)
-		return call_error(c, -EINVAL, "keyscope.InvalidParameter",
-				  "sector-size must be 512 or 4096");
-	if (!q->name) {
-		r = default_name(q->dev, q->name_buf, sizeof(q->name_buf));
-		if (r < 0)
-			return call_error(c, r, "keyscope.InvalidParameter",
-					  "cannot derive a name for %s (%s); give --name", q->dev,
-					  strerror(-r));
-		q->name = q->name_buf;
-	}
-	if (!dmcrypt_name_is_valid(q->name))
-		return call_error(c, -EINVAL, "keyscope.InvalidName",
-				  "'%.64s' is not a valid volume name: 1-%d characters of "
-				  "[A-Za-z0-9._-], not starting with '.' or '-'", q->name,
-				  DMCRYPT_NAME_MAX);
-	return 0;
 }
 
 /* Takes the holder for a LUKS volume: the key must open the header, checked once per header. */
@@ -341,6 +241,8 @@ static int attach_table(struct call *c, const struct attach_req *q, const struct
 	p->offset = q->plain ? q->offset : info->data_offset;
 	p->sector_size = q->plain ? (unsigned) q->sector_size : info->sector_size;
 	p->read_only = q->read_only;
+	/* the request's flags, and those the LUKS2 header keeps, as cryptsetup open does */
+	p->flags = q->dm_flags | (q->plain ? 0 : info->dm_flags);
 	if (sectors <= p->offset)
 		return call_error(c, -ENOSPC, "keyscope.NoSuchDevice",
 				  "%s is too small: %llu sectors, data starts at %llu", q->dev,
@@ -428,7 +330,53 @@ static int attach_commit(struct call *c, const struct attach_req *q,
 	return 0;
 }
 
+/*
+ * A unit's attach ("pending") that finds its volume attached from the same device already (a
+ * pending volume attached in the background, the unit started again) is done, not refused.
+ */
+static bool attached_already(struct call *c, const struct attach_req *q)
+{
+	struct attachment *x = attachment_find(attachments_of(c), q->name);
+
+	if (!q->pending || !x || !streq(x->device, q->dev))
+		return false;
+	c->reply = attachment_to_json(attachments_of(c), x);
+	json_object_object_add(c->reply, "already", json_object_new_boolean(1));
+	return true;
+}
+
+static int volume_attach(struct call *c);
+
+/* A string parameter attach_params() has checked already, or NULL. */
+static const char *param_str(struct call *c, const char *field)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(c->params, field, &v) &&
+	       json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
 int m_volume_attach(struct call *c)
+{
+	const char *name = param_str(c, "name"), *dev = param_str(c, "device");
+	json_object *v;
+	int r = volume_attach(c);
+
+	/* The key source is down (Barbican, the network at boot): keep it, answer pending.
+	 * Only with a name: a derived one follows the kernel's order and could be another's. */
+	if (r < 0 && r != -EINPROGRESS && c->error &&
+	    streq(c->error, "keyscope.KeySourceUnavailable") && name && dev &&
+	    json_object_object_get_ex(c->params, "pending", &v) && json_object_get_boolean(v) &&
+	    pending_add(c, name, dev) >= 0)
+		return 0;
+	/* attached by a client while pending: no more tries (a try's own end is pending.c's) */
+	if (r >= 0 && name && !c->done &&
+	    !(c->reply && json_object_object_get_ex(c->reply, "pending", NULL)))
+		(void) pending_cancel(c->daemon, name);
+	return r;
+}
+
+static int volume_attach(struct call *c)
 {
 	struct attachments *a = attachments_of(c);
 	struct attach_req q = {};
@@ -441,6 +389,8 @@ int m_volume_attach(struct call *c)
 
 	if ((r = attach_params(c, &q)) < 0 || (r = need_dm(c)) < 0)
 		return r;
+	if (attached_already(c, &q))
+		return 0;
 	if (attachment_find(a, q.name) || (dmcrypt_info(q.name, &di) >= 0 && di.exists))
 		return attach_error(c, -EEXIST, &q, 0);
 	if ((r = attach_key(c, &q, &info)) < 0 || (r = attach_table(c, &q, &info, &p)) < 0)
@@ -485,6 +435,21 @@ static int get_attachment(struct call *c, struct attachment **ret)
 	return 0;
 }
 
+/* A pending volume that is not attached: detach forgets it (its unit stops). */
+static bool detach_pending(struct call *c)
+{
+	const char *name = param_str(c, "name");
+
+	if (!name || attachment_find(attachments_of(c), name) || !pending_cancel(c->daemon, name))
+		return false;
+	c->reply = json_object_new_object();
+	json_object_object_add(c->reply, "name", json_object_new_string(name));
+	json_object_object_add(c->reply, "pending", json_object_new_boolean(1));
+	json_object_object_add(c->reply, "key-id", json_object_new_string(""));
+	json_object_object_add(c->reply, "holders", json_object_new_int(0));
+	return true;
+}
+
 int m_volume_detach(struct call *c)
 {
 	static const char *const allowed[] = { "name", "deferred", NULL };
@@ -494,8 +459,11 @@ int m_volume_detach(struct call *c)
 	bool deferred = false;
 	int r, left;
 
-	if ((r = call_check_params(c, allowed)) < 0 || (r = get_attachment(c, &x)) < 0 ||
-	    (r = call_get_bool(c, "deferred", &deferred)) < 0)
+	if ((r = call_check_params(c, allowed)) < 0)
+		return r;
+	if (detach_pending(c))
+		return 0;
+	if ((r = get_attachment(c, &x)) < 0 || (r = call_get_bool(c, "deferred", &deferred)) < 0)
 		return r;
 	/* Never remove a mapping that is no longer ours (closed behind our back and the name
 	 * reused by another tool): drop our record and holder instead. */
@@ -592,7 +560,7 @@ int m_volume_rebind(struct call *c)
 	const char *dev, *id;
 	int r;
 
-	if ((r = call_check_params(c, allowed)) < 0 || (r = get_device(c, &dev)) < 0 ||
+	if ((r = call_check_params(c, allowed)) < 0 || (r = volume_get_device(c, &dev)) < 0 ||
 	    (r = call_get_key_id(c, "key-id", &id)) < 0)
 		return r;
 	r = luks_read(dev, &info);

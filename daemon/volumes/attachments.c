@@ -3,10 +3,13 @@
  * The attachment records (attachments.json), their one JSON form, and their reconciliation
  * with device-mapper. Crash recovery (intents, orphan mappings) is in recover.c.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 
 #include "attachments-internal.h"
@@ -268,6 +271,68 @@ static int records_hold(struct attachments *a, bool *changed)
 		free(x);
 	}
 	return 0;
+}
+
+/*
+ * Is block device maj:min, or one it is stacked on (LVM over it), a mapping that references a
+ * keyscope kernel key? Then 1 and its name in ret_name.
+ */
+static int on_keyscope_volume(unsigned maj, unsigned min, int depth, char *ret_name, size_t size)
+{
+	_cleanup_free_ char *name = NULL;
+	char path[128], desc[256];
+	struct dmcrypt_info di;
+	size_t len = 0;
+	DIR *d;
+	int r = 0;
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/dm/name", maj, min);
+	if (read_sysfs(path, &name, &len) >= 0) {
+		while (len > 0 && name[len - 1] == '\n')
+			name[--len] = 0;
+		if (dmcrypt_info(name, &di) >= 0 && di.exists && streq(di.target, "crypt") &&
+		    dmcrypt_params_key_desc(di.params, desc, sizeof(desc)) >= 0 &&
+		    strncmp(desc, "keyscope:", 9) == 0) {
+			snprintf(ret_name, size, "%s", name);
+			return 1;
+		}
+	}
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/slaves", maj, min);
+	if (depth > 8 || !(d = opendir(path)))
+		return 0;
+	for (struct dirent *e; r == 0 && (e = readdir(d));) {
+		char dev[PATH_MAX + 8];
+		struct stat st;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(dev, sizeof(dev), "/dev/%s", e->d_name);
+		if (stat(dev, &st) == 0 && S_ISBLK(st.st_mode))
+			r = on_keyscope_volume(major(st.st_rdev), minor(st.st_rdev), depth + 1,
+					       ret_name, size);
+	}
+	closedir(d);
+	return r;
+}
+
+int attachments_check_state_dir(const char *state_dir)
+{
+	char name[DMCRYPT_NAME_MAX + 1], dir[PATH_MAX];
+	struct stat st;
+	char *slash;
+
+	/* a folder still to be made: the file system of its nearest existing parent */
+	snprintf(dir, sizeof(dir), "%s", state_dir);
+	while (stat(dir, &st) < 0 && (slash = strrchr(dir, '/')) && slash != dir)
+		*slash = 0;
+	if ((stat(dir, &st) < 0 && stat("/", &st) < 0) || major(st.st_dev) == 0 ||
+	    on_keyscope_volume(major(st.st_dev), minor(st.st_dev), 0, name, sizeof(name)) <= 0)
+		return 0;
+	return log_error_errno(-ELOOP, "The state directory %s is on /dev/mapper/%s, a volume "
+			       "keyscope opens with a key from that directory: at the next boot it "
+			       "could not be opened. Move the state directory (state-dir in "
+			       "keyscoped.conf) to a file system keyscope does not open.",
+			       state_dir, name);
 }
 
 int attachments_load(const char *state_dir, struct scopes *scopes, struct source *source,

@@ -38,6 +38,13 @@ struct attachment {
 struct attachments;
 
 /*
+ * The state folder holds the keys that open keyscope volumes, so it cannot live on one (nor on
+ * LVM over one): the next boot could not open it. Returns 0, or -ELOOP having logged which
+ * volume and what to do. Called at start, before anything is written there.
+ */
+int attachments_check_state_dir(const char *state_dir);
+
+/*
  * Loads the records, finishes or rolls back the intents a killed daemon left, and reconciles
  * both with device-mapper: a record whose mapping is gone is dropped and reported, a keyscope
  * mapping without a record is adopted or removed; each remaining record counts as a holder of

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The crypt table fields crash recovery reads back from device-mapper: which logon key a table
- * references (only ":<bytes>:logon:<description>" counts) and its backing device.
+ * references (only ":<bytes>:logon:<description>" counts) and its backing device;
+ * and the parameter string itself: the key by reference, and the
+ * optional parameters that crypttab's discard and performance options and the LUKS2
+ * persistent flags ask for, counted and in cryptsetup's order.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +14,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "dmcrypt.h"
@@ -53,11 +57,63 @@ static void test_device(void **state)
 			 -EBADMSG);
 }
 
+static struct dmcrypt_params base(void)
+{
+	struct dmcrypt_params p = { .key_size = 64, .iv_offset = 0, .offset = 32768,
+				    .sector_size = 512 };
+
+	snprintf(p.cipher, sizeof(p.cipher), "aes-xts-plain64");
+	snprintf(p.key_desc, sizeof(p.key_desc), "keyscope:k1");
+	snprintf(p.device, sizeof(p.device), "/dev/vdb");
+	return p;
+}
+
+static void test_plain_table(void **state)
+{
+	struct dmcrypt_params p = base();
+	char buf[1024];
+
+	assert_int_equal(dmcrypt_table_params(&p, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "aes-xts-plain64 :64:logon:keyscope:k1 0 /dev/vdb 32768");
+	p.sector_size = 4096;
+	assert_int_equal(dmcrypt_table_params(&p, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "aes-xts-plain64 :64:logon:keyscope:k1 0 /dev/vdb 32768 "
+				 "1 sector_size:4096");
+}
+
+static void test_flags(void **state)
+{
+	struct dmcrypt_params p = base();
+	char buf[1024];
+
+	p.flags = DMCRYPT_ALLOW_DISCARDS;
+	assert_int_equal(dmcrypt_table_params(&p, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "aes-xts-plain64 :64:logon:keyscope:k1 0 /dev/vdb 32768 "
+				 "1 allow_discards");
+	p.flags = DMCRYPT_FLAGS_ALL;
+	p.sector_size = 4096;
+	assert_int_equal(dmcrypt_table_params(&p, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "aes-xts-plain64 :64:logon:keyscope:k1 0 /dev/vdb 32768 "
+				 "6 allow_discards same_cpu_crypt submit_from_crypt_cpus "
+				 "no_read_workqueue no_write_workqueue sector_size:4096");
+	p.flags = DMCRYPT_NO_WRITE_WORKQUEUE | DMCRYPT_SAME_CPU_CRYPT;
+	p.sector_size = 512;
+	assert_int_equal(dmcrypt_table_params(&p, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "aes-xts-plain64 :64:logon:keyscope:k1 0 /dev/vdb 32768 "
+				 "2 same_cpu_crypt no_write_workqueue");
+	p.flags = 1u << 20;
+	assert_int_equal(dmcrypt_table_params(&p, buf, sizeof(buf)), -EINVAL);
+	p.flags = DMCRYPT_FLAGS_ALL;
+	assert_int_equal(dmcrypt_table_params(&p, buf, 70), -ENOBUFS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_key_desc),
 		cmocka_unit_test(test_device),
+		cmocka_unit_test(test_plain_table),
+		cmocka_unit_test(test_flags),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

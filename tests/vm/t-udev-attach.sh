@@ -3,7 +3,10 @@
 # vm: --systemd --timeout 900
 # udev hands keyscope volumes to systemd as they appear. keyscoped.service, the
 # keyscope-attach@.service template and udev/69-keyscope.rules are installed as make install
-# writes them (with the build's binaries), keyscoped runs as its unit. A disk is hot-plugged
+# writes them (with the build's binaries), keyscoped runs as its unit. Undeclared volumes are
+# opened only with auto-attach = all (the default, declared, opens none of them: checked
+# first), under stable names: keyscope-<LUKS UUID> for a partition, keyscope-<DM name> for an
+# LV or a snapshot, never the kernel's name. A disk is hot-plugged
 # and gets three partitions: a keyscope volume, an ordinary LUKS2 volume and an LVM PV whose
 # LV is a keyscope volume too. Formatting them opens nothing (a "change" is not an
 # appearance). Then the kernel rereads the partition table: real "add" events of devices that
@@ -13,7 +16,7 @@
 # the PV and keyscope's own mappings start nothing. An LVM snapshot of the LV appears and
 # joins its scope (two holders); LVM's -real and -cow layers do not. Stopping the units
 # closes the volumes and the last one removes the kernel key; a reload of the LV does not
-# reopen it. /etc/keyscope/no-auto-attach turns it off: the unit is skipped and opens nothing.
+# reopen it. /etc/keyscope/no-auto-attach turns it off: no unit starts and nothing opens.
 set -eu
 . "$KEYSCOPE_TOP/tests/vm/lib.sh"
 
@@ -22,6 +25,7 @@ unset KEYSCOPE_SOCKET	# keyscoped.service's socket, /run/keyscope/keyscoped.sock
 state=$(mktemp -d /run/keyscope-udev.XXXXXX)
 U=/run/systemd/system
 flag=/etc/keyscope/no-auto-attach
+conf=/etc/keyscope/keyscoped.conf	# what udev's keyscopectl probe reads auto-attach from
 t_start=$(date +%s%N)
 
 ks() { "$B/keyscopectl" "$@"; }
@@ -44,11 +48,12 @@ dump() {
 cleanup() {
 	rc=$?
 	[ $rc -eq 0 ] || dump
-	rm -f "$flag"
+	rm -f "$flag" "$conf" /etc/keyscope/volumes
 	for u in $(systemctl list-units --all --no-legend --plain 'keyscope-attach@*' |
 		   awk '{print $1}'); do
 		systemctl stop "$u" 2>/dev/null || true
 	done
+	systemctl stop keyscope-volume@decl.service 2>/dev/null || true
 	vgchange -q -an ksvg >/dev/null 2>&1 || true
 	systemctl stop keyscoped.service 2>/dev/null || true
 	exit $rc
@@ -58,6 +63,15 @@ trap cleanup EXIT
 # unit INSTANCE: the attach unit's name; instances come from systemd-escape, not from probe.
 unit() { printf 'keyscope-attach@%s.service' "$1"; }
 inst() { systemd-escape "$1"; }
+# mapped DEV: the stable name --stable-name gives DEV's mapping.
+mapped() {
+	_n=$(basename "$(readlink -f "$1")")
+	if [ -r "/sys/class/block/$_n/dm/name" ]; then
+		echo "keyscope-$(cat "/sys/class/block/$_n/dm/name")"
+	else
+		echo "keyscope-$(cryptsetup luksUUID "$1")"
+	fi
+}
 
 # wait_state UNIT STATE...: until UNIT's ActiveState is one of STATE, at most 60 s.
 wait_state() {
@@ -118,7 +132,7 @@ not_opened() {
 	_u=$(unit "$(inst "$_k")")
 	[ -n "$(prop "$1" KEYSCOPE_KEY_ID)" ] || vm_die "udev has no KEYSCOPE_KEY_ID for $1"
 	[ "$(systemctl show -P ActiveState "$_u")" != active ] || vm_die "$_u is active"
-	[ ! -e "/dev/mapper/keyscope-$_k" ] || vm_die "/dev/mapper/keyscope-$_k exists"
+	[ ! -e "/dev/mapper/$(mapped "$1")" ] || vm_die "/dev/mapper/$(mapped "$1") exists"
 }
 
 # mbr DISK START:SECTORS...: a DOS partition table with one type 0x83 entry per argument.
@@ -214,7 +228,26 @@ not_opened /dev/ksvg/vol
 	vm_die "KEYSCOPE_INSTANCE of $lvk: $(prop /dev/ksvg/vol KEYSCOPE_INSTANCE)"
 say "formatted $p1 and /dev/ksvg/vol ($lvk): udev knows them (KEYSCOPE_KEY_ID), nothing opened"
 
-# --- they appear: the kernel rereads the table, LVM activates the VG ----------------------
+# --- the default (auto-attach = declared): they appear and nothing opens -------------------
+vgchange -q -an ksvg >/dev/null
+quiet
+reread "$disk"
+quiet
+vgchange -q -ay ksvg >/dev/null
+quiet
+[ "$(prop "$p1" KEYSCOPE_AUTO_ATTACH)" = declared ] ||
+	vm_die "KEYSCOPE_AUTO_ATTACH of $p1: '$(prop "$p1" KEYSCOPE_AUTO_ATTACH)', want declared"
+for d in "$p1" /dev/ksvg/vol; do
+	not_opened "$d"
+	[ -z "$(prop "$d" SYSTEMD_WANTS)" ] || vm_die "$d got SYSTEMD_WANTS=$(prop "$d" SYSTEMD_WANTS)"
+done
+[ -z "$(systemctl list-units --all --no-legend --plain 'keyscope-attach@*')" ] ||
+	vm_die "attach units ran by default: $(systemctl list-units --all --no-legend 'keyscope-attach@*')"
+say "default auto-attach = declared: $p1 and /dev/ksvg/vol appeared, nothing opened"
+mkdir -p /etc/keyscope
+printf '[keyscoped]\nauto-attach = all\n' >"$conf"
+
+# --- with auto-attach = all they appear: the kernel rereads the table, LVM activates the VG ---
 vgchange -q -an ksvg >/dev/null
 quiet
 t0=$(date +%s%N)
@@ -233,9 +266,13 @@ done
 lvk=$(basename "$(readlink -f /dev/ksvg/vol)")
 u1=$(unit "$k1")
 ulv=$(unit "$(inst "$lvk")")
-attached "$u1" "keyscope-$k1" "$id1" 1
+m1=$(mapped "$p1")
+mlv=$(mapped /dev/ksvg/vol)
+[ "$m1" = "keyscope-$(cryptsetup luksUUID "$p1")" ] && [ "$mlv" = keyscope-ksvg-vol ] ||
+	vm_die "stable names: $m1 $mlv"
+attached "$u1" "$m1" "$id1" 1
 say "add event of $p1 -> $u1: $(ms_since "$t0") ms from the reread"
-attached "$ulv" "keyscope-$lvk" "$id2" 1
+attached "$ulv" "$mlv" "$id2" 1
 say "activation of ksvg/vol ($lvk, by $how) -> $ulv: $(ms_since "$t0") ms from the reread"
 [ "$(prop "$p1" SYSTEMD_WANTS)" = "$u1" ] ||
 	vm_die "SYSTEMD_WANTS of $p1: $(prop "$p1" SYSTEMD_WANTS)"
@@ -249,21 +286,21 @@ systemctl restart keyscoped.service
 quiet
 [ "$(systemctl show -P InvocationID "$u1" "$ulv")" = "$inv" ] ||
 	vm_die "restarting keyscoped restarted the attach units"
-attached "$u1" "keyscope-$k1" "$id1" 1
-attached "$ulv" "keyscope-$lvk" "$id2" 1
+attached "$u1" "$m1" "$id1" 1
+attached "$ulv" "$mlv" "$id2" 1
 say "systemctl restart keyscoped: both still open, 1 holder each"
 untouched "$p2"
 untouched "$p3"
 say "$p2 (LUKS2, no keyscope token) and $p3 (PV): nothing"
 # keyscope's own mapping is a decrypted view, never a volume, even when what is inside carries
 # a keyscope header (a guest's own disk could): its DM UUID starts with CRYPT-.
-ks format "/dev/mapper/keyscope-$k1" --key "$id2" >/dev/null
-udevadm trigger --action=add "/dev/mapper/keyscope-$k1"	# as the coldplug at boot
+ks format "/dev/mapper/$m1" --key "$id2" >/dev/null
+udevadm trigger --action=add "/dev/mapper/$m1"	# as the coldplug at boot
 quiet
-blkid -p -s TYPE -o value "/dev/mapper/keyscope-$k1" | grep -qx crypto_LUKS ||
-	vm_die "no LUKS header inside /dev/mapper/keyscope-$k1"
-untouched "/dev/mapper/keyscope-$k1"
-say "/dev/mapper/keyscope-$k1, a keyscope header inside, add event: nothing"
+blkid -p -s TYPE -o value "/dev/mapper/$m1" | grep -qx crypto_LUKS ||
+	vm_die "no LUKS header inside /dev/mapper/$m1"
+untouched "/dev/mapper/$m1"
+say "/dev/mapper/$m1, a keyscope header inside, add event: nothing"
 
 # --- an LVM snapshot of the volume appears and joins its scope ---------------------------
 t0=$(date +%s%N)
@@ -271,7 +308,9 @@ lvcreate -q -y -s -L 8M -n snap ksvg/vol
 quiet
 snk=$(basename "$(readlink -f /dev/ksvg/snap)")
 usn=$(unit "$(inst "$snk")")
-attached "$usn" "keyscope-$snk" "$id2" 2
+msn=$(mapped /dev/ksvg/snap)
+[ "$msn" = keyscope-ksvg-snap ] || vm_die "the snapshot's stable name is $msn"
+attached "$usn" "$msn" "$id2" 2
 say "snapshot ksvg/snap ($snk) -> $usn: $(ms_since "$t0") ms, same key, 2 holders"
 expect=$(printf '%s\n' "$u1" "$ulv" "$usn" | sort)
 got=$(systemctl list-units --all --no-legend --plain 'keyscope-attach@*' | awk '{print $1}' | sort)
@@ -281,7 +320,7 @@ say "no unit for ksvg-vol-real, ksvg-snap-cow or the origin's reload: $(echo $go
 # --- stopping a unit closes its volume; the last holder removes the kernel key -----------
 keyctl search @u logon "keyscope:$id1" >/dev/null || vm_die "no kernel key keyscope:$id1"
 systemctl stop "$u1"
-[ ! -e "/dev/mapper/keyscope-$k1" ] || vm_die "/dev/mapper/keyscope-$k1 is still there"
+[ ! -e "/dev/mapper/$m1" ] || vm_die "/dev/mapper/$m1 is still there"
 [ "$(holders "$id1")" = 0 ] || vm_die "key $id1 still has $(holders "$id1") holders"
 ! keyctl search @u logon "keyscope:$id1" >/dev/null 2>&1 ||
 	vm_die "keyscope:$id1 is still in the kernel"
@@ -304,26 +343,55 @@ for u in "$ulv" "$usn"; do
 	[ "$(systemctl show -P ActiveState "$u")" = inactive ] || vm_die "$u was started again"
 done
 [ "$(systemctl show -P ActiveState "$u1")" = inactive ] || vm_die "$u1 was started again"
-[ ! -e "/dev/mapper/keyscope-$lvk" ] && [ ! -e "/dev/mapper/keyscope-$snk" ] &&
-	[ ! -e "/dev/mapper/keyscope-$k1" ] ||
+[ ! -e "/dev/mapper/$mlv" ] && [ ! -e "/dev/mapper/$msn" ] &&
+	[ ! -e "/dev/mapper/$m1" ] ||
 	vm_die "a closed volume was reopened"
 say "lvchange --refresh and a change event: nothing reopened"
 
-# --- turned off: the unit is skipped, nothing opens ------------------------------------
-mkdir -p /etc/keyscope
+# --- turned off: no unit starts, nothing opens -----------------------------------------
 touch "$flag"
+inv=$(systemctl show -P InvocationID "$u1")
 udevadm trigger --action=add "$p1"	# what the coldplug at boot does
 quiet
-[ "$(systemctl show -P ConditionResult "$u1")" = no ] ||
-	vm_die "$u1 did not check $flag: ConditionResult=$(systemctl show -P ConditionResult "$u1")"
+[ "$(prop "$p1" KEYSCOPE_AUTO_ATTACH)" = none ] ||
+	vm_die "with $flag KEYSCOPE_AUTO_ATTACH is '$(prop "$p1" KEYSCOPE_AUTO_ATTACH)'"
+[ "$(systemctl show -P InvocationID "$u1")" = "$inv" ] || vm_die "$u1 ran although $flag exists"
 [ "$(systemctl show -P ActiveState "$u1")" = inactive ] ||
 	vm_die "$u1 is $(systemctl show -P ActiveState "$u1")"
-[ ! -e "/dev/mapper/keyscope-$k1" ] || vm_die "opened although $flag exists"
-say "with $flag: add event of $p1 -> $u1 skipped (condition), nothing opened"
+[ ! -e "/dev/mapper/$m1" ] || vm_die "opened although $flag exists"
+say "with $flag: add event of $p1 -> no unit, nothing opened"
 rm -f "$flag"
 udevadm trigger --action=add "$p1"
 quiet
-attached "$u1" "keyscope-$k1" "$id1" 1
+attached "$u1" "$m1" "$id1" 1
 say "without it: the next add event opens $p1 again"
 systemctl stop "$u1"
+
+# --- declared in /etc/keyscope/volumes: its own unit, under its declared name ------------
+# keyscope-generator installed as make install does (a wrapper gives it the build's
+# keyscopectl); the default auto-attach again: declared volumes open, the others do not.
+rm -f "$conf"
+mkdir -p /run/systemd/system-generators
+printf '#!/bin/sh\nKEYSCOPECTL=%s exec %s "$@"\n' "$B/keyscopectl" "$B/keyscope-generator" \
+	>/run/systemd/system-generators/keyscope-generator
+chmod 755 /run/systemd/system-generators/keyscope-generator
+mkdir -p "$U/keyscope-volume@.service.d"
+printf '[Service]\nProtectHome=no\n' >"$U/keyscope-volume@.service.d/build-path.conf"
+printf 'decl UUID=%s - nofail\n' "$(cryptsetup luksUUID "$p1")" >/etc/keyscope/volumes
+systemctl daemon-reload
+ud=keyscope-volume@decl.service
+[ "$(systemctl show -P LoadState "$ud")" = loaded ] || vm_die "the generator made no $ud"
+udevadm trigger --action=add "$p1"
+udevadm trigger --action=add /dev/ksvg/vol
+quiet
+[ "$(prop "$p1" KEYSCOPE_VOLUME_UNIT)" = "$ud" ] ||
+	vm_die "KEYSCOPE_VOLUME_UNIT of $p1: '$(prop "$p1" KEYSCOPE_VOLUME_UNIT)'"
+attached "$ud" decl "$id1" 1
+[ "$(systemctl show -P ActiveState "$u1")" = inactive ] || vm_die "$u1 ran for a declared volume"
+not_opened /dev/ksvg/vol
+say "declared as decl: add event of $p1 -> $ud, /dev/mapper/decl; the undeclared LV: nothing"
+systemctl stop "$ud"
+[ ! -e /dev/mapper/decl ] || vm_die "/dev/mapper/decl is still there after stopping $ud"
+! keyctl search @u logon "keyscope:$id1" >/dev/null 2>&1 || vm_die "keyscope:$id1 left"
+rm -f /etc/keyscope/volumes /run/systemd/system-generators/keyscope-generator
 say "done in $(ms_since "$t_start") ms"

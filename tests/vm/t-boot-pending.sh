@@ -1,0 +1,74 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# vm: --net --disk vol:64M
+# vm-needs: barbican
+# A volume whose Barbican cannot be reached when it is asked for (the network not up at boot,
+# the key manager down), as the units keyscope-generator writes ask for it (attach --pending):
+# the attach returns at once as pending instead of failing at barbican-deadline, status lists
+# it with the reason, nothing is attached meanwhile; once Barbican is reachable again keyscoped
+# attaches it by itself, and it reads back. The unit's attach again then succeeds (nothing
+# changed); a pending volume that is detached is no longer tried.
+set -eu
+. "$KEYSCOPE_TOP/tests/vm/lib.sh"
+. "$KEYSCOPE_TOP/tests/vm/keyscope.sh"
+. "$KEYSCOPE_TOP/tests/vm/barbican.sh"
+
+vol=$(vm_disk vol)
+pattern=keyscope-boot-pending-5e01c3
+id=$(new_secret)
+nocache="barbican-cache = no"
+pend() { ks --json status | tr -d '\n ' | sed -n 's/.*"pending":\[\([^]]*\)\].*/\1/p'; }
+
+node "$nocache" "barbican-deadline = 4"
+ks format "$vol" --key "$id"
+ks attach "$vol" --name data >/dev/null
+yes "$pattern" | head -c 1048576 >"$KS_DIR/plain"
+dd if="$KS_DIR/plain" of=/dev/mapper/data bs=64k oflag=direct status=none
+ks detach data	# the last holder: the kernel key goes, the next attach must fetch
+keyctl search @u logon "keyscope:$id" >/dev/null 2>&1 && vm_die "key left after the last detach"
+
+# --- unreachable: pending, not failed ---------------------------------------------------------
+outage
+t0=$(date +%s)
+out=$(ks attach "$vol" --name data --pending) || vm_die "attach --pending failed: $out"
+echo "$out"
+case $out in *pending*) ;; *) vm_die "attach --pending did not say pending: $out" ;; esac
+[ $(($(date +%s) - t0)) -le 15 ] || vm_die "attach --pending outlived its 4 s deadline"
+[ -e /dev/mapper/data ] && vm_die "/dev/mapper/data exists while its key source is down"
+p=$(pend)
+case $p in *'"name":"data"'*'"reason":'*) ;; *) vm_die "status lists no pending data: $p" ;; esac
+ks status | grep -E '^data +' || vm_die "keyscopectl status shows no pending row: $(ks status)"
+sleep 8	# a few tries while it is still down: still pending, nothing half-done
+[ -e /dev/mapper/data ] && vm_die "attached while Barbican is unreachable?"
+tries=$(ks_field "$(pend)" tries)
+[ "${tries:-0}" -ge 1 ] || vm_die "no retry while pending: $(pend)"
+echo "pending after $tries tries: $(ks_field "$(pend)" reason)"
+
+# --- reachable again: attached by keyscoped, no one asks -------------------------------------
+restore
+t0=$(date +%s)
+n=0
+until [ -e /dev/mapper/data ]; do
+	n=$((n + 1))
+	[ $n -le 120 ] || vm_die "not attached 120 s after Barbican came back: $(pend)"
+	sleep 1
+done
+echo "attached $(($(date +%s) - t0)) s after Barbican came back"
+dd if=/dev/mapper/data bs=64k count=16 iflag=direct status=none | cmp -s - "$KS_DIR/plain" ||
+	vm_die "the pending volume does not read back"
+[ -z "$(pend)" ] || vm_die "still pending once attached: $(pend)"
+out=$(ks --json attach "$vol" --name data --pending) || vm_die "the unit's attach again failed: $out"
+[ "$(ks_field "$out" already)" = true ] || vm_die "attach again did not say already: $out"
+ks attach "$vol" --name data >/dev/null 2>&1 && vm_die "a plain attach of a taken name succeeded"
+ks detach data
+
+# --- pending, then detached: no longer tried --------------------------------------------------
+outage
+ks attach "$vol" --name data --pending | grep -q pending || vm_die "second pending attach"
+out=$(ks detach data) || vm_die "detach of a pending volume failed: $out"
+case $out in *"was pending"*) ;; *) vm_die "detach of a pending volume said: $out" ;; esac
+[ -z "$(pend)" ] || vm_die "still pending after its detach: $(pend)"
+restore
+sleep 10
+[ -e /dev/mapper/data ] && vm_die "a detached pending volume was attached"
+echo ok
