@@ -11,6 +11,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "observe.h"
+#include "pending.h"
 #include "scope.h"
 #include "source.h"
 #include "unlock.h"
@@ -101,7 +102,7 @@ static void gauges(struct daemon *d, struct metric_gauges *g)
 	*g = (struct metric_gauges) { .scopes = scopes_count(d->scopes) };
 	scopes_foreach(d->scopes, add_holders, &g->holders);
 	g->attachments = attachments_count(d->attachments);
-	g->volumes_pending = 0;	/* declared volumes (/etc/keyscope/volumes) are not served yet */
+	g->volumes_pending = pending_count(d);
 	source_gauges(d->source, g);
 	g->unlocks_running = d->unlocks ? unlocks_running(d->unlocks) : 0;
 	g->unlocks_queued = d->unlocks ? unlocks_queued(d->unlocks) : 0;

@@ -38,6 +38,8 @@ case $out in *pending*) ;; *) vm_die "attach --pending did not say pending: $out
 p=$(pend)
 case $p in *'"name":"data"'*'"reason":'*) ;; *) vm_die "status lists no pending data: $p" ;; esac
 ks status | grep -E '^data +' || vm_die "keyscopectl status shows no pending row: $(ks status)"
+ks metrics | grep -qx 'keyscope_volumes_pending 1' ||
+	vm_die "metrics count no pending volume: $(ks metrics | grep volumes_pending)"
 sleep 8	# a few tries while it is still down: still pending, nothing half-done
 [ -e /dev/mapper/data ] && vm_die "attached while Barbican is unreachable?"
 tries=$(ks_field "$(pend)" tries)
@@ -57,6 +59,8 @@ echo "attached $(($(date +%s) - t0)) s after Barbican came back"
 dd if=/dev/mapper/data bs=64k count=16 iflag=direct status=none | cmp -s - "$KS_DIR/plain" ||
 	vm_die "the pending volume does not read back"
 [ -z "$(pend)" ] || vm_die "still pending once attached: $(pend)"
+ks metrics | grep -qx 'keyscope_volumes_pending 0' ||
+	vm_die "metrics still count a pending volume: $(ks metrics | grep volumes_pending)"
 out=$(ks --json attach "$vol" --name data --pending) || vm_die "the unit's attach again failed: $out"
 [ "$(ks_field "$out" already)" = true ] || vm_die "attach again did not say already: $out"
 ks attach "$vol" --name data >/dev/null 2>&1 && vm_die "a plain attach of a taken name succeeded"
