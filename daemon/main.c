@@ -301,7 +301,7 @@ static int serve(struct daemon *d, struct config *cfg, const struct config_args 
 	int r;
 
 	add_signals(d->event, &x);
-	r = server_new(d, method_table, method_table_n, &srv);
+	r = server_new(d, method_table, method_table_n, observe_call_done, &srv);
 	if (r < 0)
 		return r;
 	log_info("Listening on %s; keyscope keyring %d in %s; state in %s.", cfg->socket_path,

@@ -17,7 +17,6 @@
 #include "event.h"
 #include "log.h"
 #include "metrics.h"
-#include "observe.h"
 #include "proto.h"
 #include "scope.h"
 #include "server.h"
@@ -32,6 +31,7 @@ struct server {
 	const struct config *config;
 	const struct method *methods;
 	size_t n_methods;
+	void (*on_done)(const struct call *c);	/* each call's end, answered or not */
 	int listen_fd;
 	sd_event_source *listen_source, *post_source;
 	struct client *clients;
@@ -249,7 +249,8 @@ static int client_handle(struct client *c, size_t len, size_t *ret_consumed)
 		c->pending = call;
 		return 2;
 	}
-	observe_call_done(call);
+	if (c->server->on_done)
+		c->server->on_done(call);
 	r = client_reply(c, call);
 	call_free(call);
 	return r < 0 ? r : 1;
@@ -287,7 +288,8 @@ static void client_process(struct client *c)
 			struct call call = {};
 			call_error(&call, r, "keyscope.MessageTooLarge",
 				   "request larger than %d bytes", PROTO_MAX_MESSAGE);
-			observe_call_done(&call);
+			if (c->server->on_done)
+				c->server->on_done(&call);
 			(void) client_reply(c, &call);
 			log_notice("Dropping client pid %d: request too large.", (int) c->pid);
 			c->dead = true;	/* the stream cannot be resynchronised */
@@ -360,7 +362,8 @@ void call_complete(struct call *call)
 {
 	struct client *c = call->client;
 
-	observe_call_done(call);
+	if (call->rpc && call->rpc->on_done)
+		call->rpc->on_done(call);
 	if (!c) {
 		if (call->done)
 			call->done(call->done_userdata, call);
@@ -628,7 +631,8 @@ struct server *server_free(struct server *s)
 	return NULL;
 }
 
-int server_new(struct daemon *d, const struct method *table, size_t n, struct server **ret)
+int server_new(struct daemon *d, const struct method *table, size_t n,
+	       void (*on_done)(const struct call *c), struct server **ret)
 {
 	struct server *s = calloc(1, sizeof(*s));
 	int r;
@@ -636,7 +640,8 @@ int server_new(struct daemon *d, const struct method *table, size_t n, struct se
 	if (!s)
 		return log_oom();
 	*s = (struct server) { .daemon = d, .event = d->event, .config = d->config,
-			       .methods = table, .n_methods = n, .listen_fd = -EBADF };
+			       .methods = table, .n_methods = n, .on_done = on_done,
+			       .listen_fd = -EBADF };
 	r = server_listen(s);
 	if (r < 0) {
 		server_free(s);

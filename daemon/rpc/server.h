@@ -18,10 +18,13 @@ int server_make_dir(const char *path);
 
 /*
  * Creates the socket at d->config->socket_path (mode 0666: authorisation is by peer
- * credentials, per call) and serves the n methods of table on d->event. Returns 0, or -errno
+ * credentials, per call) and serves the n methods of table on d->event. on_done (may be NULL)
+ * is told of each call's end, answered or not, before its reply is written: the daemon counts
+ * and audits there (observe.c), so the transport knows nothing above it. Returns 0, or -errno
  * having logged why.
  */
-int server_new(struct daemon *d, const struct method *table, size_t n, struct server **ret);
+int server_new(struct daemon *d, const struct method *table, size_t n,
+	       void (*on_done)(const struct call *c), struct server **ret);
 /* Closes the clients (their waiting calls finish with nobody to answer) and removes the
  * socket. NULL-safe; returns NULL. */
 struct server *server_free(struct server *s);
