@@ -78,7 +78,7 @@ unlock_opts=$(help_options <"$T/unlock.usage")
 
 # --- every installed program, unit and udev rule has its man page, and the pages name no
 # program, unit or rule that is not installed --------------------------------------------------
-programs=$(sed -nE 's/^PROGRAMS := (.*)$/\1/p' "$ROOT/Makefile")
+programs=$(sed -nE 's/^PROGRAMS :?\+?= (.*)$/\1/p' "$ROOT/Makefile" | tr '\n' ' ')
 [ "$(wc -w <<<"$programs")" -ge 4 ] || fail "found only '$programs' in the Makefile's PROGRAMS"
 for p in $programs; do
 	[ -s "$DOCS/$p.8" ] || missing "program $p (installed by make install) has no docs/$p.8"
@@ -172,7 +172,7 @@ done
 # Keys applied on reload: "(live)" in keyscoped.conf.5 exactly where config_keys[] says true.
 live=$(awk '/^} config_keys\[\] = \{$/, /^};/' "$ROOT/lib/config.c" |
 	sed -nE 's/^\t\{ "([a-z-]+)", true, .*/\1/p' | sort)
-man_live=$(grep -E '^\.BI "[a-z\\-]+ = " [A-Z]+ " \(live\)"$' "$DOCS/keyscoped.conf.5" |
+man_live=$(grep -E '^\.BI "[a-z\\-]+ = " .* " \(live\)"$' "$DOCS/keyscoped.conf.5" |
 	sed -E 's/^\.BI "([^ ]+) = .*/\1/; s/\\-/-/g' | sort)
 [ "$live" = "$man_live" ] || missing "live keys differ between config_keys[] and keyscoped.conf.5:" \
 	"$(diff <(echo "$live") <(echo "$man_live") | grep '^[<>]' | tr '\n' ' ')"
