@@ -84,10 +84,15 @@ links() {
 	ln -sfn /dev/mapper/origin "$bp/vol"
 	for n in 1 2 3 4 5; do ln -sfn "/dev/mapper/snap$n" "$bp/snap-$n"; done
 }
-# attach_all PROVIDER: the volume, then its 5 snapshots; sets $secs.
+# attach_all PROVIDER: the volume, then its 5 snapshots; sets $secs and $each (the seconds of
+# each attach inside the driver, as os-brick's call took them).
 attach_all() {
 	local t0=$EPOCHREALTIME p
-	for p in vol snap-1 snap-2 snap-3 snap-4 snap-5; do nova attach "$bp/$p" "$id" "$1"; done
+	each=
+	for p in vol snap-1 snap-2 snap-3 snap-4 snap-5; do
+		nova attach "$bp/$p" "$id" "$1"
+		each="$each $(printf '%s' "$out" | sed -n 's/.*"seconds": \([0-9.]*\).*/\1/p')"
+	done
 	secs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
 }
 detach_all() {
@@ -110,7 +115,7 @@ links
 driver b-luks2
 b0=$(cg_peak b-luks2)
 attach_all luks2
-t_ob=$secs
+t_ob=$secs e_ob=$each
 m_ob=$(cg_peak b-luks2)
 detach_all luks2
 driver_end
@@ -120,7 +125,7 @@ driver b-ks
 b1=$(cg_peak b-ks)
 k0=$(cg_peak b-keyscoped)
 attach_all keyscope_os_brick.encryptor.KeyscopeEncryptor
-t_ks=$secs
+t_ks=$secs e_ks=$each
 m_ks=$(cg_peak b-ks)
 m_ksd=$(cg_peak b-keyscoped)
 unlocks=$(grep -c 'Unlocking a keyslot of' "$KS_LOG" || true)
@@ -134,3 +139,4 @@ line "os-brick Luks2Encryptor" "$t_ob" "$(mib "$m_ob")" "$(mib "$b0")" ""
 line "keyscope KeyscopeEncryptor" "$t_ks" "$(mib "$m_ks")" "$(mib "$b1")" \
 	", keyscoped $(mib "$m_ksd") ($(mib "$k0") before)"
 echo "  keyscope: $unlocks keyslot unlock(s) in all; the keyslot: $kdf"
+echo "  each attach (volume, snapshots 1-5), s: os-brick$e_ob; keyscope$e_ks"
