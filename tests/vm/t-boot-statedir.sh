@@ -17,7 +17,7 @@ ks attach "$sd" --name sd >/dev/null
 mkfs.ext4 -q /dev/mapper/sd
 mkdir -p /run/sdmnt
 mount /dev/mapper/sd /run/sdmnt
-trap 'rc=$?; umount /run/sdmnt 2>/dev/null; (exit $rc); ks_cleanup' EXIT
+trap 'rc=$?; umount /run/sdmnt 2>/dev/null || true; (exit $rc); ks_cleanup' EXIT
 
 # refused: exits (does not serve), says where and why, leaves no socket and no state
 refused() { # DIR VOLUME
