@@ -209,7 +209,8 @@ const struct command ctl_commands[] = {
 		"  KEYSCOPE_INSTANCE=...    the kernel name escaped for systemd unit names\n"
 		"                           (keyscope-attach@INSTANCE.service)\n"
 		"  KEYSCOPE_VOLUME_NAME=... KEYSCOPE_VOLUME_UNIT=...  where /etc/keyscope/volumes\n"
-		"                           declares it (also a LUKS volume without a token)\n"
+		"                           declares it (also a LUKS volume without a token);\n"
+		"  KEYSCOPE_VOLUME_NOAUTO=1 instead of the unit for a noauto one\n"
 		"  KEYSCOPE_AUTO_ATTACH=... declared, all or none (keyscoped.conf auto-attach)\n"
 		"Any other device prints nothing and exits 0. Exit 1: the device cannot be read,\n"
 		"or its keyscope token is malformed. Used by udev (see docs/udev.md).\n",

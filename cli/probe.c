@@ -12,7 +12,8 @@
  * that the volumes file declares, such as an os-brick one):
  *
  *	KEYSCOPE_VOLUME_NAME=<the declared name>
- *	KEYSCOPE_VOLUME_UNIT=keyscope-volume@<name, escaped>.service
+ *	KEYSCOPE_VOLUME_UNIT=keyscope-volume@<name, escaped>.service	(or, noauto:
+ *	KEYSCOPE_VOLUME_NOAUTO=1, and no unit: udev opens it not)
  *	KEYSCOPE_AUTO_ATTACH=declared|all|none
  *
  * A device that is not LUKS, LUKS1, or LUKS2 without a keyscope token prints nothing and exits
@@ -111,7 +112,8 @@ static int kernel_instance(const char *device, char *buf, size_t size)
 
 struct declared {
 	char name[DMCRYPT_NAME_MAX + 1];	/* "" when the volumes file does not list it */
-	char unit[4 * DMCRYPT_NAME_MAX + 32];
+	char unit[4 * DMCRYPT_NAME_MAX + 32];	/* "" for a noauto volume: udev starts nothing */
+	bool noauto;
 	const char *auto_attach;
 };
 
@@ -139,7 +141,9 @@ static void find_declared(const char *dev, const char *luks_uuid, struct declare
 	    (v = volumes_find_device(&vs, dev, luks_uuid)) &&
 	    unitname_escape(v->name, esc, sizeof(esc)) >= 0) {
 		snprintf(ret->name, sizeof(ret->name), "%s", v->name);
-		snprintf(ret->unit, sizeof(ret->unit), "keyscope-volume@%s.service", esc);
+		ret->noauto = v->flags & VOLUME_NOAUTO;
+		if (!ret->noauto)	/* crypttab's noauto: opened when asked for, not when seen */
+			snprintf(ret->unit, sizeof(ret->unit), "keyscope-volume@%s.service", esc);
 	}
 	volumes_done(&vs);
 }
@@ -160,7 +164,10 @@ static void print_json(const struct luks_info *info, const char *instance,
 		json_object_object_add(o, "instance", json_object_new_string(instance));
 	if (d->name[0]) {
 		json_object_object_add(o, "volume-name", json_object_new_string(d->name));
-		json_object_object_add(o, "volume-unit", json_object_new_string(d->unit));
+		if (d->unit[0])
+			json_object_object_add(o, "volume-unit", json_object_new_string(d->unit));
+		else
+			json_object_object_add(o, "volume-noauto", json_object_new_boolean(1));
 	}
 	json_object_object_add(o, "auto-attach", json_object_new_string(d->auto_attach));
 	ctl_print_json(o);
@@ -182,8 +189,10 @@ static int print_props(const struct luks_info *info, const char *instance,
 		if (instance)
 			printf("KEYSCOPE_INSTANCE=%s\n", instance);
 	}
-	if (d->name[0])
+	if (d->name[0] && d->unit[0])
 		printf("KEYSCOPE_VOLUME_NAME=%s\nKEYSCOPE_VOLUME_UNIT=%s\n", d->name, d->unit);
+	else if (d->name[0])
+		printf("KEYSCOPE_VOLUME_NAME=%s\nKEYSCOPE_VOLUME_NOAUTO=1\n", d->name);
 	printf("KEYSCOPE_AUTO_ATTACH=%s\n", d->auto_attach);
 	return fflush(stdout) == 0 ? 0 : 1;
 }

@@ -9,10 +9,8 @@
 #include "ctl.h"
 #include "dmcrypt.h"
 #include "keyid.h"
-#include "luks.h"
 #include "secret.h"
 #include "util.h"
-#include "volumes.h"
 
 static bool key_arg_ok(const char *id)
 {
@@ -126,32 +124,6 @@ static void print_attach(json_object *rp)
 	       json_int(rp, "holders"));
 }
 
-/*
- * --stable-name (keyscope-attach@.service, auto-attach = all): a name that does not follow the
- * kernel's probe order, from the header's LUKS UUID or the device-mapper name.
- */
-static int stable_name(const char *dev, json_object *p)
-{
-	char name[DMCRYPT_NAME_MAX + 1];
-	struct luks_info info;
-	int r;
-
-	r = luks_read(dev, &info);
-	if (r < 0) {
-		fprintf(stderr, "keyscopectl: --stable-name: cannot read the LUKS header of %s: "
-				"%s\n", dev, r == -ENOMEDIUM ? "there is none" : strerror(-r));
-		return r;
-	}
-	r = volumes_stable_name(dev, info.uuid, name, sizeof(name));
-	if (r < 0) {
-		fprintf(stderr, "keyscopectl: --stable-name: no valid name for %s (%s); give "
-				"--name\n", dev, strerror(-r));
-		return r;
-	}
-	json_object_object_add(p, "name", json_object_new_string(name));
-	return 0;
-}
-
 struct attach_cli {
 	bool key_stdin, stable;
 };
@@ -176,7 +148,10 @@ static bool attach_opt(int c, json_object *p, struct attach_cli *a)
 	case 'p': json_object_object_add(p, "plain", json_object_new_boolean(1)); return true;
 	case 'r': json_object_object_add(p, "read-only", json_object_new_boolean(1)); return true;
 	case 'i': a->key_stdin = true; return true;
-	case 'N': a->stable = true; return true;
+	case 'N':	/* keyscoped reads the header: the unit that asks sees no devices */
+		a->stable = true;
+		json_object_object_add(p, "stable-name", json_object_new_boolean(1));
+		return true;
 	case 'Q': json_object_object_add(p, "pending", json_object_new_boolean(1)); return true;
 	case 'D': case 'C': case 'U': case 'R': case 'W':
 		json_object_object_add(p, flag_params[c], json_object_new_boolean(1));
@@ -235,10 +210,6 @@ int attach_main(int argc, char **argv)
 			goto bad;
 	if (optind != argc - 1 || (a.stable && json_object_object_get_ex(p, "name", NULL)))
 		goto bad;
-	if (a.stable && stable_name(argv[optind], p) < 0) {
-		json_object_put(p);
-		return 1;
-	}
 	json_object_object_add(p, "device", json_object_new_string(argv[optind]));
 	if (a.key_stdin) {
 		if (!json_object_object_get_ex(p, "key-id", NULL)) {

@@ -7,9 +7,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "luks.h"
 #include "macro.h"
 #include "attach-params.h"
 #include "util.h"
+#include "volumes.h"
 
 /* A block device given by absolute path. */
 int volume_get_device(struct call *c, const char **ret)
@@ -82,13 +84,37 @@ static int attach_flags(struct call *c, unsigned *flags)
 	return 0;
 }
 
+/*
+ * stable-name (keyscope-attach@.service, auto-attach = all): a name that does not follow the
+ * kernel's probe order, keyscope-<LUKS UUID> or keyscope-<DM name> (lib/volumes.h). Read here,
+ * not by keyscopectl: the unit that runs it sees no devices (PrivateDevices=yes).
+ */
+static int stable_name(struct call *c, struct attach_req *q)
+{
+	struct luks_info info;
+	int r = luks_read(q->dev, &info);
+
+	if (r < 0)
+		return call_error(c, r, r == -ENOMEDIUM ? "keyscope.NotLuks" : "keyscope.BadHeader",
+				  "stable-name: cannot read the LUKS header of %s: %s", q->dev,
+				  r == -ENOMEDIUM ? "there is none" : strerror(-r));
+	r = volumes_stable_name(q->dev, info.uuid, q->name_buf, sizeof(q->name_buf));
+	if (r < 0)
+		return call_error(c, r, "keyscope.InvalidName",
+				  "stable-name: no valid name for %s (%s); give a name", q->dev,
+				  strerror(-r));
+	q->name = q->name_buf;
+	return 0;
+}
+
 int attach_params(struct call *c, struct attach_req *q)
 {
 	static const char *const allowed[] = { "device", "name", "key-id", "plain", "cipher",
 					       "key-size", "offset", "sector-size", "read-only",
 					       "passphrase", "discard", "same-cpu-crypt",
 					       "submit-from-crypt-cpus", "no-read-workqueue",
-					       "no-write-workqueue", "pending", NULL };
+					       "no-write-workqueue", "pending", "stable-name", NULL };
+	bool stable = false;
 	int r;
 
 	r = attach_flags(c, &q->dm_flags);
@@ -122,6 +148,13 @@ int attach_params(struct call *c, struct attach_req *q)
 	if (q->sector_size != 512 && q->sector_size != 4096)
 		return call_error(c, -EINVAL, "keyscope.InvalidParameter",
 				  "sector-size must be 512 or 4096");
+	if ((r = call_get_bool(c, "stable-name", &stable)) < 0)
+		return r;
+	if (stable && q->name)
+		return call_error(c, -EINVAL, "keyscope.InvalidParameter",
+				  "give name or stable-name, not both");
+	if (stable)
+		return stable_name(c, q);
 	if (!q->name) {
 		r = default_name(q->dev, q->name_buf, sizeof(q->name_buf));
 		if (r < 0)

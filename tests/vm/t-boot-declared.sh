@@ -6,7 +6,8 @@
 # disks outlive each guest (--disk-image). A first guest formats two keyscope volumes (keys in
 # the embedded store, on a state disk) and puts a file system on each. Then /etc/keyscope/volumes
 # declares them by UUID= as data and logs (logs nofail,discard) beside two bad lines, and
-# /etc/fstab mounts the state disk, /dev/mapper/data and /dev/mapper/logs. The node boots:
+# /etc/fstab mounts the state disk, /dev/mapper/data and /dev/mapper/logs; a third volume,
+# spare, is declared noauto (not opened at boot, opened when its unit is started). The node boots:
 # both file systems are mounted by local-fs.target (the test runs after basic.target) under
 # their declared names, each bad line is one message with file:line, keyscoped and the volume
 # units are active; systemctl is-system-running is running, or the test names what degrades
@@ -19,15 +20,16 @@ if [ -z "${KEYSCOPE_VM-}" ]; then
 	T=$(mktemp -d "${TMPDIR:-/tmp}/keyscope-boot.XXXXXX")
 	trap 'rm -rf "$T"' EXIT
 	fail() { echo "t-boot-declared: $*" >&2; exit 1; }
-	for d in state data logs; do truncate -s 64M "$T/$d.img"; done
+	for d in state data logs spare; do truncate -s 64M "$T/$d.img"; done
 	img() { for d in "$@"; do printf -- '--disk-image %s:%s ' "$d" "$T/$d.img"; done; }
 
 	# shellcheck disable=SC2046 # img prints words
-	"$top/tests/vm/run" --timeout 300 $(img state data logs) "$0" prepare >"$T/prep" 2>&1 ||
+	"$top/tests/vm/run" --timeout 300 $(img state data logs spare) "$0" prepare >"$T/prep" 2>&1 ||
 		{ cat "$T/prep"; fail "preparing the volumes failed"; }
 	ud=$(sed -n 's/^UUID data //p' "$T/prep")
 	ul=$(sed -n 's/^UUID logs //p' "$T/prep")
-	[ -n "$ud" ] && [ -n "$ul" ] || { cat "$T/prep"; fail "no LUKS UUIDs from the first guest"; }
+	us=$(sed -n 's/^UUID spare //p' "$T/prep")
+	[ -n "$ud" ] && [ -n "$ul" ] && [ -n "$us" ] || { cat "$T/prep"; fail "no LUKS UUIDs from the first guest"; }
 	echo "formatted: data $ud, logs $ul"
 
 	# What an installed node has: make install's units, rule and generator (with the build's
@@ -42,6 +44,7 @@ if [ -z "${KEYSCOPE_VM-}" ]; then
 	logs  UUID=$ul  -  nofail,discard
 	typo  UUID=$ud  -  nofial
 	bad2  vdq
+	spare UUID=$us  -  noauto
 	VOL
 	# device timeouts for a slow guest (TCG on a shared machine): the devices of the mapped
 	# volumes appear only after keyscoped has started, later than systemd's default 90 s there
@@ -72,7 +75,7 @@ if [ -z "${KEYSCOPE_VM-}" ]; then
 	UNIT
 
 	n=0
-	for order in "state data logs" "logs state data"; do
+	for order in "state data logs spare" "logs spare state data"; do
 		n=$((n + 1))
 		# shellcheck disable=SC2046,SC2086
 		if ! "$top/tests/vm/run" --systemd --timeout 400 --seed "$S" $(img $order) "$0" boot \
@@ -110,7 +113,7 @@ prepare() {
 		[ $i -le 200 ] || { cat /run/ks-prepare.log; vm_die "keyscoped did not start"; }
 		sleep 0.1
 	done
-	for v in data logs; do
+	for v in data logs spare; do
 		d=$(vm_disk $v)
 		id=$(ks key create)
 		ks format "$d" --key "$id" >/dev/null
@@ -153,6 +156,15 @@ boot() {
 		vm_die "not one message per bad line: $(grep '/etc/keyscope/volumes:' /run/journal.txt)"
 	echo "bad lines: $(grep '/etc/keyscope/volumes:[0-9]*:' /run/journal.txt | tr '\n' ';')"
 	systemctl is-active keyscoped.service >/dev/null || vm_die "keyscoped is not active"
+	# noauto: declared, not opened at boot; opened when its unit is started
+	us=keyscope-volume@spare.service
+	[ "$(systemctl show -P ActiveState $us)" = inactive ] || vm_die "noauto $us is $(systemctl show -P ActiveState $us)"
+	[ ! -e /dev/mapper/spare ] || vm_die "noauto spare was opened at boot"
+	systemctl start $us || vm_die "starting $us failed: $(systemctl status --no-pager $us | tail -n 5)"
+	[ -b /dev/mapper/spare ] && [ "$(systemctl is-active $us)" = active ] || vm_die "$us did not open spare"
+	systemctl stop $us
+	[ ! -e /dev/mapper/spare ] || vm_die "stopping $us left /dev/mapper/spare"
+	echo "spare (noauto): closed at boot, opened by systemctl start, closed by stop"
 	state=$(systemctl is-system-running || true)
 	# this test is the boot's last job (keyscope-vm.target waits for it): "starting" with no
 	# other job is "running" but for the test itself

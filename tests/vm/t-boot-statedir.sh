@@ -17,7 +17,7 @@ ks attach "$sd" --name sd >/dev/null
 mkfs.ext4 -q /dev/mapper/sd
 mkdir -p /run/sdmnt
 mount /dev/mapper/sd /run/sdmnt
-trap 'rc=$?; umount /run/sdmnt 2>/dev/null; (exit $rc); ks_cleanup' EXIT
+trap 'rc=$?; umount /run/sdmnt 2>/dev/null || true; [ $rc = 0 ] || tail -n 40 "$KS_LOG"; ks_stop || rc=1; exit $rc' EXIT
 
 # refused: exits (does not serve), says where and why, leaves no socket and no state
 refused() { # DIR VOLUME

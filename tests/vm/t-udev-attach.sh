@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# vm: --systemd --timeout 900
+# vm: --systemd --timeout 1800
 # udev hands keyscope volumes to systemd as they appear. keyscoped.service, the
 # keyscope-attach@.service template and udev/69-keyscope.rules are installed as make install
 # writes them (with the build's binaries), keyscoped runs as its unit. Undeclared volumes are
