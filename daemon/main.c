@@ -261,6 +261,7 @@ static int run(int argc, char **argv)
 	if (r < 0)
 		goto out;
 	d.event = event;
+	store_set_event(d.store, event);
 	d.config = &cfg;
 	r = unlocks_new(event, cfg.unlock_concurrency, &d.unlocks);
 	if (r < 0) {

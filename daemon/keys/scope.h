@@ -24,8 +24,9 @@ enum scope_hold {
 };
 
 struct scope {
-	char id[SCOPE_ID_MAX + 1];	/* a key-id, or "vk:<LUKS UUID>" */
+	const char *id;		/* a key-id, or "vk:<LUKS UUID>": inside desc */
 	key_serial_t serial;	/* 0 while not in the kernel */
+	key_serial_t recorded;	/* the serial scopes.json/journal gave at start, not checked yet */
 	unsigned manual;	/* holders taken with KeyInstall */
 	unsigned attached;	/* dm-crypt mappings that reference the key */
 	size_t key_len;		/* bytes of the installed key; 0 when adopted at start */
@@ -33,8 +34,10 @@ struct scope {
 	size_t n_verified;
 	uint64_t fetches;	/* times the material was fetched from the key source */
 	bool revoked;		/* the key source withdrew the key: drop it with the last mapping */
+	bool is_key;		/* id is a key-id (not "vk:"): there is a key source to ask */
 	sd_event_source *linger;
 	struct scopes *owner;
+	char desc[];		/* the kernel key's description, "keyscope:<id>" */
 };
 
 struct scopes;

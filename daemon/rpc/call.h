@@ -65,6 +65,7 @@ struct call {
 	uid_t uid;
 	pid_t pid;
 	json_object *reply;
+	char *reply_text;		/* instead of reply: the parameters' JSON text (malloc'ed) */
 	const char *error;
 	char message[512];
 	struct secret_buf reply_payload;
