@@ -17,8 +17,9 @@
  *
  *   bench-install first-answer SOCKET KEYSCOPED ARGS...
  *                                  start keyscoped, time fork to its first answer (a Ping)
- *   bench-install call SOCKET METHOD N
- *                                  N calls of METHOD in a row: the median round trip
+ *   bench-install call SOCKET METHOD N [PID]
+ *                                  N calls of METHOD in a row: the median round trip, and
+ *                                  with keyscoped's PID its CPU time per call
  *
  * Prints "<mode> <n> keys <seconds> s <keys/s> keys/s" on stdout.
  */
@@ -211,6 +212,23 @@ static int bench_create(const char *sock, size_t n)
 	return 0;
 }
 
+/* Time pid has run on a CPU so far (/proc/PID/schedstat, ns); 0 when unknown. */
+static uint64_t cpu_nsec(pid_t pid)
+{
+	char path[64];
+	unsigned long long ns = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/schedstat", (int) pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llu", &ns) != 1)
+		ns = 0;
+	fclose(f);
+	return ns;
+}
+
 /* Starts argv[0] (keyscoped), connects to sock as soon as it is there, sends one Ping: the time
  * from fork to the first answer. Leaves the daemon running; prints its pid. */
 static int bench_first_answer(const char *sock, char **argv)
@@ -246,7 +264,8 @@ static int bench_first_answer(const char *sock, char **argv)
 	t = now_usec() - t0;
 	json_object_put(reply);
 	proto_client_done(&c);
-	printf("first-answer %.3f ms pid %d\n", (double) t / 1000, (int) pid);
+	printf("first-answer %.3f ms cpu %.3f ms pid %d\n", (double) t / 1000,
+	       (double) cpu_nsec(pid) / 1e6, (int) pid);
 	return 0;
 }
 
@@ -259,8 +278,9 @@ static int cmp_u64(const void *a, const void *b)
 
 /* n calls of method without parameters, one after another: the median round trip, which
  * includes this client's json-c parse of the reply. */
-static int bench_call(const char *sock, const char *method, size_t n)
+static int bench_call(const char *sock, const char *method, size_t n, pid_t daemon)
 {
+	uint64_t cpu0 = daemon > 0 ? cpu_nsec(daemon) : 0;
 	char req[256];
 	struct proto_client c;
 	uint64_t *t = calloc(n, sizeof(*t));
@@ -279,7 +299,10 @@ static int bench_call(const char *sock, const char *method, size_t n)
 	}
 	proto_client_done(&c);
 	qsort(t, n, sizeof(*t), cmp_u64);
-	printf("call %s %zu median %.3f ms\n", method, n, (double) t[n / 2] / 1000);
+	/* The daemon's CPU per call: its side alone, without this client's parse. */
+	printf("call %s %zu median %.3f ms daemon-cpu %.3f ms\n", method, n,
+	       (double) t[n / 2] / 1000,
+	       daemon > 0 ? (double) (cpu_nsec(daemon) - cpu0) / 1e6 / (double) n : 0.0);
 	free(t);
 	return 0;
 }
@@ -294,8 +317,13 @@ int main(int argc, char **argv)
 		return bench_raw((size_t) n, true);
 	if (argc >= 4 && streq(argv[1], "first-answer"))
 		return bench_first_answer(argv[2], argv + 3);
-	if (argc == 5 && streq(argv[1], "call") && parse_uint64(argv[4], 1, 100000, &n) >= 0)
-		return bench_call(argv[2], argv[3], (size_t) n);
+	if ((argc == 5 || argc == 6) && streq(argv[1], "call") &&
+	    parse_uint64(argv[4], 1, 100000, &n) >= 0) {
+		uint64_t pid = 0;
+		if (argc == 6 && parse_uint64(argv[5], 1, INT32_MAX, &pid) < 0)
+			return 2;
+		return bench_call(argv[2], argv[3], (size_t) n, (pid_t) pid);
+	}
 	if (argc == 4 && streq(argv[1], "create") && parse_uint64(argv[3], 1, 1000000, &n) >= 0)
 		return bench_create(argv[2], (size_t) n);
 	if ((argc == 4 || argc == 5) &&

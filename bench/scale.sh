@@ -27,17 +27,16 @@ start() { # sets pid and ms (to the first answer)
 	local out
 	"$BI" first-answer "$D/sock" "$B/keyscoped" --socket "$D/sock" --state-dir "$D/state" \
 		--keyring @s --log-level "${BENCH_LOG_LEVEL:-warning}" >"$D/start" 2>>"$D/log"
-	out=$(cat "$D/start")
-	pid=${out##* }
-	out=${out#first-answer }
-	ms=${out%% ms*}
+	read -r _ ms _ _ cpu _ _ pid <"$D/start"
 }
 stop() { [ -z "$pid" ] || { kill "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.01; done; }; pid=; rm -f "$D/sock"; }
 mem() { # -> "RssAnon VmRSS" in KiB
 	awk '/^RssAnon:/ { a = $2 } /^VmRSS:/ { r = $2 } END { print a, r }' "/proc/$pid/status"
 }
 rate() { "$BI" "$1" "$D/sock" "$window" "$batch" <"$D/ids" | awk '{ print $6 }'; }
-call() { "$BI" call "$D/sock" "$1" "${2:-5}" | awk '{ print $5 }'; }
+call() { # METHOD -> "wall-ms daemon-cpu-ms"
+	"$BI" call "$D/sock" "$1" 5 "$pid" | awk '{ print $5, $8 }'
+}
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
@@ -50,19 +49,19 @@ for _ in $(seq "$reps"); do
 	add raw "$("$BI" raw "$n" | awk '{ print $6 }')"
 	add rawperm "$("$BI" raw-perm "$n" | awk '{ print $6 }')"
 	stop
-	start; add start0 "$ms"
+	start; add start0 "$ms"; add cpu0 "$cpu"
 	read -r a r < <(mem); add anon0 "$a"; add rss0 "$r"
 	add cold "$(rate install)"
 	read -r a r < <(mem); add anon1 "$a"; add rss1 "$r"
-	add list "$(call keyscope.ScopeList)"
-	add status "$(call keyscope.Status)"
+	read -r w c < <(call keyscope.ScopeList); add list "$w"; add listcpu "$c"
+	read -r w c < <(call keyscope.Status); add status "$w"; add statuscpu "$c"
 	read -r a r < <(mem); add anon2 "$a"; add rss2 "$r"
 	rate release >/dev/null
 	add warm "$(rate install)"
 	stop
-	start; add start1 "$ms"
+	start; add start1 "$ms"; add cpu1 "$cpu"
 	read -r a r < <(mem); add anon3 "$a"; add rss3 "$r"
-	add list1 "$(call keyscope.ScopeList)"
+	read -r w c < <(call keyscope.ScopeList); add list1 "$w"; add list1cpu "$c"
 	read -r a r < <(mem); add anon4 "$a"; add rss4 "$r"
 	rate release >/dev/null
 done
@@ -81,9 +80,11 @@ for k in cold warm; do
 done
 s0=$(med start0) s1=$(med start1)
 printf '| start-up to first answer, ms | %s (%s scopes) | %s (none) | %s | <= 1.3 |\n' "$s1" "$n" "$s0" "$(ratio "$s1" "$s0")"
-printf '| ScopeList round trip at %s, ms | %s | | | <= 50 ms |\n' "$n" "$(med list)"
-printf '| ScopeList after a restart, ms | %s | | | |\n' "$(med list1)"
-printf '| Status round trip at %s, ms | %s | | | |\n' "$n" "$(med status)"
+c0=$(med cpu0) c1=$(med cpu1)
+printf '| start-up CPU of keyscoped to first answer, ms | %s | %s | %s | |\n' "$c1" "$c0" "$(ratio "$c1" "$c0")"
+printf '| ScopeList at %s: round trip (client parse included) / keyscoped CPU, ms | %s / %s | | | <= 50 ms |\n' "$n" "$(med list)" "$(med listcpu)"
+printf '| ScopeList after a restart, same, ms | %s / %s | | | |\n' "$(med list1)" "$(med list1cpu)"
+printf '| Status at %s, same, ms | %s / %s | | | |\n' "$n" "$(med status)" "$(med statuscpu)"
 printf '| RssAnon, MiB: empty / %s installed / after list+status / restarted / restarted+list | %s / %s / %s / %s / %s | | | <= 4 MiB |\n' \
 	"$n" "$(mib "$(med anon0)")" "$(mib "$(med anon1)")" "$(mib "$(med anon2)")" "$(mib "$(med anon3)")" "$(mib "$(med anon4)")"
 printf '| VmRSS, MiB: same points | %s / %s / %s / %s / %s | | | |\n' \

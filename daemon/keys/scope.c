@@ -90,7 +90,7 @@ unsigned scope_holders(const struct scope *s)
 
 bool scope_is_verified(const struct scope *s, const uint8_t fp[static 32])
 {
-	for (size_t i = 0; i < s->n_verified; i++)
+	for (uint32_t i = 0; i < s->n_verified; i++)
 		if (memcmp(s->verified[i], fp, 32) == 0)
 			return true;
 	return false;
@@ -176,7 +176,7 @@ int scope_install(struct scopes *t, struct scope *s, const struct secret_buf *ma
 	if (k < 0)
 		return k;
 	s->serial = k;
-	s->key_len = material->len;
+	s->key_len = (uint32_t) material->len;
 	log_debug("Installed %s as key %d.", s->desc, (int) k);
 	return 0;
 }

@@ -29,15 +29,16 @@ struct scope {
 	key_serial_t recorded;	/* the serial scopes.json/journal gave at start, not checked yet */
 	unsigned manual;	/* holders taken with KeyInstall */
 	unsigned attached;	/* dm-crypt mappings that reference the key */
-	size_t key_len;		/* bytes of the installed key; 0 when adopted at start */
+	uint32_t key_len;	/* bytes of the installed key; 0 when adopted at start */
+	uint32_t n_verified;
 	uint8_t (*verified)[32];	/* fingerprints of LUKS headers this key is known to open */
-	size_t n_verified;
 	uint64_t fetches;	/* times the material was fetched from the key source */
 	bool revoked;		/* the key source withdrew the key: drop it with the last mapping */
 	bool is_key;		/* id is a key-id (not "vk:"): there is a key source to ask */
 	sd_event_source *linger;
 	struct scopes *owner;
-	char desc[];		/* the kernel key's description, "keyscope:<id>" */
+	char desc[];		/* the kernel key's description, "keyscope:<id>"; 128 bytes a
+				 * scope in all with a 36-character key-id */
 };
 
 struct scopes;
