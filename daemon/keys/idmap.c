@@ -69,9 +69,8 @@ static void slot_insert(void **slots, size_t cap, void *item, uint64_t h)
 	slots[i] = item;
 }
 
-static int grow(struct idmap *m)
+static int resize(struct idmap *m, size_t cap)
 {
-	size_t cap = m->cap ? m->cap * 2 : 64;
 	void **slots;
 
 	if (cap > SIZE_MAX / sizeof(*slots))
@@ -88,12 +87,24 @@ static int grow(struct idmap *m)
 	return 0;
 }
 
+int idmap_reserve(struct idmap *m, size_t n)
+{
+	size_t cap = m->cap ? m->cap : 64;
+
+	while (n * LOAD_DEN > cap * LOAD_NUM) {
+		if (cap > SIZE_MAX / 2)
+			return -ENOMEM;
+		cap *= 2;
+	}
+	return cap > m->cap ? resize(m, cap) : 0;
+}
+
 int idmap_put_hashed(struct idmap *m, void *item, uint64_t h)
 {
 	int r;
 
 	if ((m->n + 1) * LOAD_DEN > m->cap * LOAD_NUM) {
-		r = grow(m);
+		r = resize(m, m->cap ? m->cap * 2 : 64);
 		if (r < 0)
 			return r;
 	}

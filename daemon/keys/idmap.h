@@ -29,6 +29,9 @@ uint64_t idmap_hash(const struct idmap *m, const char *name);
 void *idmap_get(const struct idmap *m, const char *name);
 void *idmap_get_hashed(const struct idmap *m, const char *name, uint64_t h);
 
+/* Makes room for n items in all, so that loading n items rehashes nothing. 0 or -ENOMEM. */
+int idmap_reserve(struct idmap *m, size_t n);
+
 /* Adds item (whose name is not in m yet). Returns 0 or -ENOMEM. */
 int idmap_put(struct idmap *m, void *item);
 int idmap_put_hashed(struct idmap *m, void *item, uint64_t h);

@@ -44,6 +44,7 @@ struct scopes {
 
 /* The table (scope.c). */
 int scope_add(struct scopes *t, const char *id, struct scope **ret);
+int scope_add_hashed(struct scopes *t, const char *id, uint64_t h, struct scope **ret);
 void scope_remove(struct scopes *t, struct scope *s);
 int scope_install(struct scopes *t, struct scope *s, const struct secret_buf *material);
 void scope_free(struct scope *s);

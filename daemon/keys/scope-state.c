@@ -255,7 +255,8 @@ int scopes_save(struct scopes *t)
 /* Sets id's recorded holder count and serial while loading (count 0 removes it). */
 static int record_set(struct scopes *t, const char *id, uint64_t manual, uint64_t serial)
 {
-	struct scope *s = scope_find(t, id);
+	uint64_t h = idmap_hash(&t->map, id);
+	struct scope *s = idmap_get_hashed(&t->map, id, h);
 	int r;
 
 	if (manual == 0) {
@@ -264,12 +265,26 @@ static int record_set(struct scopes *t, const char *id, uint64_t manual, uint64_
 		return 0;
 	}
 	if (!s) {
-		r = scope_add(t, id, &s);
+		r = scope_add_hashed(t, id, h, &s);
 		if (r < 0)
 			return r;
 	}
 	s->manual = (unsigned) manual;
 	s->recorded = (key_serial_t) serial;
+	return 0;
+}
+
+/* A decimal of 1..10 digits, nothing else, at most max. Returns 0 or -EBADMSG. */
+static int parse_count(const char *s, uint64_t max, uint64_t *ret)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; s[i] >= '0' && s[i] <= '9' && i < 10; i++)
+		v = v * 10 + (uint64_t) (s[i] - '0');
+	if (i == 0 || s[i] != 0 || v > max)
+		return -EBADMSG;
+	*ret = v;
 	return 0;
 }
 
@@ -285,10 +300,10 @@ static int journal_line(struct scopes *t, char *line)
 	sp = strchr(id, ' ');
 	if (sp) {
 		*sp++ = 0;
-		if (parse_uint64(sp, 0, INT32_MAX, &serial) < 0)
+		if (parse_count(sp, INT32_MAX, &serial) < 0)
 			return -EBADMSG;
 	}
-	if (parse_uint64(line, 0, UINT32_MAX, &count) < 0 || !scope_id_is_valid(id))
+	if (parse_count(line, UINT32_MAX, &count) < 0 || !scope_id_is_valid(id))
 		return -EBADMSG;
 	return record_set(t, id, count, serial) < 0 ? -ENOMEM : 0;
 }
@@ -364,6 +379,8 @@ int scopes_load_records(struct scopes *t)
 				       "%s is not a keyscope state file; move it away to start "
 				       "with no holders.", t->state_path);
 
+	if (idmap_reserve(&t->map, json_object_array_length(a)) < 0)
+		return log_oom();
 	for (size_t i = 0; i < json_object_array_length(a); i++) {
 		r = snapshot_entry_load(t, json_object_array_get_idx(a, i));
 		if (r == -ENOMEM)

@@ -124,7 +124,7 @@ struct scope *scope_find(struct scopes *t, const char *id)
 }
 
 /* id is a valid scope id (the callers checked). The description is made once, here. */
-static int scope_add_hashed(struct scopes *t, const char *id, uint64_t h, struct scope **ret)
+int scope_add_hashed(struct scopes *t, const char *id, uint64_t h, struct scope **ret)
 {
 	size_t n = strlen(id), pl = strlen(KEY_DESC_PREFIX);
 	struct scope *s = calloc(1, sizeof(*s) + pl + n + 1);
