@@ -4,6 +4,7 @@
  * material; installs delegated keys as kernel logon keys and counts their holders.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <limits.h>
 #include <getopt.h>
 #include <signal.h>
@@ -252,6 +253,7 @@ static int build_daemon(struct daemon *d, const struct config *cfg, key_serial_t
 	r = sd_event_default(&d->event);
 	if (r < 0)
 		return log_error_errno(r, "Failed to create the event loop: %m");
+	store_set_event(d->store, d->event);
 	d->config = cfg;
 	r = unlocks_new(d->event, cfg->unlock_concurrency, &d->unlocks);
 	if (r < 0)
@@ -367,7 +369,12 @@ static int run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	int r = run(argc, argv);
+	int r;
+
+	/* A fixed threshold: glibc's moving one would, after a 10,000-scope list was freed, serve
+	 * the next large replies from the heap and keep their pages (docs/benchmarks.md). */
+	(void) mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	r = run(argc, argv);
 
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -14,19 +14,20 @@ static bool keyid_char_ok(char c, bool first)
 	return !first && (c == '-' || c == '_' || c == '.');
 }
 
+/* One pass, no strnlen or strstr: it runs several times per key on the install path. */
 bool keyid_is_valid(const char *id)
 {
-	size_t n;
+	size_t i;
 
 	if (!id)
 		return false;
-	n = strnlen(id, KEYID_MAX + 1);
-	if (n == 0 || n > KEYID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!keyid_char_ok(id[i], i == 0))
+	for (i = 0; id[i]; i++) {
+		if (i >= KEYID_MAX || !keyid_char_ok(id[i], i == 0))
 			return false;
-	return !strstr(id, "..");
+		if (id[i] == '.' && i > 0 && id[i - 1] == '.')
+			return false;
+	}
+	return i > 0;
 }
 
 int keyid_to_description(const char *id, char *buf, size_t size)

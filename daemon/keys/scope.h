@@ -24,17 +24,21 @@ enum scope_hold {
 };
 
 struct scope {
-	char id[SCOPE_ID_MAX + 1];	/* a key-id, or "vk:<LUKS UUID>" */
+	const char *id;		/* a key-id, or "vk:<LUKS UUID>": inside desc */
 	key_serial_t serial;	/* 0 while not in the kernel */
+	key_serial_t recorded;	/* the serial scopes.json/journal gave at start, not checked yet */
 	unsigned manual;	/* holders taken with KeyInstall */
 	unsigned attached;	/* dm-crypt mappings that reference the key */
-	size_t key_len;		/* bytes of the installed key; 0 when adopted at start */
+	uint32_t key_len;	/* bytes of the installed key; 0 when adopted at start */
+	uint32_t n_verified;
 	uint8_t (*verified)[32];	/* fingerprints of LUKS headers this key is known to open */
-	size_t n_verified;
 	uint64_t fetches;	/* times the material was fetched from the key source */
 	bool revoked;		/* the key source withdrew the key: drop it with the last mapping */
+	bool is_key;		/* id is a key-id (not "vk:"): there is a key source to ask */
 	sd_event_source *linger;
 	struct scopes *owner;
+	char desc[];		/* the kernel key's description, "keyscope:<id>"; 128 bytes a
+				 * scope in all with a 36-character key-id */
 };
 
 struct scopes;
@@ -74,6 +78,10 @@ int scope_add_verified(struct scope *s, const uint8_t fp[static 32]);
  * then too, so that keys are served from a full disk. Returns 0 or -errno.
  */
 int scopes_save(struct scopes *t);
+
+/* While a batch call (several key-ids) runs: the per-key installed/invalidated events go out at
+ * debug level and the method logs one line for the batch (issue 13); single calls stay at info. */
+void scopes_set_batch(struct scopes *t, bool batch);
 
 /* "PATH: error" while the holder counts cannot be written, NULL when they are saved. */
 const char *scopes_state_problem(const struct scopes *t);

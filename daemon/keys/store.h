@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
 #include "keyid.h"
 #include "secret.h"
@@ -68,6 +69,19 @@ int store_import(struct store *s, const void *key, size_t len, const char *name,
  * tampered with or sealed under another master key; -EINVAL for an invalid key-id.
  */
 int store_get(struct store *s, const char *id, struct secret_buf *ret);
+
+/*
+ * Reads key id's sealed file into the store's cache when it is not there, without unsealing.
+ * Returns 0; -ENOENT when there is no such key; -EBADMSG or -errno for a file that cannot be
+ * read (store_get() will say the same); -EINVAL for an invalid key-id.
+ */
+int store_preload(struct store *s, const char *id);
+
+/*
+ * Gives the store the daemon's event loop: the record of changed files (inotify) is then read
+ * once per loop iteration instead of once per get. Without it every get reads that record.
+ */
+void store_set_event(struct store *s, sd_event *event);
 
 /* Metadata of key id without unsealing. Same errors as store_get(). */
 int store_stat(struct store *s, const char *id, struct store_entry *ret);

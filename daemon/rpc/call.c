@@ -31,6 +31,8 @@ static void call_reset(struct call *call)
 {
 	json_object_put(call->reply);
 	call->reply = NULL;
+	free(call->reply_text);
+	call->reply_text = NULL;
 	call->error = NULL;
 	call->message[0] = 0;
 	secret_buf_done(&call->reply_payload);

@@ -68,6 +68,7 @@ struct call {
 	pid_t pid;
 	uint64_t started;		/* CLOCK_MONOTONIC usec when the request was read */
 	json_object *reply;
+	char *reply_text;		/* instead of reply: the parameters' JSON text (malloc'ed) */
 	const char *error;
 	char message[512];
 	struct secret_buf reply_payload;

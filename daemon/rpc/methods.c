@@ -19,6 +19,7 @@
 #include "proto.h"
 #include "recovery.h"
 #include "request.h"
+#include "scope-reply.h"
 #include "scope.h"
 #include "source.h"
 #include "unlock.h"
@@ -250,32 +251,6 @@ static int m_key_clone(struct call *c)
 	return 0;
 }
 
-static json_object *scope_to_json(const struct scope *s)
-{
-	json_object *o = json_object_new_object();
-	char desc[KEY_DESC_MAX + 1];
-
-	if (scope_id_to_description(s->id, desc, sizeof(desc)) < 0)
-		desc[0] = 0;
-	json_object_object_add(o, "key-id", json_object_new_string(s->id));
-	json_object_object_add(o, "description", json_object_new_string(desc));
-	json_object_object_add(o, "serial", json_object_new_int(s->serial));
-	json_object_object_add(o, "holders", json_object_new_int((int) scope_holders(s)));
-	json_object_object_add(o, "manual", json_object_new_int((int) s->manual));
-	json_object_object_add(o, "fetches", json_object_new_int64((int64_t) s->fetches));
-	return o;
-}
-
-/* Adds where the key comes from: "local", "barbican", or "volume-key" for a vk: scope. */
-static json_object *scope_to_json_source(struct source *src, const struct scope *s)
-{
-	json_object *o = scope_to_json(s);
-
-	json_object_object_add(o, "source", json_object_new_string(
-		keyid_is_valid(s->id) ? source_kind(src, s->id) : "volume-key"));
-	return o;
-}
-
 #define KEY_BATCH_MAX 1024
 
 /*
@@ -331,34 +306,29 @@ static int get_key_ids(struct call *c, const char ***ret, size_t *ret_n, bool *r
 	return 0;
 }
 
-static json_object *released_to_json(struct call *c, const char *id)
+/*
+ * The reply: the one scope, or {"scopes": [...]} for a batch, in the order asked. got[i] is
+ * ids[i]'s scope as the request left it, NULL when it has none (any more).
+ */
+static int reply_scopes(struct call *c, const char **ids, struct scope **got, size_t n,
+			bool batch)
 {
-	struct scope *s = scope_find(c->daemon->scopes, id);
-	json_object *o;
+	struct textbuf b = {};
 
-	if (s)
-		return scope_to_json_source(c->daemon->source, s);
-	o = json_object_new_object();
-	json_object_object_add(o, "key-id", json_object_new_string(id));
-	json_object_object_add(o, "serial", json_object_new_int(0));
-	json_object_object_add(o, "holders", json_object_new_int(0));
-	return o;
-}
-
-/* The reply: the one scope, or {"scopes": [...]} for a batch, in the order asked. */
-static void reply_scopes(struct call *c, const char **ids, size_t n, bool batch)
-{
-	json_object *a;
-
-	if (!batch) {
-		c->reply = released_to_json(c, ids[0]);
-		return;
+	if (batch)
+		textbuf_str(&b, "{\"scopes\":[");
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			textbuf_put(&b, ",", 1);
+		if (got[i])
+			scope_reply_put(&b, got[i], c->daemon->source);
+		else
+			scope_reply_put_gone(&b, ids[i]);
 	}
-	a = json_object_new_array_ext((int) n);
-	for (size_t i = 0; i < n; i++)
-		json_object_array_add(a, released_to_json(c, ids[i]));
-	c->reply = json_object_new_object();
-	json_object_object_add(c->reply, "scopes", a);
+	if (batch)
+		textbuf_str(&b, "]}");
+	c->reply_text = textbuf_take(&b);
+	return c->reply_text ? 0 : -ENOMEM;
 }
 
 /*
@@ -384,46 +354,77 @@ static int want_keys(struct call *c, const char **ids, size_t n)
 	return waiting ? -EINPROGRESS : 0;
 }
 
-static int m_key_install(struct call *c)
+/*
+ * A kernel key (lingering, or installed before its key file went away) is no proof that the
+ * key still exists: with only the local store, its entry must be there. The check reads the
+ * sealed file into the store's cache, where the install finds it.
+ */
+static int check_stored(struct call *c, const char **ids, size_t n)
 {
-	static const char *const allowed[] = { "key-id", "key-ids", NULL };
-	_cleanup_free_ const char **ids = NULL;
-	struct scope *s;
-	bool batch;
-	size_t n;
-	int r;
-
-	if ((r = call_check_params(c, allowed)) < 0 || (r = get_key_ids(c, &ids, &n, &batch)) < 0)
-		return r;
-	/*
-	 * A kernel key (lingering, or installed before its key file went away) is no proof that
-	 * the key still exists: with only the local store, its entry must be there.
-	 */
-	for (size_t i = 0; i < n && !(c->daemon->source && source_has_barbican(c->daemon->source));
-	     i++) {
-		if (store_has(c->daemon->store, ids[i]))
+	for (size_t i = 0; i < n; i++) {
+		struct scope *s;
+		if (store_preload(c->daemon->store, ids[i]) != -ENOENT)
 			continue;
 		s = scope_find(c->daemon->scopes, ids[i]);
 		if (s && scope_holders(s) == 0)
 			(void) scope_revoke(c->daemon->scopes, ids[i]);
 		return call_key_error(c, -ENOENT, ids[i], "installing key");
 	}
-	r = want_keys(c, ids, n);
-	if (r < 0)
+	return 0;
+}
+
+/* One line per request at info level; the keys one by one at debug level. */
+static void log_holds(struct call *c, const char *what, const char **ids, size_t n,
+		      struct scope *s)
+{
+	if (n == 1 && s)
+		log_info("Holder %s on keyscope:%s (serial %d, %u holders) by uid %u pid %d.",
+			 what, ids[0], (int) s->serial, scope_holders(s), (unsigned) c->uid,
+			 (int) c->pid);
+	else if (n == 1)
+		log_info("Holder %s on keyscope:%s (0 left, key invalidated) by uid %u pid %d.",
+			 what, ids[0], (unsigned) c->uid, (int) c->pid);
+	else
+		log_info("Holders %s on %zu keys (keyscope:%s ... keyscope:%s) by uid %u pid %d.",
+			 what, n, ids[0], ids[n - 1], (unsigned) c->uid, (int) c->pid);
+}
+
+static int m_key_install(struct call *c)
+{
+	static const char *const allowed[] = { "key-id", "key-ids", NULL };
+	_cleanup_free_ const char **ids = NULL;
+	_cleanup_free_ struct scope **got = NULL;
+	bool batch, barbican = c->daemon->source && source_has_barbican(c->daemon->source);
+	size_t n;
+	int r;
+
+	if ((r = call_check_params(c, allowed)) < 0 || (r = get_key_ids(c, &ids, &n, &batch)) < 0)
 		return r;
+	if (!barbican && (r = check_stored(c, ids, n)) < 0)
+		return r;
+	/* Without Barbican every key is in the store: there is nothing to wait for. */
+	if (barbican && (r = want_keys(c, ids, n)) < 0)
+		return r;
+	got = calloc(n, sizeof(*got));
+	if (!got)
+		return -ENOMEM;
+	scopes_set_batch(c->daemon->scopes, batch);
 	for (size_t i = 0; i < n; i++) {
-		r = scope_acquire(c->daemon->scopes, ids[i], SCOPE_MANUAL, NULL, &s);
+		r = scope_acquire(c->daemon->scopes, ids[i], SCOPE_MANUAL, NULL, &got[i]);
 		if (r < 0) {
 			/* All or nothing: drop the holders this request took so far. */
 			for (size_t j = 0; j < i; j++)
 				(void) scope_release(c->daemon->scopes, ids[j], SCOPE_MANUAL);
+			scopes_set_batch(c->daemon->scopes, false);
 			return call_key_error(c, r, ids[i], "installing key");
 		}
-		log_info("Holder taken on keyscope:%s (serial %d, %u holders) by uid %u pid %d.",
-			 ids[i], (int) s->serial, scope_holders(s), (unsigned) c->uid, (int) c->pid);
+		if (batch)
+			log_debug("Holder taken on keyscope:%s (serial %d, %u holders).", ids[i],
+				  (int) got[i]->serial, scope_holders(got[i]));
 	}
-	reply_scopes(c, ids, n, batch);
-	return 0;
+	scopes_set_batch(c->daemon->scopes, false);
+	log_holds(c, "taken", ids, n, got[0]);
+	return reply_scopes(c, ids, got, n, batch);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -458,6 +459,7 @@ static int m_key_release(struct call *c)
 {
 	static const char *const allowed[] = { "key-id", "key-ids", NULL };
 	_cleanup_free_ const char **ids = NULL;
+	_cleanup_free_ struct scope **got = NULL;
 	bool batch;
 	size_t n;
 	int r;
@@ -470,77 +472,119 @@ static int m_key_release(struct call *c)
 				  "key %s has no holder taken with 'key install'", ids[0]);
 	if ((r = check_held(c, ids, n)) < 0)
 		return r;
+	scopes_set_batch(c->daemon->scopes, batch);
 	for (size_t i = 0; i < n; i++) {
 		r = scope_release(c->daemon->scopes, ids[i], SCOPE_MANUAL);
-		if (r < 0)
+		if (r < 0) {
+			scopes_set_batch(c->daemon->scopes, false);
 			return call_key_error(c, r, ids[i], "releasing key");
-		log_event(EVENT_KEY_RELEASED, LOG_INFO, EVENT_PEER(c, NULL, NULL, ids[i]),
-			  "Holder dropped on keyscope:%s (%d left%s) by uid %u pid %d.", ids[i], r,
-			  r == 0 && !scope_find(c->daemon->scopes, ids[i]) ? ", key invalidated" : "",
-			  (unsigned) c->uid, (int) c->pid);
+		}
+		if (batch)
+			log_debug("Holder dropped on keyscope:%s (%d left).", ids[i], r);
 	}
-	reply_scopes(c, ids, n, batch);
-	return 0;
+	scopes_set_batch(c->daemon->scopes, false);
+	/* After all releases: a scope released twice in one batch is gone for both. */
+	got = calloc(n, sizeof(*got));
+	if (!got)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		got[i] = scope_find(c->daemon->scopes, ids[i]);
+	if (!batch)
+		log_event(EVENT_KEY_RELEASED, LOG_INFO, EVENT_PEER(c, NULL, NULL, ids[0]),
+			  "Holder dropped on keyscope:%s (%u left%s) by uid %u pid %d.", ids[0],
+			  got[0] ? scope_holders(got[0]) : 0, got[0] ? "" : ", key invalidated",
+			  (unsigned) c->uid, (int) c->pid);
+	else
+		log_holds(c, "dropped", ids, n, NULL);
+	return reply_scopes(c, ids, got, n, batch);
 }
 
-struct add_scope_ctx {
-	json_object *array;
+struct list_ctx {
+	struct textbuf *b;
 	struct source *source;
+	bool first;
 };
 
-static void add_scope(struct scope *s, void *userdata)
+static void list_one(struct scope *s, void *userdata)
 {
-	struct add_scope_ctx *x = userdata;
+	struct list_ctx *x = userdata;
 
-	json_object_array_add(x->array, scope_to_json_source(x->source, s));
+	if (!x->first)
+		textbuf_put(x->b, ",", 1);
+	x->first = false;
+	scope_reply_put(x->b, s, x->source);
+}
+
+/* Appends "keyring": N, "scopes": [...] and the closing brace to b. */
+static void scopes_put(struct call *c, struct textbuf *b)
+{
+	textbuf_str(b, "\"keyring\":");
+	textbuf_i64(b, scopes_keyring(c->daemon->scopes));
+	textbuf_str(b, ",\"scopes\":[");
+	scopes_foreach(c->daemon->scopes, list_one,
+		       &(struct list_ctx) { b, c->daemon->source, true });
+	textbuf_str(b, "]}");
 }
 
 static int m_scope_list(struct call *c)
 {
 	static const char *const allowed[] = { NULL };
-	json_object *a;
+	struct textbuf b = {};
 	int r;
 
 	if ((r = call_check_params(c, allowed)) < 0)
 		return r;
-	a = json_object_new_array();
-	scopes_foreach(c->daemon->scopes, add_scope,
-		       &(struct add_scope_ctx) { a, c->daemon->source });
-	c->reply = json_object_new_object();
-	json_object_object_add(c->reply, "keyring", json_object_new_int(
-							    scopes_keyring(c->daemon->scopes)));
-	json_object_object_add(c->reply, "scopes", a);
-	return 0;
+	textbuf_put(&b, "{", 1);
+	scopes_put(c, &b);
+	c->reply_text = textbuf_take(&b);
+	return c->reply_text ? 0 : -ENOMEM;
 }
 
+/* Status: the daemon's fields as a tree (they are few), the scopes written as text after. */
 static int m_status(struct call *c)
 {
+	static const char *const allowed[] = { NULL };
 	const struct config *cfg = c->daemon->config;
+	_cleanup_json_ json_object *o = NULL;
+	struct textbuf b = {};
+	const char *text;
+	size_t len;
 	int r;
 
+	if ((r = call_check_params(c, allowed)) < 0)
+		return r;
 	/* Reconcile first: a mapping closed behind our back releases its holder, which the
 	 * scope list below must already show. */
 	attachments_reconcile(c->daemon->attachments);
-	r = m_scope_list(c);
-	if (r < 0)
-		return r;
-	json_object_object_add(c->reply, "version", json_object_new_string(VERSION));
-	json_object_object_add(c->reply, "keyring-spec", json_object_new_string(cfg->keyring));
-	json_object_object_add(c->reply, "state-dir", json_object_new_string(cfg->state_dir));
+	o = json_object_new_object();
+	if (!o)
+		return -ENOMEM;
+	json_object_object_add(o, "version", json_object_new_string(VERSION));
+	json_object_object_add(o, "keyring-spec", json_object_new_string(cfg->keyring));
+	json_object_object_add(o, "state-dir", json_object_new_string(cfg->state_dir));
 	if (scopes_state_problem(c->daemon->scopes))
-		json_object_object_add(c->reply, "state-error", json_object_new_string(
+		json_object_object_add(o, "state-error", json_object_new_string(
 					       scopes_state_problem(c->daemon->scopes)));
-	json_object_object_add(c->reply, "socket", json_object_new_string(cfg->socket_path));
-	json_object_object_add(c->reply, "clients",
-			       json_object_new_int((int) call_n_clients(c)));
-	json_object_object_add(c->reply, "unlocks",
+	json_object_object_add(o, "socket", json_object_new_string(cfg->socket_path));
+	json_object_object_add(o, "clients", json_object_new_int((int) call_n_clients(c)));
+	json_object_object_add(o, "unlocks",
 			       json_object_new_int((int) unlocks_running(c->daemon->unlocks)));
-	json_object_object_add(c->reply, "unlocks-queued",
+	json_object_object_add(o, "unlocks-queued",
 			       json_object_new_int((int) unlocks_queued(c->daemon->unlocks)));
-	attachments_to_json(c->daemon->attachments, c->reply);
-	pending_to_json(c->daemon, c->reply);
-	source_status(c->daemon->source, c->reply);
-	return 0;
+	attachments_to_json(c->daemon->attachments, o);
+	pending_to_json(c->daemon, o);
+	source_status(c->daemon->source, o);
+	/* "{...}" less its closing brace, then the scopes. */
+	text = proto_to_string(o);
+	len = strlen(text);
+	if (len < 2 || text[len - 1] != '}')
+		return -EINVAL;
+	textbuf_put(&b, text, len - 1);
+	if (len > 2)
+		textbuf_put(&b, ",", 1);
+	scopes_put(c, &b);
+	c->reply_text = textbuf_take(&b);
+	return c->reply_text ? 0 : -ENOMEM;
 }
 
 const struct method method_table[] = {

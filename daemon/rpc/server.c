@@ -108,6 +108,13 @@ static int client_reply(struct client *c, struct call *call)
 
 	if (!o)
 		return -ENOMEM;
+	if (!call->error && call->reply_text && !call->reply_payload.len) {
+		/* A reply written as text (scope lists at 10,000 scopes): no tree to build. */
+		r = out_append(c, "{\"parameters\":", 14);
+		if (r >= 0)
+			r = out_append(c, call->reply_text, strlen(call->reply_text));
+		return r >= 0 ? out_append(c, "}", 2) : r;
+	}
 	if (call->error) {
 		json_object *p = json_object_new_object();
 		json_object_object_add(o, "error", json_object_new_string(call->error));

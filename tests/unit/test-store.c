@@ -717,6 +717,44 @@ static void test_get_renamed_and_foreign(void **state)
 	store_free(other);
 }
 
+/*
+ * A get caches the sealed file: a file replaced by rename (a restored backup), moved away or
+ * removed behind the store's back must be seen by the next get, as an edit in place is.
+ */
+static void test_get_sees_changes(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ char *blob_a = NULL, *blob_b = NULL, *tmp = NULL, *moved = NULL;
+	char a[KEYID_MAX + 1], b[KEYID_MAX + 1], path[4096];
+	size_t size_a, size_b;
+
+	assert_int_equal(store_create(f->s, 512, NULL, a), 0);
+	assert_int_equal(store_create(f->s, 256, NULL, b), 0);
+	assert_get_ok(f->s, a);
+	assert_true(store_has(f->s, a));
+	read_key_file(f, a, &blob_a, &size_a);
+	read_key_file(f, b, &blob_b, &size_b);
+	snprintf(path, sizeof(path), "%s", store_path(f->s, a));
+	tmp = fpath(f, "keys/restore.tmp");
+	/* b's file renamed over a's: sealed for another key-id, so refused. */
+	write_bytes(tmp, blob_b, size_b, 0600);
+	assert_int_equal(rename(tmp, path), 0);
+	assert_get_refused(f->s, a, -EBADMSG);
+	write_bytes(tmp, blob_a, size_a, 0600);
+	assert_int_equal(rename(tmp, path), 0);
+	assert_get_ok(f->s, a);
+	moved = fpath(f, "moved.key");
+	assert_int_equal(rename(path, moved), 0);
+	assert_get_refused(f->s, a, -ENOENT);
+	assert_false(store_has(f->s, a));
+	assert_int_equal(rename(moved, path), 0);
+	assert_get_ok(f->s, a);
+	assert_int_equal(unlink(path), 0);
+	assert_get_refused(f->s, a, -ENOENT);
+	assert_int_equal(store_preload(f->s, a), -ENOENT);
+	assert_int_equal(store_preload(f->s, b), 0);
+}
+
 static void test_get_not_regular(void **state)
 {
 	struct fixture *f = *state;
@@ -844,6 +882,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_get_tampered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_renamed_and_foreign, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_not_regular, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_sees_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_bad_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_many, setup, teardown),

@@ -1,0 +1,119 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# bench/scale.sh: keyscoped at BENCH_SCALE_KEYS (default 10,000) scopes, each figure beside its
+# anchor measured in the same run (issue 13): batched install (256 key-ids a request, 32 in
+# flight), cold and warm, against raw add_key(2) and add_key(2)+KEYCTL_SETPERM loops; RssAnon
+# and VmRSS held at 10,000 scopes, after ScopeList/Status, and after a restart; the start-up
+# time to the first answer with 10,000 scopes against an empty state; ScopeList/Status round
+# trips; `keyscopectl key install` against `keyctl padd`. Medians of BENCH_REPS (default 3);
+# each repetition restarts keyscoped. Run by bench/run; alone as root: bench/scale.sh.
+set -eu
+if [ -z "${KEYSCOPE_BENCH_INNER:-}" ]; then
+	[ "$(id -u)" = 0 ] || { echo "bench/scale.sh runs keyscoped: run it as root" >&2; exit 1; }
+	KEYSCOPE_BENCH_INNER=1 exec keyctl session keyscope-bench bash "$0" "$@"
+fi
+cd "$(dirname "$0")/.."
+B=${KEYSCOPE_BUILDDIR:-$PWD/build/out}
+BI=${BENCH_INSTALL:-$B/bench/bench-install}
+n=${BENCH_SCALE_KEYS:-10000}
+reps=${BENCH_REPS:-3}
+window=32 batch=256
+ctl_runs=${BENCH_CTL_RUNS:-200}
+D=$(mktemp -d /tmp/keyscope-scale.XXXXXX)
+pid=
+trap '[ -z "$pid" ] || kill $pid 2>/dev/null || true; rm -rf "$D"' EXIT
+
+start() { # sets pid and ms (to the first answer)
+	local out
+	"$BI" first-answer "$D/sock" "$B/keyscoped" --socket "$D/sock" --state-dir "$D/state" \
+		--keyring @s --log-level "${BENCH_LOG_LEVEL:-warning}" >"$D/start" 2>>"$D/log"
+	read -r _ ms _ _ cpu _ _ pid <"$D/start"
+}
+stop() { [ -z "$pid" ] || { kill "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.01; done; }; pid=; rm -f "$D/sock"; }
+mem() { # -> "RssAnon VmRSS" in KiB
+	awk '/^RssAnon:/ { a = $2 } /^VmRSS:/ { r = $2 } END { print a, r }' "/proc/$pid/status"
+}
+rate() { "$BI" "$1" "$D/sock" "$window" "$batch" <"$D/ids" | awk '{ print $6 }'; }
+call() { # METHOD -> "wall-ms daemon-cpu-ms"
+	"$BI" call "$D/sock" "$1" 5 "$pid" | awk '{ print $5, $8 }'
+}
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+start
+"$BI" create "$D/sock" "$n" >"$D/ids"
+declare -A v
+add() { v[$1]="${v[$1]:-} $2"; }
+for _ in $(seq "$reps"); do
+	add raw "$("$BI" raw "$n" | awk '{ print $6 }')"
+	add rawperm "$("$BI" raw-perm "$n" | awk '{ print $6 }')"
+	stop
+	start; add start0 "$ms"; add cpu0 "$cpu"
+	read -r a r < <(mem); add anon0 "$a"; add rss0 "$r"
+	add cold "$(rate install)"
+	read -r a r < <(mem); add anon1 "$a"; add rss1 "$r"
+	read -r w c < <(call keyscope.ScopeList); add list "$w"; add listcpu "$c"
+	read -r w c < <(call keyscope.Status); add status "$w"; add statuscpu "$c"
+	read -r a r < <(mem); add anon2 "$a"; add rss2 "$r"
+	rate release >/dev/null
+	add warm "$(rate install)"
+	stop
+	start; add start1 "$ms"; add cpu1 "$cpu"
+	read -r a r < <(mem); add anon3 "$a"; add rss3 "$r"
+	read -r w c < <(call keyscope.ScopeList); add list1 "$w"; add list1cpu "$c"
+	read -r a r < <(mem); add anon4 "$a"; add rss4 "$r"
+	rate release >/dev/null
+done
+med() { printf '%s\n' ${v[$1]} | median; }
+
+echo "keyscoped at $n scopes: $(nproc) cores, $(uname -r), load $(cut -d' ' -f1 /proc/loadavg), median of $reps"
+echo
+printf '| figure | keyscoped | anchor (same run) | ratio | goal |\n|---|---:|---:|---:|---|\n'
+raw=$(med raw) rp=$(med rawperm)
+printf '| raw add_key(2) loop, keys/s | | %s | | |\n' "$raw"
+printf '| raw add_key(2)+KEYCTL_SETPERM loop, keys/s | | %s | | |\n' "$rp"
+for k in cold warm; do
+	x=$(med $k)
+	printf '| batched install, %s, keys/s | %s | %s (add_key+setperm) | %s (%s to add_key alone) | >= 0.7 |\n' \
+		"$k" "$x" "$rp" "$(ratio "$x" "$rp")" "$(ratio "$x" "$raw")"
+done
+s0=$(med start0) s1=$(med start1)
+printf '| start-up to first answer, ms | %s (%s scopes) | %s (none) | %s | <= 1.3 |\n' "$s1" "$n" "$s0" "$(ratio "$s1" "$s0")"
+c0=$(med cpu0) c1=$(med cpu1)
+printf '| start-up CPU of keyscoped to first answer, ms | %s | %s | %s | |\n' "$c1" "$c0" "$(ratio "$c1" "$c0")"
+printf '| ScopeList at %s: round trip (client parse included) / keyscoped CPU, ms | %s / %s | | | <= 50 ms |\n' "$n" "$(med list)" "$(med listcpu)"
+printf '| ScopeList after a restart, same, ms | %s / %s | | | |\n' "$(med list1)" "$(med list1cpu)"
+printf '| Status at %s, same, ms | %s / %s | | | |\n' "$n" "$(med status)" "$(med statuscpu)"
+printf '| RssAnon, MiB: empty / %s installed / after list+status / restarted / restarted+list | %s / %s / %s / %s / %s | | | <= 4 MiB |\n' \
+	"$n" "$(mib "$(med anon0)")" "$(mib "$(med anon1)")" "$(mib "$(med anon2)")" "$(mib "$(med anon3)")" "$(mib "$(med anon4)")"
+printf '| VmRSS, MiB: same points | %s / %s / %s / %s / %s | | | |\n' \
+	"$(mib "$(med rss0)")" "$(mib "$(med rss1)")" "$(mib "$(med rss2)")" "$(mib "$(med rss3)")" "$(mib "$(med rss4)")"
+
+# keyscopectl key install (process start, connect, one KeyInstall) against keyctl padd (process
+# start, one add_key(2)) of a 64-character random payload on a here-string (a pipe: bash >= 5.1
+# writes no file for it). Alternating rounds, so that both see the same load.
+stop
+start
+head -n "$ctl_runs" "$D/ids" >"$D/ctl-ids"
+ring=$(keyctl newring bench-ctl @s)
+hex=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+ks=0 kc=0
+for round in 1 2; do
+	t=$EPOCHREALTIME
+	while read -r id; do "$B/keyscopectl" --socket "$D/sock" key install "$id" >/dev/null; done <"$D/ctl-ids"
+	t2=$EPOCHREALTIME
+	i=0
+	while [ $i -lt "$ctl_runs" ]; do keyctl padd logon "bench:$round:$i" "$ring" <<<"$hex" >/dev/null; i=$((i + 1)); done
+	t3=$EPOCHREALTIME
+	"$BI" release "$D/sock" "$window" "$batch" <"$D/ctl-ids" >/dev/null
+	keyctl clear "$ring"
+	ks=$(awk -v a="$t" -v b="$t2" -v n="$ctl_runs" 'BEGIN { printf "%.3f", (b - a) * 1000 / n }')
+	kc=$(awk -v a="$t2" -v b="$t3" -v n="$ctl_runs" 'BEGIN { printf "%.3f", (b - a) * 1000 / n }')
+done
+unset hex
+keyctl unlink "$ring" @s >/dev/null
+printf '| keyscopectl key install, ms per run (%s runs, second round) | %s | %s (keyctl padd) | %s | <= 1.5 |\n' \
+	"$ctl_runs" "$ks" "$kc" "$(ratio "$ks" "$kc")"
+printf '| shared objects loaded (ldd) | %s | %s (keyctl) | | |\n' "$(ldd "$B/keyscopectl" | wc -l)" "$(ldd "$(command -v keyctl)" | wc -l)"
+stop

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * What scope.c (the table, holders, kernel keys) and scope-state.c (scopes.json and
+ * scopes.journal, start-up reconciliation) share. Not for other parts: they use scope.h.
+ */
+#pragma once
+
+#include "idmap.h"
+#include "scope.h"
+
+#define KEYSCOPE_KEYRING_NAME "keyscope"
+
+struct scopes {
+	sd_event *event;
+	struct idmap map;	/* struct scope by id */
+	key_serial_t keyring;
+	char *state_path, *journal_path;
+	unsigned linger_sec;
+	scope_fetch_t fetch;
+	void *userdata;
+	bool batch;		/* a batch call runs: per-key events at debug, it logs one line */
+
+	/*
+	 * Holder counts are saved as a snapshot (scopes.json, with a generation number) plus a
+	 * journal of "<holders> <key-id> <serial>" lines (scopes.journal, first line the generation
+	 * it continues). Each change appends a line; the snapshot is rewritten only when the journal
+	 * outgrows the table, so saving costs O(changes), not O(scopes), per loop iteration.
+	 */
+	uint64_t generation;
+	int journal_fd;
+	size_t journal_lines;
+	char *pending;
+	size_t pending_len, pending_alloc, pending_lines;
+	bool snapshot_needed;
+
+	/*
+	 * The state folder refuses writes (a full /var): keyscoped serves from memory and says so
+	 * (log once, status, sd_notify STATUS) and retries on the next change and on a timer.
+	 */
+	int state_error;
+	char state_problem[256];
+	sd_event_source *state_retry;
+	bool retry_due;
+};
+
+/* The table (scope.c). */
+int scope_add(struct scopes *t, const char *id, struct scope **ret);
+int scope_add_hashed(struct scopes *t, const char *id, uint64_t h, struct scope **ret);
+void scope_remove(struct scopes *t, struct scope *s);
+int scope_install(struct scopes *t, struct scope *s, const struct secret_buf *material);
+void scope_free(struct scope *s);
+
+/* Persistence (scope-state.c): records s's new manual holder count for the next save. */
+void scope_note(struct scopes *t, const struct scope *s);
+void scopes_state_done(struct scopes *t);
