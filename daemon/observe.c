@@ -155,10 +155,16 @@ static void status_text(struct daemon *d, char *buf, size_t size)
 	size_t scopes = scopes_count(d->scopes), volumes = attachments_count(d->attachments);
 	unsigned unlocks = d->unlocks ? unlocks_running(d->unlocks) : 0;
 	const char *problem = scopes_state_problem(d->scopes);
-	char more[64] = "";
+	unsigned pending = pending_count(d);
+	char more[128] = "";
+	size_t n = 0;
 
-	if (unlocks > 0)
-		(void) snprintf(more, sizeof(more), "; %u keyslot unlock%s running", unlocks,
+	/* STATUS= is what systemctl status shows: the pending volumes (boot) say why they wait. */
+	if (pending > 0)
+		n = (size_t) snprintf(more, sizeof(more), "; %u volume%s pending (key source "
+				      "unreachable)", pending, pending == 1 ? "" : "s");
+	if (unlocks > 0 && n < sizeof(more))
+		(void) snprintf(more + n, sizeof(more) - n, "; %u keyslot unlock%s running", unlocks,
 				unlocks == 1 ? "" : "s");
 	(void) snprintf(buf, size, "Serving %zu scope%s, %zu volume%s; %s%s%s%s", scopes,
 			scopes == 1 ? "" : "s", volumes, volumes == 1 ? "" : "s", barbican_state(d),

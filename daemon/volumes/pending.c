@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,15 +51,6 @@ static void volume_free(struct pending_volume *v)
 	free(v);
 }
 
-static void notify_count(const struct pending *p)
-{
-	if (p->n)
-		(void) sd_notifyf(0, "STATUS=Serving keys; %u volume%s pending (key source "
-				  "unreachable).", p->n, p->n == 1 ? "" : "s");
-	else
-		(void) sd_notify(0, "STATUS=Serving keys.");
-}
-
 static struct pending_volume *find(const struct pending *p, const char *name)
 {
 	for (struct pending_volume *v = p ? p->list : NULL; v; v = v->next)
@@ -83,7 +73,6 @@ static void unlink_volume(struct pending *p, struct pending_volume *v)
 		v->timer = sd_event_source_disable_unref(v->timer);
 	} else
 		volume_free(v);
-	notify_count(p);
 }
 
 static int on_timer(sd_event_source *es, uint64_t usec, void *userdata);
@@ -234,7 +223,6 @@ int pending_add(struct call *c, const char *name, const char *device)
 	}
 	log_warning("Volume %s (%s) is pending: %s; trying again in the background.", name,
 		    device, v->reason);
-	notify_count(p);
 	c->error = NULL;
 	c->message[0] = 0;
 	pending_reply(c, v);
