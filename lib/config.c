@@ -383,23 +383,6 @@ static int config_load_pair(void *userdata, unsigned line, const char *key, char
 	return 0;
 }
 
-/* A config file may be a symbolic link (an admin's drop-in often is), not a device or FIFO. */
-static int read_config_file(const char *path, char **ret, size_t *ret_size)
-{
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	struct stat st;
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return -EBADFD;
-	if ((uint64_t) st.st_size > CONFIG_MAX_SIZE)
-		return -EFBIG;
-	return read_full_fd(fd, CONFIG_MAX_SIZE, ret, ret_size);
-}
-
 int config_load(struct config *c, const char *path, bool must_exist, struct config_error *err)
 {
 	struct config_load_ctx x = { .c = c, .path = path, .err = err };
@@ -408,12 +391,14 @@ int config_load(struct config *c, const char *path, bool must_exist, struct conf
 	size_t size;
 	int r;
 
-	r = read_config_file(path, &text, &size);
+	r = read_config_file(path, CONFIG_MAX_SIZE, &text, &size);
 	if (r == -ENOENT && !must_exist)
 		return 0;
 	if (r == -EFBIG)
 		return config_error(err, r, path, 0, "Config file %s is larger than %d bytes",
 				    path, CONFIG_MAX_SIZE);
+	if (r == -EBADFD)
+		return config_error(err, r, path, 0, "Config file %s is not a regular file", path);
 	if (r < 0)
 		return config_error(err, r, path, 0, "Failed to read config file %s: %s", path,
 				    strerror(-r));

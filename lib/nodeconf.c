@@ -53,7 +53,7 @@ int nodeconf_read(const char *path, struct nodeconf *ret)
 	int r;
 
 	snprintf(c.state_dir, sizeof(c.state_dir), "%s", NODECONF_STATE_DIR);
-	r = read_full_file(path, NODECONF_FILE_MAX, &buf, &len);
+	r = read_config_file(path, NODECONF_FILE_MAX, &buf, &len);
 	if (r < 0 && r != -ENOENT)
 		return r;
 	for (char *l = r < 0 ? NULL : strtok_r(buf, "\n", &save); l;

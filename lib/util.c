@@ -160,6 +160,34 @@ int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size)
 	return read_full_fd(fd, max, ret, ret_size);
 }
 
+int read_config_file(const char *path, size_t max, char **ret, size_t *ret_size)
+{
+	_cleanup_close_ int fd = -EBADF;
+	struct stat st, null;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISCHR(st.st_mode) && stat("/dev/null", &null) == 0 && S_ISCHR(null.st_mode) &&
+	    st.st_rdev == null.st_rdev) {
+		char *empty = calloc(1, 1);
+
+		if (!empty)
+			return -ENOMEM;
+		*ret = empty;
+		if (ret_size)
+			*ret_size = 0;
+		return 0;
+	}
+	if (!S_ISREG(st.st_mode))
+		return -EBADFD;
+	if ((uint64_t) st.st_size > max)
+		return -EFBIG;
+	return read_full_fd(fd, max, ret, ret_size);
+}
+
 int read_sysfs(const char *path, char **ret, size_t *ret_size)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);

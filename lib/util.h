@@ -14,6 +14,14 @@ int parse_bool(const char *s, bool *ret);
 
 /* Reads the whole of a regular file of at most max bytes; NUL-terminates. Returns 0 or -errno. */
 int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size);
+/*
+ * Reads a configuration file an administrator owns (keyscoped.conf, /etc/keyscope/volumes and
+ * its drop-ins, node.conf): like read_full_file(), but a symbolic link is followed (configuration
+ * management makes them), and a link to /dev/null masks the file, as systemd's drop-ins do: it
+ * reads as empty. A FIFO or a device other than /dev/null is refused with -EBADFD without
+ * blocking. Returns 0 or -errno.
+ */
+int read_config_file(const char *path, size_t max, char **ret, size_t *ret_size);
 /* A sysfs attribute (which claims 4096 bytes whatever it holds), at most 4096 bytes;
  * NUL-terminated. Returns 0 or -errno. */
 int read_sysfs(const char *path, char **ret, size_t *ret_size);

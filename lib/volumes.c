@@ -513,15 +513,17 @@ int volumes_load_file(struct volumes *vs, const char *path)
 	size_t len;
 	int r;
 
-	r = read_full_file(path, VOLUMES_FILE_MAX, &buf, &len);
+	r = read_config_file(path, VOLUMES_FILE_MAX, &buf, &len);
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0) {
 		f = intern_file(vs, path);
 		if (!f)
 			return -ENOMEM;
-		snprintf(msg, sizeof(msg), "cannot read the file: %s%s", strerror(-r),
-			 r == -EFBIG ? " (at most 1 MiB)" : "");
+		snprintf(msg, sizeof(msg), "cannot read the file: %s",
+			 r == -EFBIG ? "larger than 1 MiB" :
+			 r == -EBADFD ? "not a regular file (a link to /dev/null masks it)" :
+			 strerror(-r));
 		return add_error(vs, f, 0, msg);
 	}
 	return volumes_parse_buffer(vs, path, buf, len);

@@ -250,6 +250,41 @@ static void test_load_dir(void **state)
 	assert_int_equal(system(((void) snprintf(d, sizeof(d), "rm -rf %s", dir), d)), 0);
 }
 
+/*
+ * Configuration management installs drop-ins as symbolic links, and systemd's convention masks
+ * one with a link to /dev/null: a link is followed, /dev/null reads as empty, and a FIFO is
+ * refused by name without blocking the generator.
+ */
+static void test_load_links(void **state)
+{
+	char dir[] = "/tmp/test-volumes.XXXXXX", p[320], d[300], t[320];
+	struct volumes vs = {};
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(d, sizeof(d), "%s/volumes.d", dir);
+	assert_int_equal(mkdir(d, 0755), 0);
+	snprintf(t, sizeof(t), "%s/managed", dir);
+	write_file(t, "linked /dev/vdb\n");
+	snprintf(p, sizeof(p), "%s/volumes", dir);
+	assert_int_equal(symlink(t, p), 0);
+	snprintf(p, sizeof(p), "%s/a.conf", d);
+	assert_int_equal(symlink(t, p), 0);		/* the same line again: a duplicate */
+	snprintf(p, sizeof(p), "%s/b.conf", d);
+	assert_int_equal(symlink("/dev/null", p), 0);
+	snprintf(p, sizeof(p), "%s/c.conf", d);
+	assert_int_equal(mkfifo(p, 0644), 0);
+	snprintf(p, sizeof(p), "%s/volumes", dir);
+	assert_int_equal(volumes_load(&vs, p, d), 0);
+	assert_int_equal(vs.n, 1);
+	assert_string_equal(vs.v[0].name, "linked");
+	assert_int_equal(vs.n_errors, 2);
+	assert_non_null(strstr(vs.errors[0].file, "/a.conf"));
+	assert_non_null(strstr(vs.errors[1].file, "/c.conf"));
+	assert_non_null(strstr(vs.errors[1].message, "not a regular file"));
+	volumes_done(&vs);
+	assert_int_equal(system(((void) snprintf(d, sizeof(d), "rm -rf %s", dir), d)), 0);
+}
+
 static void test_escape(void **state)
 {
 	static const struct {
@@ -293,6 +328,7 @@ int main(void)
 		cmocka_unit_test(test_bad_lines),
 		cmocka_unit_test(test_buffer),
 		cmocka_unit_test(test_load_dir),
+		cmocka_unit_test(test_load_links),
 		cmocka_unit_test(test_escape),
 	};
 
