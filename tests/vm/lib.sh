@@ -30,7 +30,7 @@ vm_settle() {
 vm_disk_find() {
 	for _f in /sys/block/*/serial; do
 		[ -r "$_f" ] || continue
-		if [ "$(cat "$_f")" = "$1" ]; then
+		if [ "$(cat "$_f" 2>/dev/null)" = "$1" ]; then
 			_f=${_f%/serial}
 			echo "/dev/${_f##*/}"
 			return 0
@@ -54,7 +54,8 @@ vm_disk() {
 
 # vm_hotplug SERIAL SIZE: plug a new sparse virtio disk into the running guest through the
 # qemu monitor (a real PCI hot-plug: the kernel and udev see an "add" event) and print its
-# /dev/vdX. SIZE as truncate(1): 16M, 1G.
+# /dev/vdX. SIZE as truncate(1): 16M, 1G. A SERIAL that was plugged and unplugged before
+# comes back with its contents (the same image; SIZE is then ignored).
 vm_hotplug() {
 	_q=$KEYSCOPE_VM_RESULTS/hotplug
 	vm_disk_find "$1" >/dev/null && vm_die "a disk with serial $1 is already there"
@@ -68,6 +69,27 @@ vm_hotplug() {
 		sleep 0.1
 	done
 	vm_disk "$1"
+}
+
+# vm_unplug SERIAL: remove the virtio disk with SERIAL (given with --disk, --disk-image or
+# vm_hotplug) from the running guest through the qemu monitor (device_del: an ACPI eject, as
+# when a volume is detached from a node; the kernel and udev see "remove" events) and wait up
+# to 30 s until it is gone: its /sys/block entry and, in systemd mode, its by-id link, which
+# udev removes once it has handled the disk's "remove".
+vm_unplug() {
+	_q=$KEYSCOPE_VM_RESULTS/hotplug
+	_r=unplug.$$.$(date +%s%N)
+	vm_disk_find "$1" >/dev/null || vm_die "there is no disk with serial $1 to unplug"
+	echo "$1" > "$_q/$_r.tmp" && mv "$_q/$_r.tmp" "$_q/$_r.del" ||
+		vm_die "cannot ask the host to unplug disk $1"
+	_n=0
+	while vm_disk_find "$1" >/dev/null ||
+		{ [ "$KEYSCOPE_VM" = systemd ] && [ -e "/dev/disk/by-id/virtio-$1" ]; }; do
+		[ -e "$_q/$_r.err" ] && vm_die "the host refused to unplug disk $1: $(cat "$_q/$_r.err")"
+		_n=$((_n + 1))
+		[ $_n -le 300 ] || vm_die "disk $1 was still there 30 s after its unplug"
+		sleep 0.1
+	done
 }
 
 # vm_host ACTION: asks the host to do ACTION (tests/vm/run runs KEYSCOPE_VM_HOST_HOOK ACTION;
