@@ -231,6 +231,11 @@ static void print_detach(json_object *rp)
 		printf("%s was pending, not attached: no longer tried\n", json_str(rp, "name"));
 		return;
 	}
+	if (json_object_object_get_ex(rp, "vanished", NULL)) {
+		printf("%s was closed already (its mapping or its device vanished)\n",
+		       json_str(rp, "name"));
+		return;
+	}
 	printf("detached %s; key %s has %lld holders left\n", json_str(rp, "name"),
 	       json_str(rp, "key-id"), json_int(rp, "holders"));
 }

@@ -270,6 +270,8 @@ static int build_daemon(struct daemon *d, const struct config *cfg, key_serial_t
 	if (r < 0)
 		return r;
 	r = attachments_load(cfg->state_dir, d->scopes, d->source, &d->attachments);
+	if (r >= 0)
+		r = attachments_watch(d->attachments, d->event);
 	if (r < 0)
 		return r;
 	source_collect_begin(d->source);

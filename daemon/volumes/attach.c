@@ -435,16 +435,26 @@ static int get_attachment(struct call *c, struct attachment **ret)
 	return 0;
 }
 
-/* A pending volume that is not attached: detach forgets it (its unit stops). */
-static bool detach_pending(struct call *c)
+/*
+ * Not attached, and pending: detach forgets it (its unit stops). Or its mapping vanished, or
+ * its device did and keyscoped closed it (unplugged): what detach would do is done, and the
+ * unit that stops because its device went (BindsTo=) stops cleanly.
+ */
+static bool detach_not_attached(struct call *c)
 {
 	const char *name = param_str(c, "name");
+	struct attachments *a = attachments_of(c);
+	bool pending;
 
-	if (!name || attachment_find(attachments_of(c), name) || !pending_cancel(c->daemon, name))
+	if (!name || attachment_find(a, name))
+		return false;
+	pending = pending_cancel(c->daemon, name);
+	if (!pending && !attachments_vanished(a, name))
 		return false;
 	c->reply = json_object_new_object();
 	json_object_object_add(c->reply, "name", json_object_new_string(name));
-	json_object_object_add(c->reply, "pending", json_object_new_boolean(1));
+	json_object_object_add(c->reply, pending ? "pending" : "vanished",
+			       json_object_new_boolean(1));
 	json_object_object_add(c->reply, "key-id", json_object_new_string(""));
 	json_object_object_add(c->reply, "holders", json_object_new_int(0));
 	return true;
@@ -461,7 +471,7 @@ int m_volume_detach(struct call *c)
 
 	if ((r = call_check_params(c, allowed)) < 0)
 		return r;
-	if (detach_pending(c))
+	if (detach_not_attached(c))
 		return 0;
 	if ((r = get_attachment(c, &x)) < 0 || (r = call_get_bool(c, "deferred", &deferred)) < 0)
 		return r;

@@ -16,6 +16,8 @@ struct attachments {
 	struct source *source;
 	char vanished[VANISHED_MAX][DMCRYPT_NAME_MAX + 1];
 	size_t n_vanished;
+	sd_event_source *uevents;	/* the kernel's uevents (unplug.c) */
+	sd_event_source *soon;		/* a reconcile at the next loop turn */
 };
 
 /* A record from its JSON form (attachments.json of that version, or an intent). */

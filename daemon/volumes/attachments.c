@@ -142,13 +142,41 @@ void attachments_vanished_add(struct attachments *a, const char *name)
 	snprintf(a->vanished[a->n_vanished++], sizeof(a->vanished[0]), "%s", name);
 }
 
+/*
+ * Whether the device under a live mapping is gone (a disk unplugged, a volume detached from
+ * the node): the kernel keeps the mapping, which then fails every I/O. Its table's device no
+ * longer lists the mapping among its holders in sysfs; a device that took the same numbers
+ * since is another one and does not list it either. False when it cannot be told.
+ */
+static bool backing_gone(const struct dmcrypt_info *di)
+{
+	char dev[32], path[96];
+	struct stat st;
+
+	if (dmcrypt_params_device(di->params, dev, sizeof(dev)) < 0 ||
+	    stat("/sys/dev/block", &st) < 0)
+		return false;
+	snprintf(path, sizeof(path), "/sys/dev/block/%s/holders/dm-%u", dev, (unsigned) di->minor);
+	return lstat(path, &st) < 0 && errno == ENOENT;
+}
+
+enum { MAPPING_LIVE, MAPPING_VANISHED, MAPPING_ORPHAN };
+
+/* x's mapping: still ours and on its device, gone, or ours on a device that is gone (in di). */
+static int mapping_state(const struct attachment *x, struct dmcrypt_info *di)
+{
+	if (dmcrypt_info(x->name, di) < 0)
+		return MAPPING_LIVE;	/* cannot tell: keep the record, do not drop a holder */
+	if (!di->exists || !streq(di->uuid, x->dm_uuid))
+		return MAPPING_VANISHED;
+	return di->live_table && backing_gone(di) ? MAPPING_ORPHAN : MAPPING_LIVE;
+}
+
 bool attachment_alive(const struct attachment *x)
 {
-	struct dmcrypt_info info;
+	struct dmcrypt_info di;
 
-	if (dmcrypt_info(x->name, &info) < 0)
-		return true;	/* cannot tell: keep the record, do not drop a holder */
-	return info.exists && streq(info.uuid, x->dm_uuid);
+	return mapping_state(x, &di) != MAPPING_VANISHED;
 }
 
 static int copy_field(json_object *o, const char *field, char *dst, size_t size, bool need)
@@ -376,6 +404,8 @@ struct attachments *attachments_free(struct attachments *a)
 		a->list = x->next;
 		free(x);
 	}
+	a->uevents = sd_event_source_disable_unref(a->uevents);
+	a->soon = sd_event_source_disable_unref(a->soon);
 	free(a->path);
 	free(a->intents_dir);
 	free(a);
@@ -406,17 +436,53 @@ void attachment_remove(struct attachments *a, struct attachment *x)
 	attachments_save_or_warn(a);
 }
 
+/*
+ * The mapping of a device that is gone is closed: at once when nothing holds it open, else by
+ * the kernel at its last close (deferred remove: a file system still mounted on it). dm-crypt
+ * keeps its own copy of the key, so the holder goes now either way. False when device-mapper
+ * refused (the record stays, and the next reconcile tries again).
+ */
+static bool close_orphan(const struct attachment *x, const struct dmcrypt_info *di)
+{
+	bool deferred = di->open_count > 0;
+	int r = dmcrypt_remove(x->name, deferred);
+
+	if (r < 0 && r != -ENXIO && r != -ENODEV) {
+		log_warning_errno(r, "The device %s under /dev/mapper/%s is gone, but removing the "
+				  "mapping failed (%m); keeping its record and its holder on key "
+				  "%s.", x->device, x->name, x->scope);
+		return false;
+	}
+	if (deferred)
+		log_warning("The device %s under /dev/mapper/%s is gone (unplugged?); the mapping "
+			    "is open (%d: mounted?) and goes at its last close; released its holder "
+			    "on key %s.", x->device, x->name, di->open_count, x->scope);
+	else
+		log_warning("The device %s under /dev/mapper/%s is gone (unplugged?); removed the "
+			    "mapping and released its holder on key %s.", x->device, x->name,
+			    x->scope);
+	return true;
+}
+
 void attachments_reconcile(struct attachments *a)
 {
 	bool changed = false;
 	struct attachment *x, *next;
+	struct dmcrypt_info di;
 
 	for (x = a->list; x; x = next) {
 		next = x->next;
-		if (attachment_alive(x))
+		switch (mapping_state(x, &di)) {
+		case MAPPING_LIVE:
 			continue;
-		log_warning("Mapping %s of %s vanished (closed behind keyscoped's back?); releasing "
-			    "its holder on key %s.", x->name, x->device, x->scope);
+		case MAPPING_ORPHAN:
+			if (!close_orphan(x, &di))
+				continue;
+			break;
+		default:
+			log_warning("Mapping %s of %s vanished (closed behind keyscoped's back?); "
+				    "releasing its holder on key %s.", x->name, x->device, x->scope);
+		}
 		(void) scope_release(a->scopes, x->scope, SCOPE_ATTACH);
 		attachments_vanished_add(a, x->name);
 		attachment_unlink(a, x);
@@ -426,6 +492,14 @@ void attachments_reconcile(struct attachments *a)
 	}
 	if (changed)
 		attachments_save_or_warn(a);
+}
+
+bool attachments_vanished(const struct attachments *a, const char *name)
+{
+	for (size_t i = 0; i < a->n_vanished; i++)
+		if (streq(a->vanished[i], name))
+			return true;
+	return false;
 }
 
 void attachments_to_json(struct attachments *a, json_object *reply)

@@ -2,7 +2,7 @@
 /*
  * Attachments: the dm-crypt mappings keyscoped opened, each holding its scope's kernel key.
  * Recorded in <state-dir>/attachments.json and reconciled with the kernel's device-mapper
- * devices at start and on every status call.
+ * devices at start, on every status call and when a block device goes away.
  *
  * Intents: before a volume method changes the kernel or a header (a table load, a remove, a
  * reload, a header or token write) it records what it is about to do in
@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
 #include "dmcrypt.h"
 #include "keyid.h"
@@ -70,8 +71,21 @@ void attachment_remove(struct attachments *a, struct attachment *x);
 /* What Barbican knows the volume as: its LUKS UUID (shared by its snapshots), or the device. */
 const char *attachment_resource(const struct attachment *x);
 
-/* Drops records whose mapping vanished (closed behind our back), releasing their holders. */
+/* Drops records whose mapping vanished (closed behind our back), releasing their holders, and
+ * closes the mappings whose device is gone (unplugged; an open one at its last close, deferred),
+ * releasing theirs. Each dropped name joins the vanished list. */
 void attachments_reconcile(struct attachments *a);
+
+/* Whether name is in the vanished list (dropped by a reconcile, not attached again since). */
+bool attachments_vanished(const struct attachments *a, const char *name);
+
+/*
+ * Reconciles once the event loop runs (a device unplugged while keyscoped was down) and after
+ * each block device the kernel reports removed (NETLINK_KOBJECT_UEVENT), so that the mapping,
+ * holder and kernel key of an unplugged volume go without anyone asking (volumes/unplug.c).
+ * Returns 0 (a uevent socket that cannot be had is logged: then calls reconcile), or -errno.
+ */
+int attachments_watch(struct attachments *a, sd_event *event);
 
 /* The one serialiser of a record: the fields of attachments.json, and with a the live fields
  * of a reply (path, serial, holders). */
