@@ -233,30 +233,17 @@ static int add_symlink(const char *dest, const char *dir, const char *name, cons
 struct unit_ctx {
 	const struct volume *v;
 	const char *ctl;
-	const char *fstab;
 	bool remote;
 	char dev_unit[4 * VOLUMES_DEVICE_MAX + 16];
 	char escaped[4 * DMCRYPT_NAME_MAX + 1];
 	char unit[UNIT_NAME_MAX + 4 * DMCRYPT_NAME_MAX];
 };
 
-/*
- * fstab's mounts of /dev/mapper/NAME are unmounted before the volume closes, also when the
- * unit stops because its device went away (BindsTo=): a file system left mounted on a mapping
- * whose disk is gone only fails, and holds the mapping open.
- */
-static int put_mount_stop(void *userdata, const char *mount_unit)
-{
-	fprintf(userdata, "Before=%s\nPropagatesStopTo=%s\n", mount_unit, mount_unit);
-	return 0;
-}
-
 static void fill_service(FILE *f, const void *data)
 {
 	const struct unit_ctx *u = data;
 
 	put_unit_section(f, u->v, u->remote, u->dev_unit, u->escaped);
-	(void) fstab_foreach_mount(u->fstab, u->v->name, put_mount_stop, f);
 	put_service_section(f, u->v, u->ctl);
 }
 
@@ -324,8 +311,7 @@ static int link_mount(void *userdata, const char *mount_unit)
 
 static int generate_one(struct gen *g, const struct volume *v)
 {
-	struct unit_ctx u = { .v = v, .ctl = g->ctl, .fstab = g->fstab,
-			      .remote = key_is_remote(g, v) };
+	struct unit_ctx u = { .v = v, .ctl = g->ctl, .remote = key_is_remote(g, v) };
 	char path[PATH_MAX + sizeof(u.unit)];
 	int r;
 
