@@ -35,7 +35,8 @@ static void print_attachments(json_object *rp)
 		}
 	}
 	if (json_object_object_get_ex(rp, "vanished", &van) && json_object_array_length(van) > 0) {
-		printf("\nvanished (closed behind keyscoped's back or on a device that went away, holders released):");
+		printf("\nvanished (closed behind keyscoped's back or on a device that went away, "
+		       "holders released):");
 		for (size_t i = 0; i < json_object_array_length(van); i++)
 			printf(" %s", json_object_get_string(json_object_array_get_idx(van, i)));
 		printf("\n");
