@@ -12,6 +12,9 @@
 # their declared names, each bad line is one message with file:line, keyscoped and the volume
 # units are active; systemctl is-system-running is running, or the test names what degrades
 # it. It boots again with the disks in another order: the same file systems at the same places.
+# A fifth keyscope volume, extra, is not declared; keyscoped.conf says auto-attach = all: udev
+# opens it through keyscope-attach@.service as keyscope-<LUKS UUID> both times, with the same
+# DM UUID, although its kernel name differs.
 set -eu
 
 if [ -z "${KEYSCOPE_VM-}" ]; then
@@ -20,16 +23,18 @@ if [ -z "${KEYSCOPE_VM-}" ]; then
 	T=$(mktemp -d "${TMPDIR:-/tmp}/keyscope-boot.XXXXXX")
 	trap 'rm -rf "$T"' EXIT
 	fail() { echo "t-boot-declared: $*" >&2; exit 1; }
-	for d in state data logs spare; do truncate -s 64M "$T/$d.img"; done
+	for d in state data logs spare extra; do truncate -s 64M "$T/$d.img"; done
 	img() { for d in "$@"; do printf -- '--disk-image %s:%s ' "$d" "$T/$d.img"; done; }
 
 	# shellcheck disable=SC2046 # img prints words
-	"$top/tests/vm/run" --timeout 300 $(img state data logs spare) "$0" prepare >"$T/prep" 2>&1 ||
+	"$top/tests/vm/run" --timeout 300 $(img state data logs spare extra) "$0" prepare >"$T/prep" 2>&1 ||
 		{ cat "$T/prep"; fail "preparing the volumes failed"; }
 	ud=$(sed -n 's/^UUID data //p' "$T/prep")
 	ul=$(sed -n 's/^UUID logs //p' "$T/prep")
 	us=$(sed -n 's/^UUID spare //p' "$T/prep")
-	[ -n "$ud" ] && [ -n "$ul" ] && [ -n "$us" ] || { cat "$T/prep"; fail "no LUKS UUIDs from the first guest"; }
+	ue=$(sed -n 's/^UUID extra //p' "$T/prep")
+	[ -n "$ud" ] && [ -n "$ul" ] && [ -n "$us" ] && [ -n "$ue" ] ||
+		{ cat "$T/prep"; fail "no LUKS UUIDs from the first guest"; }
 	echo "formatted: data $ud, logs $ul"
 
 	# What an installed node has: make install's units, rule and generator (with the build's
@@ -65,6 +70,13 @@ if [ -z "${KEYSCOPE_VM-}" ]; then
 	chmod 755 "$S/etc/systemd/system-generators/keyscope-generator"
 	sed -e "s|/usr/bin/keyscopectl|$B/keyscopectl|g" "$top/udev/69-keyscope.rules" \
 		>"$S/etc/udev/rules.d/69-keyscope.rules"
+	# Undeclared keyscope volumes too, under stable names (extra).
+	printf '[keyscoped]\nauto-attach = all\n' >"$S/etc/keyscope/keyscoped.conf"
+	sed -e "s|/usr/bin/keyscopectl|$B/keyscopectl|g" "$top/systemd/keyscope-attach@.service" \
+		>"$S/etc/systemd/system/keyscope-attach@.service"
+	mkdir -p "$S/etc/systemd/system/keyscope-attach@.service.d"
+	printf '[Service]\nProtectHome=no\n' \
+		>"$S/etc/systemd/system/keyscope-attach@.service.d/build-path.conf"
 	# A boot that ends in emergency mode fails the test at once, with the journal (not at
 	# the timeout with only the console).
 	mkdir -p "$S/etc/systemd/system/emergency.service.d"
@@ -75,7 +87,7 @@ if [ -z "${KEYSCOPE_VM-}" ]; then
 	UNIT
 
 	n=0
-	for order in "state data logs spare" "logs spare state data"; do
+	for order in "state data logs spare extra" "extra logs spare state data"; do
 		n=$((n + 1))
 		# shellcheck disable=SC2046,SC2086
 		if ! "$top/tests/vm/run" --systemd --timeout 400 --seed "$S" $(img $order) "$0" boot \
@@ -89,6 +101,15 @@ if [ -z "${KEYSCOPE_VM-}" ]; then
 	b1=$(sed -n 's/^data on //p' "$T/boot1") b2=$(sed -n 's/^data on //p' "$T/boot2")
 	[ -n "$b1" ] && [ "$b1" != "$b2" ] || fail "data's disk did not change name ($b1, $b2)"
 	echo "data on $b1, then $b2: same name, same mount"
+	# auto-attach = all: the same stable name and DM UUID whatever the disk is called
+	e1=$(sed -n 's/^extra: //p' "$T/boot1") e2=$(sed -n 's/^extra: //p' "$T/boot2")
+	# shellcheck disable=SC2086 # NAME DM-UUID KERNEL-NAME, twice
+	set -- $e1 $e2
+	[ $# = 6 ] || fail "extra: '$e1', then '$e2'"
+	[ "$1" = "keyscope-$ue" ] && [ "$4" = "$1" ] || fail "extra opened as $1, then $4; want keyscope-$ue"
+	[ "$2" = "$5" ] || fail "extra's DM UUID changed: $2, then $5"
+	[ "$3" != "$6" ] || fail "extra's disk did not change name ($3, $6)"
+	echo "extra (undeclared, auto-attach = all) on $3, then $6: /dev/mapper/$1 both times, DM UUID $2"
 	echo ok
 	exit 0
 fi
@@ -113,7 +134,7 @@ prepare() {
 		[ $i -le 200 ] || { cat /run/ks-prepare.log; vm_die "keyscoped did not start"; }
 		sleep 0.1
 	done
-	for v in data logs spare; do
+	for v in data logs spare extra; do
 		d=$(vm_disk $v)
 		id=$(ks key create)
 		ks format "$d" --key "$id" >/dev/null
@@ -165,6 +186,18 @@ boot() {
 	systemctl stop $us
 	[ ! -e /dev/mapper/spare ] || vm_die "stopping $us left /dev/mapper/spare"
 	echo "spare (noauto): closed at boot, opened by systemctl start, closed by stop"
+	# extra, undeclared, auto-attach = all: udev's coldplug starts keyscope-attach@KERNEL-NAME
+	ek=$(basename "$(vm_disk extra)")
+	ua=keyscope-attach@$ek.service
+	i=0
+	until [ "$(systemctl show -P ActiveState "$ua")" = active ]; do
+		i=$((i + 1))
+		[ $i -le 300 ] || vm_die "$ua is $(systemctl show -P ActiveState "$ua") after 60 s"
+		sleep 0.2
+	done
+	en=keyscope-$(cryptsetup luksUUID "$(vm_disk extra)")
+	dmsetup table "$en" | grep -q ":64:logon:keyscope:" || vm_die "$en: $(dmsetup table "$en" 2>&1)"
+	echo "extra: $en $(dmsetup info -c --noheadings -o uuid "$en") $ek"
 	state=$(systemctl is-system-running || true)
 	# this test is the boot's last job (keyscope-vm.target waits for it): "starting" with no
 	# other job is "running" but for the test itself
