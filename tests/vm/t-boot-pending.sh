@@ -52,12 +52,6 @@ tries=$(ks_field "$(pend)" tries)
 echo "pending after $tries tries: $(ks_field "$(pend)" reason)"
 
 # --- keyscoped restarted and killed while it is pending: it is still pending -----------------
-rec=$KS_DIR/state/pending/data
-[ -f "$rec" ] || vm_die "no record of the pending volume in $KS_DIR/state/pending"
-[ "$(stat -c %a "$rec")" = 600 ] || vm_die "record mode $(stat -c %a "$rec")"
-grep -qx "device = $vol" "$rec" && grep -qx 'name = data' "$rec" ||
-	vm_die "the record does not hold the request: $(cat "$rec")"
-cp "$rec" "$KS_DIR/rec.saved"
 still_pending() { # WHAT
 	case $(pend) in *'"name":"data"'*) ;; *) vm_die "$1 forgot the pending volume: $(ks status)" ;; esac
 	[ -e /dev/mapper/data ] && vm_die "attached after $1 while Barbican is unreachable?"
@@ -66,6 +60,12 @@ still_pending() { # WHAT
 ks_stop
 ks_start --config "$KS_DIR/conf"
 still_pending "a restart of keyscoped"
+rec=$KS_DIR/state/pending/data
+[ -f "$rec" ] || vm_die "no record of the pending volume in $KS_DIR/state/pending"
+[ "$(stat -c %a "$rec")" = 600 ] || vm_die "record mode $(stat -c %a "$rec")"
+grep -qx "device = $vol" "$rec" && grep -qx 'name = data' "$rec" ||
+	vm_die "the record does not hold the request: $(cat "$rec")"
+cp "$rec" "$KS_DIR/rec.saved"
 dead=$(sh -c 'echo $$')
 echo half >"$KS_DIR/state/pending/data.tmp.$dead"	# a record write killed half-way
 kill -KILL "$KS_PID"
