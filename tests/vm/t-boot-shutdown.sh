@@ -123,7 +123,8 @@ finish() {
 	[ $rc = 0 ] || journalctl -b --no-pager -o short-monotonic >"$R/journal" 2>&1
 	echo $rc >"$R/status.tmp" && mv "$R/status.tmp" "$R/status"
 	sync
-	systemctl --no-block poweroff
+	# poweroff.target itself: `systemctl poweroff` asks logind, which the guest does not run
+	systemctl --no-block start poweroff.target --job-mode=replace-irreversibly
 	exit $rc
 }
 
@@ -146,7 +147,8 @@ up() {
 		sleep 0.5
 	done
 	echo "attached, mounted, consumer of its secret: $(consumers "$id")"
-	grep -q ' keyscope:' /proc/keys || vm_die "no keyscope kernel key while attached"
+	[ "$(awk '$9 ~ /^keyscope:/ && $2 !~ /[iRD]/' /proc/keys | wc -l)" = 1 ] ||
+		vm_die "no live keyscope kernel key while attached: $(grep keyscope /proc/keys)"
 	# unreachable: the route to Barbican goes through a gateway that is not there
 	ip route add "$BB_HOST/32" via 10.0.2.77 dev eth0
 	if curl -s --max-time 4 --cacert "$CA" "$URL" >/dev/null 2>&1; then
@@ -165,7 +167,9 @@ report() {
 		done
 		echo "MOUNTED $(findmnt -n -o SOURCE /srv/remote || true)"
 		echo "MAPPING $(dmsetup ls 2>/dev/null | awk '$1 == "remote"')"
-		echo "KEYS $(grep -c ' keyscope:' /proc/keys || true)"
+		# live keys: an invalidated one ('i') waits for the kernel's garbage collector
+		echo "KEYS $(awk '$9 ~ /^keyscope:/ && $2 !~ /[iRD]/' /proc/keys | wc -l)"
+		grep ' keyscope:' /proc/keys | sed 's/^/PROCKEYS /' || true
 		echo "CONSUMERS $(cat /var/lib/keyscope/consumers.json 2>&1)"
 		echo "KILLED $(journalctl -b -o cat | grep -cE 'State .stop-sigterm. timed out|Killing process' || true)"
 		journalctl -b -o short-monotonic --no-pager -u keyscoped -u keyscope-volume@remote |
