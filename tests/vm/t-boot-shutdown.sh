@@ -147,7 +147,7 @@ up() {
 		sleep 0.5
 	done
 	echo "attached, mounted, consumer of its secret: $(consumers "$id")"
-	[ "$(awk '$9 ~ /^keyscope:/ && $2 !~ /[iRD]/' /proc/keys | wc -l)" = 1 ] ||
+	[ "$(awk '$8 == "logon" && $9 ~ /^keyscope:/ && $2 !~ /[iRD]/' /proc/keys | wc -l)" = 1 ] ||
 		vm_die "no live keyscope kernel key while attached: $(grep keyscope /proc/keys)"
 	# unreachable: the route to Barbican goes through a gateway that is not there
 	ip route add "$BB_HOST/32" via 10.0.2.77 dev eth0
@@ -167,8 +167,8 @@ report() {
 		done
 		echo "MOUNTED $(findmnt -n -o SOURCE /srv/remote || true)"
 		echo "MAPPING $(dmsetup ls 2>/dev/null | awk '$1 == "remote"')"
-		# live keys: an invalidated one ('i') waits for the kernel's garbage collector
-		echo "KEYS $(awk '$9 ~ /^keyscope:/ && $2 !~ /[iRD]/' /proc/keys | wc -l)"
+		# live logon keys (not the keyscope keyring): an invalidated one ('i') waits for the kernel's garbage collector
+		echo "KEYS $(awk '$8 == "logon" && $9 ~ /^keyscope:/ && $2 !~ /[iRD]/' /proc/keys | wc -l)"
 		grep ' keyscope:' /proc/keys | sed 's/^/PROCKEYS /' || true
 		echo "CONSUMERS $(cat /var/lib/keyscope/consumers.json 2>&1)"
 		echo "KILLED $(journalctl -b -o cat | grep -cE 'State .stop-sigterm. timed out|Killing process' || true)"
