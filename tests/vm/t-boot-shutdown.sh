@@ -82,6 +82,8 @@ if [ -z "${KEYSCOPE_VM-}" ]; then
 	boot_seed "$S2" "$B" "$top"
 	cp "$S/etc/keyscope/keyscoped.conf" "$S2/etc/keyscope/"
 	printf '# no volume\n' >"$S2/etc/keyscope/volumes"
+	# enabled, as on an installed node (no volume unit pulls it in now)
+	ln -s ../keyscoped.service "$S2/etc/systemd/system/keyscope-vm.target.wants/"
 	# shellcheck disable=SC2086
 	if ! KEYSCOPE_TEST_KEYID=$id "$top/tests/vm/run" --systemd --net --timeout 900 \
 		--seed "$S2" $disks "$0" after >"$T/boot2" 2>&1; then
