@@ -308,6 +308,11 @@ static int serve(struct daemon *d, struct config *cfg, const struct config_args 
 	r = server_new(d, method_table, method_table_n, observe_call_done, &srv);
 	if (r < 0)
 		return r;
+	r = pending_start(d, srv);	/* the pending volumes a previous run left */
+	if (r < 0) {
+		server_free(srv);
+		return r;
+	}
 	log_info("Listening on %s; keyscope keyring %d in %s; state in %s.", cfg->socket_path,
 		 (int) scopes_keyring(d->scopes), cfg->keyring, cfg->state_dir);
 	(void) source_start(d->source);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Pending volumes (pending.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -9,9 +10,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "attachments.h"
 #include "dmcrypt.h"
 #include "log.h"
 #include "macro.h"
+#include "pending-record.h"
 #include "pending.h"
 #include "server.h"
 #include "util.h"
@@ -21,12 +24,15 @@
 #define PENDING_FIRST_USEC (2 * USEC_PER_SEC)
 #define PENDING_MAX_USEC (60 * USEC_PER_SEC)
 
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
+
 struct pending_volume {
 	struct pending_volume *next;
 	struct pending *owner;
 	char name[DMCRYPT_NAME_MAX + 1];
 	char device[PATH_MAX];
-	char reason[512];
+	char reason[PENDING_REASON_MAX + 1];
+	uint64_t since;			/* when it became pending (its record's "since") */
 	json_object *params;		/* the attach request, without "pending" */
 	sd_event_source *timer;
 	unsigned tries;
@@ -40,6 +46,8 @@ struct pending {
 	struct server *rpc;
 	struct pending_volume *list;
 	unsigned n;
+	char dir[PATH_MAX];		/* <state-dir>/pending: one record a volume */
+	char boot_id[PENDING_BOOT_ID_MAX + 1];
 };
 
 static void volume_free(struct pending_volume *v)
@@ -76,6 +84,50 @@ static void unlink_volume(struct pending *p, struct pending_volume *v)
 }
 
 static int on_timer(sd_event_source *es, uint64_t usec, void *userdata);
+
+static int record_path(const struct pending *p, const char *name, char *buf, size_t size)
+{
+	int r = snprintf(buf, size, "%s/%s", p->dir, name);
+
+	return r < 0 || (size_t) r >= size ? -ENAMETOOLONG : 0;
+}
+
+/*
+ * Writes v's record before its pending answer goes out, so that a keyscoped killed at any
+ * instant after the answer finds it at start. Atomic (a killed write leaves a *.tmp.<pid>,
+ * removed at start), not fsynced: against a kill, not a power cut, which ends the boot that
+ * the record belongs to anyway.
+ */
+static void record_write(struct pending *p, const struct pending_volume *v)
+{
+	struct pending_record rec = { .since = v->since, .params = v->params };
+	_cleanup_free_ char *text = NULL;
+	char path[PATH_MAX];
+	int r;
+
+	snprintf(rec.boot_id, sizeof(rec.boot_id), "%s", p->boot_id);
+	snprintf(rec.reason, sizeof(rec.reason), "%s", v->reason);
+	r = record_path(p, v->name, path, sizeof(path));
+	if (r >= 0)
+		r = pending_record_format(&rec, &text);
+	if (r >= 0)
+		r = mkdir_p(p->dir, 0700);
+	if (r >= 0)
+		r = write_file_atomic_flags(path, text, strlen(text), 0600, 0);
+	if (r < 0)
+		log_warning_errno(r, "Failed to record pending volume %s in %s (a restart of "
+				  "keyscoped forgets it), ignoring: %m", v->name, p->dir);
+}
+
+/* Drops v's record: it is attached, given up, or no longer wanted. */
+static void record_remove(struct pending *p, const char *name)
+{
+	char path[PATH_MAX];
+
+	if (record_path(p, name, path, sizeof(path)) >= 0 && unlink(path) < 0 && errno != ENOENT)
+		log_warning_errno(-errno, "Failed to remove %s (the next start drops it if the "
+				  "volume is attached by then), ignoring: %m", path);
+}
 
 /* Jitter from the kernel, so that the nodes of a fleet do not retry in step. */
 static uint64_t jitter(uint64_t max)
@@ -117,16 +169,19 @@ static void done_try(void *userdata, const struct call *c)
 	if (!c->error) {
 		log_notice("Pending volume %s attached from %s after %u tries.", v->name,
 			   v->device, v->tries);
+		record_remove(v->owner, v->name);	/* after attachments.json has it */
 		unlink_volume(v->owner, v);
 		return;
 	}
-	if (streq(c->error, "keyscope.Cancelled")) {	/* keyscoped is stopping */
+	if (streq(c->error, "keyscope.Cancelled")) {
+		/* keyscoped is stopping: the record stays, the next start goes on trying */
 		unlink_volume(v->owner, v);
 		return;
 	}
 	if (!streq(c->error, "keyscope.KeySourceUnavailable")) {
 		log_error("Pending volume %s (%s) is given up: %s (%s).", v->name, v->device,
 			  c->message, c->error);
+		record_remove(v->owner, v->name);
 		unlink_volume(v->owner, v);
 		return;
 	}
@@ -134,6 +189,7 @@ static void done_try(void *userdata, const struct call *c)
 	v->delay_usec = MIN(v->delay_usec * 2, PENDING_MAX_USEC);
 	if (schedule(v) < 0) {
 		log_error("Pending volume %s: cannot arm its retry timer; given up.", v->name);
+		record_remove(v->owner, v->name);
 		unlink_volume(v->owner, v);
 	}
 }
@@ -156,18 +212,37 @@ static int on_timer(sd_event_source *es, uint64_t usec, void *userdata)
 	return 0;
 }
 
-static struct pending *pending_of(struct call *c)
+/* The kernel's id of this boot: a record of another boot is not this boot's business. */
+static void read_boot_id(char *buf, size_t size)
 {
-	struct pending *p = c->daemon->pending;
+	_cleanup_free_ char *text = NULL;
 
-	if (p)
-		return p;
-	p = calloc(1, sizeof(*p));
+	buf[0] = 0;
+	if (read_full_file("/proc/sys/kernel/random/boot_id", 64, &text, NULL) >= 0)
+		snprintf(buf, size, "%.*s", (int) strcspn(text, "\n"), text);
+}
+
+static struct pending *pending_new(struct daemon *d, struct server *rpc)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+	int r;
+
 	if (!p)
 		return NULL;
-	*p = (struct pending) { .event = c->daemon->event, .rpc = c->rpc };
-	c->daemon->pending = p;
+	*p = (struct pending) { .event = d->event, .rpc = rpc };
+	r = snprintf(p->dir, sizeof(p->dir), "%s/pending", d->config->state_dir);
+	if (r < 0 || (size_t) r >= sizeof(p->dir)) {
+		free(p);
+		return NULL;
+	}
+	read_boot_id(p->boot_id, sizeof(p->boot_id));
+	d->pending = p;
 	return p;
+}
+
+static struct pending *pending_of(struct call *c)
+{
+	return c->daemon->pending ?: pending_new(c->daemon, c->rpc);
 }
 
 /* The retry's request: the client's parameters without "pending", so a try is an attach. */
@@ -208,7 +283,7 @@ int pending_add(struct call *c, const char *name, const char *device)
 			return -ENOMEM;
 		}
 		*v = (struct pending_volume) { .owner = p, .delay_usec = PENDING_FIRST_USEC,
-					       .next = p->list };
+					       .since = (uint64_t) time(NULL), .next = p->list };
 		snprintf(v->name, sizeof(v->name), "%s", name);
 		p->list = v;
 		p->n++;
@@ -221,6 +296,7 @@ int pending_add(struct call *c, const char *name, const char *device)
 		unlink_volume(p, v);
 		return -ENOMEM;
 	}
+	record_write(p, v);
 	log_warning("Volume %s (%s) is pending: %s; trying again in the background.", name,
 		    device, v->reason);
 	c->error = NULL;
@@ -236,6 +312,7 @@ bool pending_cancel(struct daemon *d, const char *name)
 	if (!v)
 		return false;
 	log_info("Pending volume %s (%s) is no longer wanted.", v->name, v->device);
+	record_remove(d->pending, v->name);
 	unlink_volume(d->pending, v);
 	return true;
 }
@@ -280,4 +357,108 @@ struct pending *pending_free(struct pending *p)
 	}
 	free(p);
 	return NULL;
+}
+
+/* Why a record read at start is not taken up, or NULL when it is. */
+static const char *record_stale(struct pending *p, struct daemon *d, const char *file,
+				const struct pending_record *rec)
+{
+	struct attachment *x = attachment_find(d->attachments, pending_record_name(rec));
+
+	if (!streq(pending_record_name(rec), file))
+		return "its name is not its file's";
+	if (p->boot_id[0] && !streq(rec->boot_id, p->boot_id))
+		return "it is from an earlier boot (the volume's unit asks again at this one)";
+	if (x && streq(x->device, pending_record_device(rec)))
+		return "the volume is attached already";
+	if (x)
+		return "a volume of that name is attached from another device";
+	return NULL;
+}
+
+/* Takes up one record; returns 1 when it is pending again, 0 when dropped, -ENOMEM. */
+static int record_load(struct pending *p, struct daemon *d, const char *file)
+{
+	_cleanup_free_ char *text = NULL;
+	struct pending_record rec = {};
+	struct pending_volume *v;
+	char path[PATH_MAX], err[256] = "";
+	const char *why;
+	unsigned line = 0;
+	size_t len = 0;
+	int r;
+
+	if (record_path(p, file, path, sizeof(path)) < 0)
+		return 0;
+	r = read_full_file(path, PENDING_RECORD_MAX, &text, &len);
+	if (r >= 0)
+		r = pending_record_parse(text, len, &rec, &line, err, sizeof(err));
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		log_error("%s:%u: %s; dropped (the volume's unit asks again: 'systemctl restart "
+			  "keyscope-volume@%s').", path, line, err[0] ? err : strerror(-r), file);
+		(void) unlink(path);
+		return 0;
+	}
+	why = record_stale(p, d, file, &rec);
+	if (why) {
+		log_info("Pending volume record %s is dropped: %s.", path, why);
+		pending_record_done(&rec);
+		(void) unlink(path);
+		return 0;
+	}
+	v = calloc(1, sizeof(*v));
+	if (!v) {
+		pending_record_done(&rec);
+		return -ENOMEM;
+	}
+	*v = (struct pending_volume) { .owner = p, .delay_usec = PENDING_FIRST_USEC,
+				       .since = rec.since, .next = p->list };
+	snprintf(v->name, sizeof(v->name), "%s", file);
+	snprintf(v->device, sizeof(v->device), "%s", pending_record_device(&rec));
+	v->params = TAKE_PTR(rec.params);
+	snprintf(v->reason, sizeof(v->reason), "%s", rec.reason[0] ? rec.reason : "(carried over)");
+	p->list = v;
+	p->n++;
+	if (schedule(v) < 0) {
+		unlink_volume(p, v);
+		return -ENOMEM;
+	}
+	return 1;
+}
+
+int pending_start(struct daemon *d, struct server *rpc)
+{
+	struct pending *p = d->pending ?: pending_new(d, rpc);
+	_cleanup_(closedirp) DIR *dir = NULL;
+	struct dirent *de;
+	unsigned n = 0;
+	int r;
+
+	if (!p)
+		return log_oom();
+	p->rpc = rpc;
+	(void) remove_stale_tmp_files(p->dir);	/* a write killed half-way */
+	dir = opendir(p->dir);
+	if (!dir)
+		return errno == ENOENT ? 0 : log_warning_errno(-errno, "Failed to open %s, "
+							       "ignoring: %m", p->dir);
+	while ((de = readdir(dir))) {
+		if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp."))
+			continue;
+		if (!dmcrypt_name_is_valid(de->d_name)) {
+			log_warning("%s/%s is not a pending volume record, ignoring.", p->dir,
+				    de->d_name);
+			continue;
+		}
+		r = record_load(p, d, de->d_name);
+		if (r < 0)
+			return log_oom();
+		n += (unsigned) r;
+	}
+	if (n)
+		log_notice("Carrying on %u pending volumes from the previous run; first tries in "
+			   "%llu s.", n, (unsigned long long) (PENDING_FIRST_USEC / USEC_PER_SEC));
+	return 0;
 }

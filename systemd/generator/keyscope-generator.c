@@ -180,8 +180,12 @@ static void put_service_section(FILE *f, const struct volume *v, const char *ctl
 	      "TimeoutStartSec=90s\nTimeoutStopSec=45s\n", f);
 	fprintf(f, "ExecStart=%s --timeout 60 attach", ctl);
 	put_arg(f, v->device);
-	/* a key source that does not answer keeps it pending in keyscoped, not failed */
-	fprintf(f, " --name %s --pending", v->name);
+	fprintf(f, " --name %s", v->name);
+	/* crypttab's meaning: a nofail volume whose key source does not answer is kept pending
+	 * in keyscoped (the unit succeeds, the boot goes on, it is attached when the source
+	 * answers); without nofail the unit fails, and so does what requires it (docs/boot.md) */
+	if (v->flags & VOLUME_NOFAIL)
+		fputs(" --pending", f);
 	put_attach_options(f, v);
 	fprintf(f, "\nExecStop=%s --timeout 30 detach %s\n", ctl, v->name);
 	/* keyscopectl only talks to keyscoped's socket; keyscoped opens the volume */

@@ -93,7 +93,7 @@ grep -qx 'JobRunningTimeoutSec=30000000us' "$out/$dev1.d/40-keyscope-device-time
 
 # a key in the local store: before cryptsetup.target, required by it, no network
 has logs 'BindsTo=dev-disk-by\x2dpath-pci\x2d0000:00:05.0.device' "Before=cryptsetup.target" \
-	"ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/disk/by-path/pci-0000:00:05.0\" --name logs --pending --key localkey --read-only --no-read-workqueue --no-write-workqueue"
+	"ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/disk/by-path/pci-0000:00:05.0\" --name logs --key localkey --read-only --no-read-workqueue --no-write-workqueue"
 hasnt logs "After=network-online.target" "Before=remote-cryptsetup.target"
 link cryptsetup.target.requires keyscope-volume@logs.service
 
@@ -106,17 +106,23 @@ for u in net bar tok; do
 	link remote-fs.target.wants keyscope-volume@$u.service
 done
 has bar 'BindsTo=dev-disk-by\x2dlabel-bar\x5cx2f1.device' \
-	"ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/disk/by-label/bar\\\\x2f1\" --name bar --pending --key remotekey"
+	"ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/disk/by-label/bar\\\\x2f1\" --name bar --key remotekey"
 
 # noauto: nothing pulls it in but its decrypted device (a mount of /dev/mapper/later)
 for t in cryptsetup.target.requires cryptsetup.target.wants remote-cryptsetup.target.requires; do
 	nolink $t keyscope-volume@later.service
 done
 link dev-mapper-later.device.requires keyscope-volume@later.service
-has later "ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/vdr\" --name later --pending --key localkey --same-cpu-crypt --submit-from-crypt-cpus"
-has plain1 "ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/vds\" --name plain1 --pending --key localkey --plain --cipher aes-xts-plain64 --key-size 512 --offset 8 --sector-size 4096"
-has osb "ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/vdt\" --name osb --pending --key localkey --passphrase hex"
+has later "ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/vdr\" --name later --key localkey --same-cpu-crypt --submit-from-crypt-cpus"
+has plain1 "ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/vds\" --name plain1 --key localkey --plain --cipher aes-xts-plain64 --key-size 512 --offset 8 --sector-size 4096"
+has osb "ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/vdt\" --name osb --key localkey --passphrase hex"
 [ ! -e "$out/keyscope-volume@ignored.service" ] || fail "read a drop-in not named *.conf"
+# crypttab's meaning of nofail: only a nofail volume is kept pending while its key source does
+# not answer (its unit succeeds); without nofail the attach fails and so does the unit
+has extra "ExecStart=$KEYSCOPECTL --timeout 60 attach \"/dev/vdu\" --name extra --pending"
+for u in logs net bar tok later plain1 osb; do
+	! grep -q -- '--pending' "$out/keyscope-volume@$u.service" || fail "$u (not nofail) asks --pending"
+done
 
 # fstab's mounts of a declared /dev/mapper/NAME are wanted by its device: a nofail mount whose
 # volume was pending at boot is mounted when the volume comes up later

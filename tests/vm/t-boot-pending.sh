@@ -8,6 +8,11 @@
 # it with the reason, nothing is attached meanwhile; once Barbican is reachable again keyscoped
 # attaches it by itself, and it reads back. The unit's attach again then succeeds (nothing
 # changed); a pending volume that is detached is no longer tried.
+# A pending volume outlives keyscoped: restarted (SIGTERM) and killed (SIGKILL, with a record
+# write of the killed run left half-done), keyscoped still lists it pending and attaches it
+# once Barbican is back; a record left for a volume that is attached by then (killed between
+# the attach and the record's removal), one of an earlier boot and a damaged one are dropped
+# at start, the damaged one named with its line.
 set -eu
 . "$KEYSCOPE_TOP/tests/vm/lib.sh"
 . "$KEYSCOPE_TOP/tests/vm/keyscope.sh"
@@ -46,6 +51,32 @@ tries=$(ks_field "$(pend)" tries)
 [ "${tries:-0}" -ge 1 ] || vm_die "no retry while pending: $(pend)"
 echo "pending after $tries tries: $(ks_field "$(pend)" reason)"
 
+# --- keyscoped restarted and killed while it is pending: it is still pending -----------------
+still_pending() { # WHAT
+	case $(pend) in *'"name":"data"'*) ;; *) vm_die "$1 forgot the pending volume: $(ks status)" ;; esac
+	[ -e /dev/mapper/data ] && vm_die "attached after $1 while Barbican is unreachable?"
+	echo "$1: still pending: $(pend)"
+}
+ks_stop
+ks_start --config "$KS_DIR/conf"
+still_pending "a restart of keyscoped"
+rec=$KS_DIR/state/pending/data
+[ -f "$rec" ] || vm_die "no record of the pending volume in $KS_DIR/state/pending"
+[ "$(stat -c %a "$rec")" = 600 ] || vm_die "record mode $(stat -c %a "$rec")"
+grep -qx "device = $vol" "$rec" && grep -qx 'name = data' "$rec" ||
+	vm_die "the record does not hold the request: $(cat "$rec")"
+cp "$rec" "$KS_DIR/rec.saved"
+dead=$(sh -c 'echo $$')
+echo half >"$KS_DIR/state/pending/data.tmp.$dead"	# a record write killed half-way
+kill -KILL "$KS_PID"
+wait "$KS_PID" 2>/dev/null || true
+KS_PID=
+ks_start --config "$KS_DIR/conf"
+still_pending "SIGKILL and a start"
+[ ! -e "$KS_DIR/state/pending/data.tmp.$dead" ] || vm_die "the half-written record is left"
+sleep 4
+[ "$(ks_field "$(pend)" tries)" -ge 1 ] || vm_die "not tried after the restart: $(pend)"
+
 # --- reachable again: attached by keyscoped, no one asks -------------------------------------
 restore
 t0=$(date +%s)
@@ -59,6 +90,27 @@ echo "attached $(($(date +%s) - t0)) s after Barbican came back"
 dd if=/dev/mapper/data bs=64k count=16 iflag=direct status=none | cmp -s - "$KS_DIR/plain" ||
 	vm_die "the pending volume does not read back"
 [ -z "$(pend)" ] || vm_die "still pending once attached: $(pend)"
+[ ! -e "$rec" ] || vm_die "the record is left once attached: $(cat "$rec")"
+
+# --- records a killed run may leave, found at start: dropped, the attached volume untouched ---
+cp "$KS_DIR/rec.saved" "$rec"	# killed between the attach and the record's removal
+sed -e 's/^boot-id = .*/boot-id = 00000000-0000-4000-8000-000000000000/' -e 's/^name = .*/name = old/' \
+	"$KS_DIR/rec.saved" >"$KS_DIR/state/pending/old"
+printf 'version = 1\nname = bad\ndevice = /dev/vdz\nbogus = 1\n' >"$KS_DIR/state/pending/bad"
+kill -KILL "$KS_PID"
+wait "$KS_PID" 2>/dev/null || true
+KS_PID=
+ks_start --config "$KS_DIR/conf"
+[ -z "$(pend)" ] || vm_die "a stale record was taken up: $(pend)"
+ls "$KS_DIR/state/pending" | grep . && vm_die "stale records left: $(ls "$KS_DIR/state/pending")"
+grep -q "pending/data is dropped: the volume is attached already" "$KS_LOG" ||
+	vm_die "no word on the record of the attached volume"
+grep -q "pending/old is dropped: it is from an earlier boot" "$KS_LOG" ||
+	vm_die "no word on the record of an earlier boot"
+grep -q "pending/bad:4: unknown key 'bogus'; dropped" "$KS_LOG" ||
+	vm_die "the damaged record is not named with its line: $(grep pending/bad "$KS_LOG")"
+dd if=/dev/mapper/data bs=64k count=16 iflag=direct status=none | cmp -s - "$KS_DIR/plain" ||
+	vm_die "the attached volume does not read back after the restart"
 ks metrics | grep -qx 'keyscope_volumes_pending 0' ||
 	vm_die "metrics still count a pending volume: $(ks metrics | grep volumes_pending)"
 out=$(ks --json attach "$vol" --name data --pending) || vm_die "the unit's attach again failed: $out"
@@ -72,6 +124,10 @@ ks attach "$vol" --name data --pending | grep -q pending || vm_die "second pendi
 out=$(ks detach data) || vm_die "detach of a pending volume failed: $out"
 case $out in *"was pending"*) ;; *) vm_die "detach of a pending volume said: $out" ;; esac
 [ -z "$(pend)" ] || vm_die "still pending after its detach: $(pend)"
+[ ! -e "$rec" ] || vm_die "the record is left after the detach"
+ks_stop
+ks_start --config "$KS_DIR/conf"	# and a restart does not bring it back
+[ -z "$(pend)" ] || vm_die "a detached pending volume is pending again after a restart"
 restore
 sleep 10
 [ -e /dev/mapper/data ] && vm_die "a detached pending volume was attached"

@@ -7,8 +7,9 @@
 # /dev/mapper/NAME. Barbican is stopped before the boot: the boot goes on (the test runs after
 # basic.target, with remote-fs.target pulled in as multi-user.target would), the volume's unit
 # is active and the volume pending in keyscopectl status, with the reason, nothing mounted.
-# Then Barbican is started again (vm_host): keyscoped attaches the volume and systemd mounts
-# it, untouched by hand.
+# keyscoped is restarted (systemctl restart) and killed (SIGKILL; systemd starts it again):
+# the volume is still pending after each. Then Barbican is started again (vm_host): keyscoped
+# attaches the volume and systemd mounts it, untouched by hand.
 set -eu
 
 if [ -z "${KEYSCOPE_VM-}" ]; then
@@ -136,6 +137,18 @@ pending_of() {
 		grep -o "{[^}]*\"name\":\"$1\"[^}]*}" || true
 }
 
+# wait_pending WHAT: after WHAT, keyscopectl status lists remote pending again (within 20 s).
+wait_pending() {
+	i=0
+	until [ -n "$(pending_of remote 2>/dev/null)" ]; do
+		i=$((i + 1))
+		[ $i -le 40 ] || vm_die "$1 forgot the pending volume: $(ks status 2>&1)"
+		sleep 0.5
+	done
+	[ ! -e /dev/mapper/remote ] || vm_die "/dev/mapper/remote exists after $1 while Barbican is down"
+	echo "$1: still pending: $(pending_of remote)"
+}
+
 boot() {
 	unset KEYSCOPE_SOCKET
 	u=keyscope-volume@remote.service
@@ -160,6 +173,21 @@ boot() {
 	systemctl show -P StatusText keyscoped.service | grep -q "1 volume pending" ||
 		vm_die "keyscoped's STATUS= does not count it: $(systemctl show -P StatusText keyscoped.service)"
 	echo "keyscoped: $(systemctl show -P StatusText keyscoped.service)"
+
+	# keyscoped restarted, then killed (systemd starts it again): the volume stays pending
+	systemctl restart keyscoped.service
+	wait_pending "systemctl restart keyscoped"
+	pid=$(systemctl show -P MainPID keyscoped.service)
+	systemctl kill -s KILL keyscoped.service
+	i=0
+	until [ "$(systemctl show -P MainPID keyscoped.service)" != "$pid" ] &&
+		[ "$(systemctl is-active keyscoped.service)" = active ]; do
+		i=$((i + 1))
+		[ $i -le 60 ] || vm_die "keyscoped not started again after SIGKILL: $(systemctl status --no-pager keyscoped | tail -n 5)"
+		sleep 0.5
+	done
+	wait_pending "SIGKILL of keyscoped and its restart by systemd"
+	[ "$(systemctl is-active $u)" = active ] || vm_die "$u is $(systemctl is-active $u) after the restarts"
 
 	vm_host barbican-start
 	t1=$(date +%s)
