@@ -81,7 +81,7 @@ keyscoped_DIR := $(SBINDIR)
 
 keyscopectl_SRC := $(wildcard cli/*.c)
 keyscopectl_A := $(LIB_A)
-keyscopectl_PKGS := json-c libkeyutils libcryptsetup devmapper blkid libcrypto libsystemd
+keyscopectl_PKGS := json-c libkeyutils
 keyscopectl_DIR := $(BINDIR)
 
 keyscope-request-key_SRC := kmod-helpers/request-key.c
@@ -95,6 +95,14 @@ keyscope-unlock_SRC := helpers/keyscope-unlock.c
 keyscope-unlock_A := $(LIB_A)
 keyscope-unlock_PKGS := libcryptsetup json-c libkeyutils libcrypto libsystemd devmapper blkid
 keyscope-unlock_DIR := $(LIBEXECDIR)
+
+# keyscopectl probe's LUKS header reader (helpers/keyscope-probe.c), exec'd by keyscopectl
+# (cli/probe.c) from next to it or LIBEXECDIR: keyscopectl itself links no libcryptsetup.
+PROGRAMS += keyscope-probe
+keyscope-probe_SRC := helpers/keyscope-probe.c
+keyscope-probe_A := $(LIB_A)
+keyscope-probe_PKGS := libcryptsetup json-c libkeyutils libcrypto devmapper blkid
+keyscope-probe_DIR := $(LIBEXECDIR)
 
 # keyscope-generator (systemd/generator/): /etc/keyscope/volumes -> units, run by systemd before
 # any unit; the units it writes name keyscopectl by its installed path (KEYSCOPECTL_PATH).

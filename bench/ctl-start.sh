@@ -4,9 +4,17 @@
 # (exec, dynamic loading, exit) and of `keyscopectl scope list` (the same plus a round trip to
 # keyscoped), with the number of shared objects ldd lists. KEYSCOPECTL_BASELINE=PATH adds the
 # same rows for another keyscopectl (say one built from an older commit), measured in the same
-# run, alternating with this one so that both see the same load. Prints a markdown table.
-# Run by bench/run; alone: bench/ctl-start.sh (needs a build, runs keyscoped on a private socket).
+# run, alternating with this one so that both see the same load. Then the `key install` round
+# trip (process start, connect, one KeyInstall of a stored key) of each against `keyctl padd`
+# (process start, one add_key(2) of a 64-character payload on a here-string), BENCH_CTL_KEYS
+# (default 200) keys, rounds alternating. Prints markdown tables.
+# Run by bench/run; alone as root: bench/ctl-start.sh (needs a build, runs keyscoped on a private
+# socket, in a session keyring of its own).
 set -eu
+if [ -z "${KEYSCOPE_BENCH_INNER:-}" ]; then
+	[ "$(id -u)" = 0 ] || { echo "bench/ctl-start.sh runs keyscoped: run it as root" >&2; exit 1; }
+	KEYSCOPE_BENCH_INNER=1 exec keyctl session keyscope-bench bash "$0" "$@"
+fi
 cd "$(dirname "$0")/.."
 B=${KEYSCOPE_BUILDDIR:-$PWD/build/out}
 runs=${BENCH_CTL_RUNS:-200}
@@ -68,4 +76,38 @@ for i in "${!bins[@]}"; do
 	printf '| %s | %s | %s | %s | %s | %s | %s |\n' "${names[i]}" "$(ldd "${bins[i]}" | wc -l)" \
 		"$(ldd "${bins[i]}" | grep -q libkmod && echo yes || echo no)" "$rel" "$cyc" \
 		"${ver[i]}" "${list[i]}"
+done
+
+# key install BINARY IDS: ms per `key install` (fresh process each), the keys released after.
+keys=${BENCH_CTL_KEYS:-200}
+"$B/bench/bench-install" create "$D/sock" "$keys" >"$D/ids"
+install_ms() {
+	local t=$EPOCHREALTIME
+	while read -r id; do "$1" --socket "$D/sock" key install "$id" >/dev/null; done <"$D/ids"
+	awk -v a="$t" -v b="$EPOCHREALTIME" -v n="$keys" 'BEGIN { printf "%.3f", (b - a) * 1000 / n }'
+	"$B/bench/bench-install" release "$D/sock" 32 64 <"$D/ids" >/dev/null
+}
+padd_ms() {
+	local t=$EPOCHREALTIME i=0 ring hex
+	ring=$(keyctl newring bench-ctl @s)
+	hex=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+	while [ $i -lt "$keys" ]; do keyctl padd logon "bench:$i" "$ring" <<<"$hex" >/dev/null; i=$((i + 1)); done
+	awk -v a="$t" -v b="$EPOCHREALTIME" -v n="$keys" 'BEGIN { printf "%.3f", (b - a) * 1000 / n }'
+	keyctl unlink "$ring" @s >/dev/null
+}
+declare -a inst
+for rep in 1 2 3; do	# three alternating rounds; the medians are reported
+	for i in "${!bins[@]}"; do inst[i]="${inst[i]:-} $(install_ms "${bins[i]}")"; done
+	padd="${padd:-} $(padd_ms)"
+done
+med() { printf '%s\n' $1 | sort -n | sed -n 2p; }
+pm=$(med "$padd")
+echo
+echo "key install round trip: $keys keys, 3 alternating rounds (median), load $(cut -d' ' -f1 /proc/loadavg)"
+echo
+printf '| client | ms per key | anchor: keyctl padd, ms | ratio | goal |\n|---|---:|---:|---:|---|\n'
+for i in "${!bins[@]}"; do
+	m=$(med "${inst[i]}")
+	printf '| keyscopectl key install, %s | %s | %s | %s | <= 1.5 |\n' "${names[i]}" "$m" "$pm" \
+		"$(awk -v a="$m" -v b="$pm" 'BEGIN { printf "%.2f", a / b }')"
 done

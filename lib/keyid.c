@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <systemd/sd-id128.h>
+#include <sys/random.h>
 
 #include "keyid.h"
 #include "macro.h"
@@ -42,16 +43,29 @@ const char *keyid_from_description(const char *desc)
 	return id && keyid_is_valid(id) ? id : NULL;
 }
 
-/* sd_id128_randomize() sets the version (4) and variant bits of a UUID v4 itself. */
+/*
+ * A random UUID v4 from getrandom(2) (blocks only before the kernel's pool is initialised), the
+ * version (4) and variant (10) bits set as RFC 9562 says. Not sd_id128_randomize(): this file
+ * is in every program's lib/, and libsystemd would be loaded by keyscopectl for it alone.
+ */
 int keyid_generate(char buf[static 37])
 {
-	sd_id128_t u;
+	uint8_t u[16];
+	size_t got = 0;
 	int r;
 
-	r = sd_id128_randomize(&u);
-	if (r < 0)
-		return r;
-	r = snprintf(buf, 37, SD_ID128_UUID_FORMAT_STR, SD_ID128_FORMAT_VAL(u));
+	while (got < sizeof(u)) {
+		ssize_t n = getrandom(u + got, sizeof(u) - got, 0);
+
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		got += n > 0 ? (size_t) n : 0;
+	}
+	u[6] = (u[6] & 0x0f) | 0x40;
+	u[8] = (u[8] & 0x3f) | 0x80;
+	r = snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+		     "%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7],
+		     u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
 	return r == 36 ? 0 : -EIO;
 }
 
