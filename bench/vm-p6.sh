@@ -38,9 +38,10 @@ fi
 B=${KEYSCOPE_BUILDDIR:-$KEYSCOPE_TOP/build/out}
 ks() { "$B/keyscopectl" "$@"; }
 say() { printf 'vm-p6: %s\n' "$*" >&2; }
-# part SERIAL NAME: the partition NAME (p6-7, p6-aux) of the disk SERIAL, once udev has it.
+# part SERIAL NAME: the partition NAME (p6-7, p6-aux) of the disk SERIAL (quick mode, no
+# udev: the kernel's node, /dev/vdb7), once the kernel has it.
 part() {
-	_p=/dev/disk/by-id/virtio-$1-part$(part_no "$1" "$2")
+	_p=$(vm_disk "$1")$(part_no "$1" "$2")
 	_i=0
 	until [ -b "$_p" ]; do
 		_i=$((_i + 1))
@@ -104,12 +105,14 @@ prepare_cs() {
 }
 
 prepare() {
+	# keyscope's and cryptsetup's disks at once: the preparation is no measurement
 	t0=$EPOCHREALTIME
-	prepare_ks
-	say "keyscope: $P6_N volumes formatted ($(since "$t0") s)"
-	t0=$EPOCHREALTIME
+	prepare_ks &
+	kpid=$!
 	prepare_cs pb "$P6_N" --pbkdf pbkdf2 --pbkdf-force-iterations 1000
 	say "cryptsetup PBKDF2: $P6_N volumes formatted ($(since "$t0") s)"
+	wait "$kpid" || vm_die "formatting keyscope's volumes failed"
+	say "keyscope: $P6_N volumes formatted ($(since "$t0") s)"
 	if [ "$P6_ARGON_N" -gt 0 ]; then
 		t0=$EPOCHREALTIME
 		prepare_cs ar "$P6_ARGON_N" --pbkdf argon2id --pbkdf-memory "$P6_ARGON_MEM"
@@ -129,7 +132,9 @@ measure() {
 	for i in $(seq 1 "$count"); do units+=("$prefix$i.service"); done
 	i=0
 	while :; do
-		left=$(systemctl show -P ActiveState "${units[@]}" | grep -vc '^active$' || true)
+		# one value per unit, and an empty line between units
+		up=$(systemctl show -P ActiveState "${units[@]}" | grep -c '^active$' || true)
+		left=$((count - up))
 		[ "$left" = 0 ] && break
 		i=$((i + 1))
 		if [ $i -gt 600 ]; then
