@@ -3,7 +3,7 @@
 # p6-gpt.py IMAGE COUNT SIZE_MIB LAST_MIB: writes a GUID partition table (UEFI spec, chapter 5)
 # on the raw image IMAGE, sized to hold COUNT partitions of SIZE_MIB MiB named p6-1 ...
 # p6-COUNT and one more of LAST_MIB MiB named p6-aux, 1 MiB aligned, each of type "Linux
-# filesystem". Prints "NAME PARTUUID" per partition. The host has no sfdisk or sgdisk, and
+# filesystem". Prints "NAME PARTUUID FIRST-SECTOR SECTORS" per partition (512-byte sectors). The host has no sfdisk or sgdisk, and
 # the benchmark wants more partitions (up to 255) than their default table of 128 entries.
 import os
 import struct
@@ -58,7 +58,7 @@ def main():
     for name, first, length in parts:
         guid = uuid.uuid4()
         table += entry(first, first + length - 1, name, guid)
-        print(name, guid)
+        print(name, guid, first, length)
     table = table.ljust(ENTRIES * ENTRY_SIZE, b"\0")
     crc = zlib.crc32(table)
     last_lba = sectors - 1

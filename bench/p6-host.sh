@@ -1,26 +1,26 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # The host side of bench/vm-p6.sh (what it measures is described there): makes the GPT disk
-# images, runs the preparation guest, seeds each boot as an installed node has it, boots the
+# images, formats the volumes (bench/p6-prep.sh), seeds each boot as an installed node has it, boots the
 # --systemd guest once per configuration, one after another, and prints the table.
 # usage: bench/p6-host.sh bench/vm-p6.sh   (bench/vm-p6.sh execs it on the host)
 set -eu
 script=$(readlink -f "$1")
 top=$(cd "$(dirname "$0")/.." && pwd -P)
 B=${KEYSCOPE_BUILDDIR:-$top/build/out}
-N=${P6_VOLUMES:-200} NA=${P6_ARGON_VOLUMES:-16} MEM=${P6_ARGON_MEM:-65536}
+N=${P6_VOLUMES:-200} NA=${P6_ARGON_VOLUMES:-16} MEM=${P6_ARGON_MEM:-65536} ITER=${P6_ARGON_ITER:-4}
 die() { echo "vm-p6: $*" >&2; exit 1; }
 num() { [[ $2 =~ ^[0-9]+$ ]] && [ "$2" -ge "$3" ] && [ "$2" -le "$4" ] ||
 	die "$1=$2: want a whole number from $3 to $4"; }
 num P6_VOLUMES "$N" 1 250
 num P6_ARGON_VOLUMES "$NA" 0 250
 num P6_ARGON_MEM "$MEM" 8192 1048576
+num P6_ARGON_ITER "$ITER" 4 1000
 [ "$(id -u)" = 0 ] || die "the guests' disk images and seeds are root's: run as root"
 for f in keyscoped keyscopectl keyscope-generator; do
 	[ -x "$B/$f" ] || die "no $B/$f: run make first"
 done
-export KEYSCOPE_BUILDDIR=$B KEYSCOPE_P6_VOLUMES=$N KEYSCOPE_P6_ARGON_VOLUMES=$NA \
-	KEYSCOPE_P6_ARGON_MEM=$MEM
+export KEYSCOPE_BUILDDIR=$B KEYSCOPE_P6_VOLUMES=$N KEYSCOPE_P6_ARGON_VOLUMES=$NA
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/keyscope-p6.XXXXXX")
 chmod 700 "$T"
@@ -36,17 +36,10 @@ say() { printf 'vm-p6: %s\n' "$*" >&2; }
 gpt() { /usr/bin/python3 "$top/bench/p6-gpt.py" "$T/$1.img" "$2" 20 "$3" >"$T/$1.parts"; }
 gpt ks "$N" 64
 gpt pb "$N" 1
-disks=(--disk-image "ks:$T/ks.img" --disk-image "pb:$T/pb.img")
-if [ "$NA" -gt 0 ]; then
-	gpt ar "$NA" 1
-	disks+=(--disk-image "ar:$T/ar.img")
-fi
+[ "$NA" = 0 ] || gpt ar "$NA" 1
 
-t0=$SECONDS
-"$top/tests/vm/run" --timeout 1500 "${disks[@]}" "$script" prepare >"$T/prep" 2>&1 ||
-	{ cat "$T/prep" >&2; die "the preparation guest failed"; }
-sed 's/^/  prepare | /' "$T/prep" >&2
-say "prepared in $((SECONDS - t0)) s"
+keyctl session p6-prep "$top/bench/p6-prep.sh" "$T" "$N" "$NA" "$MEM" "$ITER" ||
+	die "formatting the volumes failed"
 
 # seed_common DIR: what every boot has: a boot that ends in emergency mode ends the guest at
 # once with the journal, not at the timeout.
@@ -99,6 +92,8 @@ if [ "$NA" -gt 0 ]; then
 fi
 for b in $boots; do
 	what=${b%%:*} img=${b#*:}
+	# P6_BOOTS="ks" (a profile of keyscope's boot alone): the others are left out
+	case " ${P6_BOOTS:-ks pbkdf2 argon} " in *" $what "*) ;; *) continue ;; esac
 	t0=$SECONDS
 	"$top/tests/vm/run" --systemd --timeout 900 --seed "$T/seed-$img" \
 		--disk-image "$img:$T/$img.img" "$script" "$what" >"$T/boot-$what" 2>&1 ||
@@ -107,4 +102,4 @@ for b in $boots; do
 	say "$what boot: $((SECONDS - t0)) s"
 done
 
-exec "$top/bench/p6-table.sh" "$T" "$N" "$NA" "$MEM"
+[ -n "${P6_BOOTS-}" ] || "$top/bench/p6-table.sh" "$T" "$N" "$NA" "$MEM" "$ITER"

@@ -1,9 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# bench/p6-table.sh DIR N NA MEM: the table of bench/vm-p6.sh from the guests' "P6 KEY VALUE"
+# bench/p6-table.sh DIR N NA MEM ITER: the table of bench/vm-p6.sh from the guests' "P6 KEY VALUE"
 # lines in DIR/boot-ks, boot-pbkdf2 and boot-argon (bench/p6-host.sh; P6_KEEP=1 keeps DIR).
 set -eu
-D=$1 N=$2 NA=$3 MEM=$4
+D=$1 N=$2 NA=$3 MEM=$4 ITER=$5
 # get BOOT KEY: the value the guest printed, or n/a.
 get() { awk -v k="$2" '$1 == "P6" && $2 == k { v = $3 } END { print (v == "" ? "n/a" : v) }' "$D/boot-$1"; }
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
@@ -30,7 +30,7 @@ row "keyscope, /etc/keyscope/volumes (keyscope-generator)" "$ks_dur" "$ks_last" 
 if [ "$NA" -gt 0 ]; then
 	ar_first=$(get argon first_start_us) ar_last=$(get argon last_active_us)
 	ar_dur=$(calc %.2f "($ar_last - $ar_first) / 1e6")
-	row "systemd-cryptsetup, /etc/crypttab, Argon2id (default 2 s, memory $((MEM / 1024)) MiB), $NA measured" \
+	row "systemd-cryptsetup, /etc/crypttab, Argon2id ($ITER iterations, $((MEM / 1024)) MiB, 2 threads), $NA measured" \
 		"$ar_dur" "$ar_last" "$NA" "$(mib "$(get argon slice_peak)")" argon
 	ext=$(calc %.1f "$ar_dur * $N / $NA")
 	echo "| same, **extrapolated** to $N (× $N/$NA, CPU-bound) | $ext | | | | | $(calc %.2f "$ext / $pb_dur") |"
