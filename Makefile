@@ -218,9 +218,14 @@ bench: all $(BENCH_BIN)
 	$(Q)bench/run
 
 # The VM stage of make bench alone: volume opens in the test guest (bench/vm-attach.sh,
-# bench/vm-unlock.sh).
+# bench/vm-unlock.sh, bench/vm-osbrick.sh) and issue 12's P6 boots (bench/vm-p6.sh: 200
+# declared volumes against /etc/crypttab, about 20 min; P6_VOLUMES=N for fewer).
 bench-vm: all
 	$(Q)bench/run --vm
+
+# P6 alone: real boots of the --systemd guest, keyscope against systemd-cryptsetup.
+bench-p6: all
+	$(Q)bench/vm-p6.sh
 
 demo: all
 	$(Q)./demo.sh
@@ -260,7 +265,7 @@ clean:
 	rm -rf build/out build/asan build/fuzz
 
 .PHONY: all check check-build check-unit check-host check-vm asan asan-build asan-vm fuzz bench \
-	bench-vm demo deps install clean
+	bench-vm bench-p6 demo deps install clean
 .DELETE_ON_ERROR:
 
 -include $(shell find $(BUILDDIR) -name '*.d' 2>/dev/null)
