@@ -440,10 +440,11 @@ static int get_attachment(struct call *c, struct attachment **ret)
  * its device did and keyscoped closed it (unplugged): what detach would do is done, and the
  * unit that stops because its device went (BindsTo=) stops cleanly.
  */
-static bool detach_not_attached(struct call *c)
+static bool detach_not_attached(struct call *c, int *ret_r)
 {
 	const char *name = param_str(c, "name");
 	struct attachments *a = attachments_of(c);
+	struct dmcrypt_info di;
 	bool pending;
 
 	if (!name || attachment_find(a, name))
@@ -451,6 +452,14 @@ static bool detach_not_attached(struct call *c)
 	pending = pending_cancel(c->daemon, name);
 	if (!pending && !attachments_vanished(a, name))
 		return false;
+	/* vanished, and another mapping took the name: not ours to call detached */
+	if (!pending && dmcrypt_info(name, &di) >= 0 && di.exists) {
+		*ret_r = call_error(c, -ESTALE, "keyscope.NoSuchVolume",
+				    "/dev/mapper/%s is not keyscope's mapping any more (DM UUID %s); "
+				    "its record and holder were dropped, the mapping left alone",
+				    name, di.uuid);
+		return true;
+	}
 	c->reply = json_object_new_object();
 	json_object_object_add(c->reply, "name", json_object_new_string(name));
 	json_object_object_add(c->reply, pending ? "pending" : "vanished",
@@ -471,8 +480,9 @@ int m_volume_detach(struct call *c)
 
 	if ((r = call_check_params(c, allowed)) < 0)
 		return r;
-	if (detach_not_attached(c))
-		return 0;
+	r = 0;
+	if (detach_not_attached(c, &r))
+		return r;
 	if ((r = get_attachment(c, &x)) < 0 || (r = call_get_bool(c, "deferred", &deferred)) < 0)
 		return r;
 	/* Never remove a mapping that is no longer ours (closed behind our back and the name
