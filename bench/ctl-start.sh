@@ -60,7 +60,7 @@ fi
 for b in "${bins[@]}"; do "$b" --version >/dev/null; done
 
 declare -a ver list
-for rep in 1 2; do	# two alternating rounds; the second is reported
+for _ in 1 2; do	# two alternating rounds; the second is reported
 	for i in "${!bins[@]}"; do
 		ver[i]=$(ms_per_run "${bins[i]}" --version)
 		list[i]=$(ms_per_run "${bins[i]}" --socket "$D/sock" scope list)
