@@ -60,7 +60,7 @@ fi
 for b in "${bins[@]}"; do "$b" --version >/dev/null; done
 
 declare -a ver list
-for rep in 1 2; do	# two alternating rounds; the second is reported
+for _ in 1 2; do	# two alternating rounds; the second is reported
 	for i in "${!bins[@]}"; do
 		ver[i]=$(ms_per_run "${bins[i]}" --version)
 		list[i]=$(ms_per_run "${bins[i]}" --socket "$D/sock" scope list)
@@ -96,10 +96,11 @@ padd_ms() {
 	keyctl unlink "$ring" @s >/dev/null
 }
 declare -a inst
-for rep in 1 2 3; do	# three alternating rounds; the medians are reported
+for _ in 1 2 3; do	# three alternating rounds; the medians are reported
 	for i in "${!bins[@]}"; do inst[i]="${inst[i]:-} $(install_ms "${bins[i]}")"; done
 	padd="${padd:-} $(padd_ms)"
 done
+# shellcheck disable=SC2086 # $1 is a list of numbers, split on purpose
 med() { printf '%s\n' $1 | sort -n | sed -n 2p; }
 pm=$(med "$padd")
 echo
