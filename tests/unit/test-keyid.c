@@ -64,6 +64,30 @@ static void test_invalid(void **state)
 	free(huge);
 }
 
+/* The rule written out plainly, to hold the table-driven check to it byte by byte. */
+static bool ref_char_ok(int c, bool first)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return true;
+	return !first && (c == '-' || c == '_' || c == '.');
+}
+
+static void test_every_byte(void **state)
+{
+	(void) state;
+	for (int c = 1; c < 256; c++) {
+		char first[2] = { (char) c, 0 }, later[3] = { 'a', (char) c, 0 },
+		     after_dot[4] = { 'a', '.', (char) c, 0 };
+		if (keyid_is_valid(first) != ref_char_ok(c, true) ||
+		    keyid_is_valid(later) != ref_char_ok(c, false) ||
+		    keyid_is_valid(after_dot) != (ref_char_ok(c, false) && c != '.'))
+			fail_msg("byte 0x%02x judged wrongly", c);
+	}
+	assert_false(keyid_is_valid(""));
+	assert_false(keyid_is_valid("a..b"));
+	assert_true(keyid_is_valid("a.b.c"));
+}
+
 static void test_to_description(void **state)
 {
 	char buf[KEY_DESC_MAX + 1], max[KEYID_MAX + 1], want[KEY_DESC_MAX + 1];
@@ -174,6 +198,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid),
 		cmocka_unit_test(test_invalid),
+		cmocka_unit_test(test_every_byte),
 		cmocka_unit_test(test_to_description),
 		cmocka_unit_test(test_scope_ids),
 		cmocka_unit_test(test_from_description),
