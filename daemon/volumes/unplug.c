@@ -18,6 +18,7 @@
 
 #include "attachments-internal.h"
 #include "log.h"
+#include "uevent.h"
 
 #define UEVENT_BUF 8192
 
@@ -30,19 +31,6 @@ static int on_soon(sd_event_source *es, void *userdata)
 static void reconcile_soon(struct attachments *a)
 {
 	(void) sd_event_source_set_enabled(a->soon, SD_EVENT_ONESHOT);
-}
-
-/* "remove@/devices/...\0ACTION=remove\0...SUBSYSTEM=block\0...": a block device went away. */
-static bool is_block_remove(const char *buf, size_t len)
-{
-	if (len < 8 || strncmp(buf, "remove@", 7) != 0)
-		return false;
-	for (size_t i = 0, n; i < len; i += n + 1) {
-		n = strnlen(buf + i, len - i);
-		if (n == strlen("SUBSYSTEM=block") && memcmp(buf + i, "SUBSYSTEM=block", n) == 0)
-			return true;
-	}
-	return false;
 }
 
 static int on_uevent(sd_event_source *es, int fd, uint32_t revents, void *userdata)
@@ -63,7 +51,7 @@ static int on_uevent(sd_event_source *es, int fd, uint32_t revents, void *userda
 		if (n < 0)
 			break;
 		/* Only the kernel's own messages (port 0); a forged one would only reconcile. */
-		if (from.nl_pid == 0 && is_block_remove(buf, (size_t) n))
+		if (from.nl_pid == 0 && uevent_is_block_remove(buf, (size_t) n))
 			reconcile_soon(a);
 	}
 	if (errno != EAGAIN && errno != EINTR) {
