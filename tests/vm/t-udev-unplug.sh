@@ -114,6 +114,9 @@ ks format "$d1" --key "$id1" >/dev/null
 ks format "$d2" --key "$id2" >/dev/null
 ks attach "$d2" --name mkfs >/dev/null
 mkfs.ext4 -q /dev/mapper/mkfs
+# udev's watch on the mapping probes it again when mkfs closes it: let that probe end first
+# (else the detach finds it open: keyscope.VolumeBusy, seen once under load).
+vm_settle
 ks detach mkfs >/dev/null
 cat >/etc/keyscope/volumes <<-VOL
 loose UUID=$(cryptsetup luksUUID "$d1") -
