@@ -27,27 +27,22 @@ static int ctl_connect(void)
 	return 0;
 }
 
-int ctl_call(const char *method, json_object *params, const void *payload, size_t payload_len,
-	     json_object **ret_reply, json_object **ret_params)
+/* Transport failures, said once for ctl_call() and ctl_call_with(). */
+static int ctl_transport_error(int r)
 {
-	_cleanup_json_ json_object *p = params, *reply = NULL;
-	const char *error, *message;
-	json_object *rp;
-	int r;
-
-	r = ctl_connect();
-	if (r < 0)
-		return r;
-	r = proto_call(&ctl.client, method, p, payload, payload_len, &reply, NULL);
-	if (r == -ETIMEDOUT) {
+	if (r == -ETIMEDOUT)
 		fprintf(stderr, "keyscopectl: keyscoped did not answer within %u ms.\n",
 			ctl.timeout_ms);
-		return r;
-	}
-	if (r < 0) {
+	else
 		fprintf(stderr, "keyscopectl: talking to keyscoped failed: %s\n", strerror(-r));
-		return r;
-	}
+	return r;
+}
+
+int ctl_reply_check(json_object *reply, json_object **ret_params)
+{
+	const char *error, *message;
+	json_object *rp;
+
 	error = proto_reply_error(reply, &message);
 	if (error) {
 		if (ctl.json) {
@@ -61,6 +56,49 @@ int ctl_call(const char *method, json_object *params, const void *payload, size_
 		fprintf(stderr, "keyscopectl: reply from keyscoped has no parameters\n");
 		return -EBADMSG;
 	}
+	*ret_params = rp;
+	return 0;
+}
+
+int ctl_call_with(const char *method, proto_reader_fn reader, void *userdata,
+		  const char *reader_error)
+{
+	char req[32 + PROTO_METHOD_MAX];
+	int r, n;
+
+	r = ctl_connect();
+	if (r < 0)
+		return r;
+	n = snprintf(req, sizeof(req), "{\"method\":\"%s\"}", method);
+	if (n < 0 || (size_t) n >= sizeof(req))
+		return -EINVAL;
+	r = proto_send(&ctl.client, req, (size_t) n, NULL, 0);
+	if (r >= 0)
+		r = proto_recv_with(&ctl.client, reader, userdata, NULL);
+	if ((r == -EBADMSG || r == -EPROTO) && reader_error && reader_error[0]) {
+		fprintf(stderr, "keyscopectl: malformed reply from keyscoped, nothing printed: %s\n",
+			reader_error);
+		return r;
+	}
+	return r < 0 ? ctl_transport_error(r) : 0;
+}
+
+int ctl_call(const char *method, json_object *params, const void *payload, size_t payload_len,
+	     json_object **ret_reply, json_object **ret_params)
+{
+	_cleanup_json_ json_object *p = params, *reply = NULL;
+	json_object *rp;
+	int r;
+
+	r = ctl_connect();
+	if (r < 0)
+		return r;
+	r = proto_call(&ctl.client, method, p, payload, payload_len, &reply, NULL);
+	if (r < 0)
+		return ctl_transport_error(r);
+	r = ctl_reply_check(reply, &rp);
+	if (r < 0)
+		return r;
 	*ret_params = rp;
 	*ret_reply = TAKE_PTR(reply);
 	return 0;

@@ -59,6 +59,22 @@ int ctl_call(const char *method, json_object *params, const void *payload, size_
 	     json_object **ret_reply, json_object **ret_params);
 
 /*
+ * Checks a reply as ctl_call() does: an error reply is printed ("keyscopectl: <message>") and
+ * gives -EIO, a reply without parameters -EBADMSG. Returns 0 and the parameters (owned by
+ * reply) otherwise.
+ */
+int ctl_reply_check(json_object *reply, json_object **ret_params);
+
+/*
+ * Calls method (no parameters) and hands the reply's text to reader (proto_recv_with()) rather
+ * than building a json-c tree. When reader fails and has written its reason into reader_error,
+ * prints that as a malformed reply; prints transport failures as ctl_call() does. Error
+ * replies are the reader's to pass on (ctl_reply_check()). Returns 0 or a negative errno.
+ */
+int ctl_call_with(const char *method, proto_reader_fn reader, void *userdata,
+		  const char *reader_error);
+
+/*
  * Calls method (params reference taken) and prints the reply: as JSON with --json, else with
  * print (may be NULL). Returns an exit status.
  */

@@ -488,40 +488,52 @@ static int client_grow(struct proto_client *c)
 	return 0;
 }
 
-int proto_recv(struct proto_client *c, json_object **ret, struct secret_buf *ret_payload)
+/* proto_recv()'s reader: the reply's tree, the size of the payload that follows it. */
+static int parse_tree(const char *text, size_t len, void *userdata)
 {
 	static const struct proto_parse_opts reply_opts = {
 		.max = PROTO_MAX_REPLY, .depth = PROTO_MAX_DEPTH, .what = "message",
 	};
-	uint64_t deadline = now_usec() + (uint64_t) c->timeout_ms * 1000;
-	_cleanup_json_ json_object *o = NULL;
-	size_t len = 0, need = 0, scanned = 0;
+	json_object **o = userdata, *ps;
 	char err[256];
+	int r;
+
+	r = proto_parse_full(text, len, &reply_opts, o, err, sizeof(err));
+	if (r < 0)
+		return r;
+	if (json_object_object_get_ex(*o, "payload-size", &ps)) {
+		int64_t v = json_object_get_int64(ps);
+		if (v < 1 || v > PROTO_MAX_PAYLOAD)
+			return -EBADMSG;
+		return (int) v;
+	}
+	return 0;
+}
+
+int proto_recv_with(struct proto_client *c, proto_reader_fn reader, void *userdata,
+		    struct secret_buf *ret_payload)
+{
+	uint64_t deadline = now_usec() + (uint64_t) c->timeout_ms * 1000;
+	size_t len = 0, need = 0, scanned = 0;
+	bool framed = false;
 	int r;
 
 	for (;;) {
 		ssize_t k;
 
 		/* Scan only the bytes not scanned yet: a long reply comes in many reads. */
-		r = o ? 1 : proto_frame_max(c->buf + scanned, c->len - scanned,
-					    PROTO_MAX_REPLY - scanned, &len);
+		r = framed ? 1 : proto_frame_max(c->buf + scanned, c->len - scanned,
+						 PROTO_MAX_REPLY - scanned, &len);
 		if (r < 0)
 			return -EBADMSG;
 		if (r > 0) {
-			if (!o) {
-				json_object *ps;
+			if (!framed) {
 				len += scanned;
-				r = proto_parse_full((const char *) c->buf, len, &reply_opts, &o,
-						     err, sizeof(err));
+				r = reader((const char *) c->buf, len, userdata);
 				if (r < 0)
 					return r;
-				need = len + 1;
-				if (json_object_object_get_ex(o, "payload-size", &ps)) {
-					int64_t v = json_object_get_int64(ps);
-					if (v < 1 || v > PROTO_MAX_PAYLOAD)
-						return -EBADMSG;
-					need += (size_t) v;
-				}
+				framed = true;
+				need = len + 1 + (size_t) r;
 			}
 			if (c->len >= need)
 				break;
@@ -559,6 +571,16 @@ int proto_recv(struct proto_client *c, json_object **ret, struct secret_buf *ret
 	memmove(c->buf, c->buf + need, c->len - need);
 	secret_erase(c->buf + c->len - need, need);
 	c->len -= need;
+	return 0;
+}
+
+int proto_recv(struct proto_client *c, json_object **ret, struct secret_buf *ret_payload)
+{
+	_cleanup_json_ json_object *o = NULL;
+	int r = proto_recv_with(c, parse_tree, &o, ret_payload);
+
+	if (r < 0)
+		return r;
 	*ret = TAKE_PTR(o);
 	return 0;
 }

@@ -120,5 +120,19 @@ int proto_send(struct proto_client *c, const char *text, size_t len, const void 
 /* Low level: receive one message. Same results as proto_call(). */
 int proto_recv(struct proto_client *c, json_object **ret, struct secret_buf *ret_payload);
 
+/*
+ * Reads one message's JSON text (len bytes, no NUL inside; valid during the call only). Returns
+ * the size of the payload that follows the message (0..PROTO_MAX_PAYLOAD), or -errno.
+ */
+typedef int (*proto_reader_fn)(const char *text, size_t len, void *userdata);
+
+/*
+ * Low level: receive one message and hand its text to reader (proto_recv() builds a json-c
+ * tree; a client that reads a large reply once can scan it instead: lib/proto-scan.h).
+ * Returns 0, reader's negative return, or proto_recv()'s errors.
+ */
+int proto_recv_with(struct proto_client *c, proto_reader_fn reader, void *userdata,
+		    struct secret_buf *ret_payload);
+
 /* For replies: the error name, or NULL when the reply is a success. */
 const char *proto_reply_error(json_object *reply, const char **ret_message);
