@@ -5,8 +5,10 @@
 # flight), cold and warm, against raw add_key(2) and add_key(2)+KEYCTL_SETPERM loops; RssAnon
 # and VmRSS held at 10,000 scopes, after ScopeList/Status, and after a restart; the start-up
 # time to the first answer with 10,000 scopes against an empty state; ScopeList/Status round
-# trips; `keyscopectl key install` against `keyctl padd`. Medians of BENCH_REPS (default 3);
-# each repetition restarts keyscoped. Run by bench/run; alone as root: bench/scale.sh.
+# trips; `keyscopectl scope list` and `status` (the whole command, wall, BENCH_LIST_RUNS runs,
+# default 21) against keyscoped's CPU for the same calls; `keyscopectl key install` against
+# `keyctl padd`. Medians of BENCH_REPS (default 3); each repetition restarts keyscoped.
+# Run by bench/run; alone as root: bench/scale.sh.
 set -eu
 if [ -z "${KEYSCOPE_BENCH_INNER:-}" ]; then
 	[ "$(id -u)" = 0 ] || { echo "bench/scale.sh runs keyscoped: run it as root" >&2; exit 1; }
@@ -19,6 +21,7 @@ n=${BENCH_SCALE_KEYS:-10000}
 reps=${BENCH_REPS:-3}
 window=32 batch=256
 ctl_runs=${BENCH_CTL_RUNS:-200}
+ctl_list_runs=${BENCH_LIST_RUNS:-21}
 D=$(mktemp -d /tmp/keyscope-scale.XXXXXX)
 pid=
 trap '[ -z "$pid" ] || kill $pid 2>/dev/null || true; rm -rf "$D"' EXIT
@@ -36,6 +39,18 @@ mem() { # -> "RssAnon VmRSS" in KiB
 rate() { "$BI" "$1" "$D/sock" "$window" "$batch" <"$D/ids" | awk '{ print $6 }'; }
 call() { # METHOD -> "wall-ms daemon-cpu-ms"
 	"$BI" call "$D/sock" "$1" 5 "$pid" | awk '{ print $5, $8 }'
+}
+ctl_call() { # COMMAND... -> "wall-ms daemon-cpu-ms": medians of ctl_list_runs runs of keyscopectl
+	local i c0 c1 t0 t1
+	for i in $(seq "$ctl_list_runs"); do
+		read -r c0 _ <"/proc/$pid/schedstat"
+		t0=$EPOCHREALTIME
+		"$B/keyscopectl" --socket "$D/sock" "$@" >/dev/null
+		t1=$EPOCHREALTIME
+		read -r c1 _ <"/proc/$pid/schedstat"
+		awk -v a="$t0" -v b="$t1" -v c="$c0" -v d="$c1" 'BEGIN { printf "%.3f %.3f\n", (b - a) * 1000, (d - c) / 1e6 }'
+	done >"$D/ctl-call"
+	echo "$(cut -d' ' -f1 "$D/ctl-call" | median) $(cut -d' ' -f2 "$D/ctl-call" | median)"
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
@@ -56,6 +71,8 @@ for _ in $(seq "$reps"); do
 	read -r w c < <(call keyscope.ScopeList); add list "$w"; add listcpu "$c"
 	read -r w c < <(call keyscope.Status); add status "$w"; add statuscpu "$c"
 	read -r a r < <(mem); add anon2 "$a"; add rss2 "$r"
+	read -r w c < <(ctl_call scope list); add ctllist "$w"; add ctllistcpu "$c"
+	read -r w c < <(ctl_call status); add ctlstatus "$w"; add ctlstatuscpu "$c"
 	rate release >/dev/null
 	add warm "$(rate install)"
 	stop
@@ -82,9 +99,13 @@ s0=$(med start0) s1=$(med start1)
 printf '| start-up to first answer, ms | %s (%s scopes) | %s (none) | %s | <= 1.3 |\n' "$s1" "$n" "$s0" "$(ratio "$s1" "$s0")"
 c0=$(med cpu0) c1=$(med cpu1)
 printf '| start-up CPU of keyscoped to first answer, ms | %s | %s | %s | |\n' "$c1" "$c0" "$(ratio "$c1" "$c0")"
-printf '| ScopeList at %s: round trip (client parse included) / keyscoped CPU, ms | %s / %s | | | <= 50 ms |\n' "$n" "$(med list)" "$(med listcpu)"
+printf '| ScopeList at %s: round trip (bench client, json-c parse included) / keyscoped CPU, ms | %s / %s | | | |\n' "$n" "$(med list)" "$(med listcpu)"
 printf '| ScopeList after a restart, same, ms | %s / %s | | | |\n' "$(med list1)" "$(med list1cpu)"
 printf '| Status at %s, same, ms | %s / %s | | | |\n' "$n" "$(med status)" "$(med statuscpu)"
+printf '| keyscopectl scope list >/dev/null at %s, wall ms (median of %s) | %s | %s (keyscoped CPU, same calls) | %s | <= 50 ms |\n' \
+	"$n" "$ctl_list_runs" "$(med ctllist)" "$(med ctllistcpu)" "$(ratio "$(med ctllist)" "$(med ctllistcpu)")"
+printf '| keyscopectl status >/dev/null at %s, same | %s | %s | %s | |\n' \
+	"$n" "$(med ctlstatus)" "$(med ctlstatuscpu)" "$(ratio "$(med ctlstatus)" "$(med ctlstatuscpu)")"
 printf '| RssAnon, MiB: empty / %s installed / after list+status / restarted / restarted+list | %s / %s / %s / %s / %s | | | <= 4 MiB |\n' \
 	"$n" "$(mib "$(med anon0)")" "$(mib "$(med anon1)")" "$(mib "$(med anon2)")" "$(mib "$(med anon3)")" "$(mib "$(med anon4)")"
 printf '| VmRSS, MiB: same points | %s / %s / %s / %s / %s | | | |\n' \

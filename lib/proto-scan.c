@@ -185,6 +185,33 @@ static bool decode(struct scanner *s, struct strbuf *b, size_t from, size_t to, 
 	return true;
 }
 
+/* The bytes that end a string's plain run: its end, an escape, NUL, non-ASCII. */
+static const bool string_stop[256] = {
+	[0] = true, ['"'] = true, ['\\'] = true, [0x80 ... 0xff] = true,
+};
+
+/* Whether any of the eight bytes in w is zero (exact: no false positives on the whole word). */
+static bool has_zero_byte(uint64_t w)
+{
+	return ((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL) != 0;
+}
+
+/* From p[i], past the whole words of plain bytes: eight a step while none ends the run. */
+static size_t skip_plain_words(const uint8_t *p, size_t i, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ULL;
+
+	while (n - i >= 8) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		if ((w & (ones * 0x80)) || has_zero_byte(w) || has_zero_byte(w ^ (ones * '"')) ||
+		    has_zero_byte(w ^ (ones * '\\')))
+			break;
+		i += 8;
+	}
+	return i;
+}
+
 /*
  * The string at s->i (a '"'). With b, its decoded text in *ret and *ret_len: in place when it
  * has no escape, else in b. Raw control characters pass, as json-c lets them.
@@ -199,7 +226,8 @@ static bool scan_string(struct scanner *s, struct strbuf *b, const char **ret, s
 		size_t k;
 		uint32_t cp;
 
-		while (i < n && p[i] != '"' && p[i] != '\\' && p[i] != 0 && p[i] < 0x80)
+		i = skip_plain_words(p, i, n);
+		while (i < n && !string_stop[p[i]])
 			i++;
 		if (i >= n) {
 			s->i = n;
