@@ -41,25 +41,29 @@ fi
 B=${KEYSCOPE_BUILDDIR:-$KEYSCOPE_TOP/build/out}
 ks() { "$B/keyscopectl" "$@"; }
 say() { printf 'vm-p6: %s\n' "$*" >&2; }
+# cpu_us CGROUP: the cgroup's CPU time in µs (cpu.stat's usage_usec), or n/a
+cpu_us() { awk '$1 == "usage_usec" { print $2; f = 1 } END { if (!f) print "n/a" }' \
+	"/sys/fs/cgroup$1/cpu.stat" 2>/dev/null || echo n/a; }
 # measure COUNT UNIT-PREFIX ANCHOR-UNIT: waits until COUNT units UNIT-PREFIX1..COUNT are
 # active, then prints the figures as "P6 KEY VALUE" lines for the host.
 measure() {
 	count=$1 prefix=$2 anchor=$3
 	units=()
 	for i in $(seq 1 "$count"); do units+=("$prefix$i.service"); done
+	# Cheap while the volumes open (a systemctl show of COUNT units each second would take
+	# CPU from the boot it measures): every volume unit is required by cryptsetup.target
+	# (no nofail), so the target is active once they all are; a failed one ends the wait.
 	i=0
-	while :; do
-		# one value per unit, and an empty line between units
-		up=$(systemctl show -P ActiveState "${units[@]}" | grep -c '^active$' || true)
-		left=$((count - up))
-		[ "$left" = 0 ] && break
+	while [ "$(systemctl is-active cryptsetup.target)" != active ]; do
 		i=$((i + 1))
-		if [ $i -gt 600 ]; then
+		if [ $i -gt 600 ] || systemctl --failed --no-legend | grep -q " $prefix"; then
 			systemctl --failed --no-pager >&2
-			vm_die "$left of $count volume units not active after 10 min"
+			vm_die "cryptsetup.target not active after $i s"
 		fi
 		sleep 1
 	done
+	up=$(systemctl show -P ActiveState "${units[@]}" | grep -c '^active$' || true)
+	[ "$up" = "$count" ] || vm_die "$((count - up)) of $count volume units not active"
 	systemctl show -p InactiveExitTimestampMonotonic -p ActiveEnterTimestampMonotonic \
 		"${units[@]}" >/run/p6-units
 	awk -F= '/^InactiveExit/ && (min == "" || $2 < min) { min = $2 }
@@ -70,6 +74,11 @@ measure() {
 	# the slice, not the units: an exited oneshot unit has no cgroup left
 	slice=$(systemctl show -P ControlGroup "$(systemctl show -P Slice "${units[0]}")")
 	echo "P6 slice_peak $(cat "/sys/fs/cgroup$slice/memory.peak" 2>/dev/null || echo n/a)"
+	# CPU since boot (µs) of the units' slice (the exited units' usage stays in it), of
+	# systemd-udevd.service (its workers: blkid, the rules' programs) and of the whole guest
+	echo "P6 cpu_slice_us $(cpu_us "$slice")"
+	echo "P6 cpu_udev_us $(cpu_us "$(systemctl show -P ControlGroup systemd-udevd.service)")"
+	echo "P6 cpu_total_us $(awk '/^cpu / { print ($2 + $3 + $4 + $7 + $8) * 10000 }' /proc/stat)"
 	echo "P6 cryptsetup_target_us $(systemctl show -P ActiveEnterTimestampMonotonic cryptsetup.target)"
 	echo "P6 mem_total_kb $(awk '/^MemTotal/ { print $2 }' /proc/meminfo)"
 	echo "P6 mem_used_kb $(awk '/^MemTotal/ { t = $2 } /^MemAvailable/ { a = $2 } END { print t - a }' /proc/meminfo)"
@@ -82,6 +91,7 @@ boot_ks() {
 		-u "keyscope-volume@v$P6_N.service" | sed 's/^/journal | /' >&2
 	cg=$(systemctl show -P ControlGroup keyscoped.service)
 	echo "P6 daemon_peak $(cat "/sys/fs/cgroup$cg/memory.peak" 2>/dev/null || echo n/a)"
+	echo "P6 cpu_daemon_us $(cpu_us "$cg")"
 	pid=$(systemctl show -P MainPID keyscoped.service)
 	echo "P6 daemon_hwm_kb $(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status")"
 	dmsetup table v1 | grep -q ':64:logon:keyscope:' || vm_die "v1: $(dmsetup table v1)"
