@@ -84,13 +84,16 @@ static int dm_run_nowait(struct dm_task *dmt, uint16_t flags, uint32_t *ret_cook
 	int ok, e;
 
 	*ret_cookie = 0;
+	/* Without udev, libdevmapper makes the nodes itself, in dm_udev_wait(0) below. */
+	if (!dm_udev_get_sync_support())
+		flags &= (uint16_t) ~DM_UDEV_DISABLE_LIBRARY_FALLBACK;
 	if (!dm_task_set_cookie(dmt, &cookie, flags))
 		return -EIO;
 	ok = dm_task_run(dmt);
 	e = dm_task_get_errno(dmt);
-	if (!ok) {
+	if (!ok || !cookie) {
 		(void) dm_udev_wait(cookie);
-		return e > 0 ? -e : -EIO;
+		return ok ? 0 : e > 0 ? -e : -EIO;
 	}
 	*ret_cookie = cookie;
 	return 0;
