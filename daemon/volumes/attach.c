@@ -469,7 +469,7 @@ static int get_attachment(struct call *c, struct attachment **ret)
  */
 static bool detach_not_attached(struct call *c, int *ret_r)
 {
-	const char *name = param_str(c, "name");
+	const char *name = param_str(c, "name"), *was = NULL;
 	struct attachments *a = attachments_of(c);
 	struct dmcrypt_info di;
 	bool pending;
@@ -477,10 +477,11 @@ static bool detach_not_attached(struct call *c, int *ret_r)
 	if (!name || attachment_find(a, name))
 		return false;
 	pending = pending_cancel(c->daemon, name);
-	if (!pending && !attachments_vanished(a, name))
+	if (!pending && !(was = attachments_vanished(a, name)))
 		return false;
-	/* vanished, and another mapping took the name: not ours to call detached */
-	if (!pending && dmcrypt_info(name, &di) >= 0 && di.exists) {
+	/* vanished, and another mapping took the name: not ours to call detached (ours still
+	 * there is the unplugged one the kernel removes at its last close: a umount running) */
+	if (!pending && dmcrypt_info(name, &di) >= 0 && di.exists && !streq(di.uuid, was)) {
 		*ret_r = call_error(c, -ESTALE, "keyscope.NoSuchVolume",
 				    "/dev/mapper/%s is not keyscope's mapping any more (DM UUID %s); "
 				    "its record and holder were dropped, the mapping left alone",

@@ -132,9 +132,11 @@ prepare() {
 	umount /mnt/r
 	ks detach remote >/dev/null
 	echo "UUID $(cryptsetup luksUUID "$d")"
-	d=$(vm_disk strict)
-	ks format "$d" --key "$(new_secret)" >/dev/null
-	echo "STRICT $(cryptsetup luksUUID "$d")"
+	# t-boot-shutdown prepares its volume here too, without this one
+	if d=$(vm_disk_find strict); then
+		ks format "$d" --key "$(new_secret)" >/dev/null
+		echo "STRICT $(cryptsetup luksUUID "$d")"
+	fi
 	kill "$pid"
 	wait "$pid" || true
 	umount /var/lib/keyscope
