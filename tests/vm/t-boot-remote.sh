@@ -188,7 +188,7 @@ boot() {
 		[ $i -le 240 ] || vm_die "$us is $(systemctl is-active $us), not failed, 120 s into the test"
 		sleep 0.5
 	done
-	journalctl -b --no-pager -q -u $us | grep -q 'Barbican' ||
+	journalctl -b --no-pager -q -u $us | grep -q 'keyscope.KeySourceUnavailable' ||
 		vm_die "$us failed without saying why: $(journalctl -b --no-pager -q -u $us | tail -n 5)"
 	[ -z "$(pending_of strict)" ] || vm_die "strict (no nofail) is pending: $(pending_of strict)"
 	[ ! -e /dev/mapper/strict ] || vm_die "/dev/mapper/strict exists while Barbican is down"
