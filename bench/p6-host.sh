@@ -8,7 +8,7 @@ set -eu
 script=$(readlink -f "$1")
 top=$(cd "$(dirname "$0")/.." && pwd -P)
 B=${KEYSCOPE_BUILDDIR:-$top/build/out}
-N=${P6_VOLUMES:-200} NA=${P6_ARGON_VOLUMES:-16} MEM=${P6_ARGON_MEM:-65536} ITER=${P6_ARGON_ITER:-4}
+N=${P6_VOLUMES:-200} NA=${P6_ARGON_VOLUMES:-200} MEM=${P6_ARGON_MEM:-65536} ITER=${P6_ARGON_ITER:-4}
 die() { echo "vm-p6: $*" >&2; exit 1; }
 num() { [[ $2 =~ ^[0-9]+$ ]] && [ "$2" -ge "$3" ] && [ "$2" -le "$4" ] ||
 	die "$1=$2: want a whole number from $3 to $4"; }
@@ -95,7 +95,7 @@ for b in $boots; do
 	# P6_BOOTS="ks" (a profile of keyscope's boot alone): the others are left out
 	case " ${P6_BOOTS:-ks pbkdf2 argon} " in *" $what "*) ;; *) continue ;; esac
 	t0=$SECONDS
-	"$top/tests/vm/run" --systemd --timeout 900 --seed "$T/seed-$img" \
+	"$top/tests/vm/run" --systemd --timeout 1800 --seed "$T/seed-$img" \
 		--disk-image "$img:$T/$img.img" "$script" "$what" >"$T/boot-$what" 2>&1 ||
 		{ cat "$T/boot-$what" >&2; die "the $what boot failed"; }
 	grep -v '^P6 ' "$T/boot-$what" | sed "s/^/  $what | /" >&2 || true

@@ -32,7 +32,7 @@ die() { echo "vm-p6: $*" >&2; exit 1; }
 # part_loop IMAGE NAME: a loop device over partition NAME of DIR/IMAGE.img.
 part_loop() {
 	local off size
-	read -r off size < <(awk -v n="$2" '$1 == n { print $3 * 512, $4 * 512 }' "$D/$1.parts")
+	read -r off size < <(awk -v n="$2" '$1 == n { printf "%.0f %.0f\n", $3 * 512, $4 * 512 }' "$D/$1.parts")
 	[ -n "$size" ] || die "no partition $2 in $D/$1.parts"
 	losetup -f --show -o "$off" --sizelimit "$size" "$D/$1.img"
 }

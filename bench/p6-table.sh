@@ -42,4 +42,14 @@ echo "keyscope: from keyscoped.service ready (READY=1) at $(calc %.2f "$ks_ready
 	"(VmHWM $(calc %.1f "$(get ks daemon_hwm_kb) / 1024") MiB) + keyscope-volume@ slice memory.peak $(mib "$ks_slice") MiB."
 echo "crypttab: from the first systemd-cryptsetup@ unit's start (PBKDF2 at $(calc %.2f "$pb_first / 1e6") s);" \
 	"peak memory = the systemd-cryptsetup@ slice's memory.peak (all its processes at once)."
+# cpu BOOT: where the guest's CPU went, from boot to all attached (seconds)
+sec() { [ "$1" = n/a ] && echo n/a || calc %.1f "$1 / 1e6"; }
+cpu() {
+	printf '%s: CPU from boot to all attached %s s, of it systemd-udevd.service %s s, the volume units %s s' \
+		"$1" "$(sec "$(get "$1" cpu_total_us)")" "$(sec "$(get "$1" cpu_udev_us)")" \
+		"$(sec "$(get "$1" cpu_slice_us)")"
+	[ "$1" != ks ] || printf ', keyscoped.service %s s' "$(sec "$(get ks cpu_daemon_us)")"
+	echo "."
+}
+for b in pbkdf2 ks argon; do [ ! -e "$D/boot-$b" ] || cpu "$b"; done
 echo "Goal: keyscope ≤ 0.50 × crypttab PBKDF2: $(calc %.2f "$ks_dur / $pb_dur") ×."

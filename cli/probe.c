@@ -5,6 +5,13 @@
  * prints), found next to keyscopectl (a build folder) or else in LIBEXECDIR, and exec'd in
  * place of this process. keyscopectl itself links no libcryptsetup: every other command starts
  * without loading it and the libraries it brings (docs/benchmarks.md, "keyscopectl start").
+ *
+ * Run by udev (IMPORT{program} in 69-keyscope.rules) for a volume that /etc/keyscope/volumes
+ * declares, it reads no header at all: blkid (60-persistent-storage.rules) has the LUKS UUID
+ * and the partition's identifiers in the event's environment already, and what udev needs is
+ * the declared unit, which reads the header itself when it attaches. At boot that is every
+ * volume: one process start and no header read per volume, instead of two starts (one with
+ * libcryptsetup's dozen libraries) and a read (P6 in docs/benchmarks.md).
  */
 #include <getopt.h>
 #include <limits.h>
@@ -13,6 +20,8 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "declared.h"
+#include "macro.h"
 #include "paths.h"
 
 #define PROBE_HELPER "keyscope-probe"
@@ -38,6 +47,28 @@ static bool helper_find(char *path, size_t size)
 	return access(path, X_OK) == 0;
 }
 
+/*
+ * Under udev, for a declared volume: its properties without the header (above). 1 when it
+ * printed them, 0 when the helper must read the header (not run by udev for this device, not
+ * LUKS to blkid, or not declared).
+ */
+static int probe_declared(const char *dev)
+{
+	const char *devname = getenv("DEVNAME"), *type = getenv("ID_FS_TYPE");
+	const char *uuid = getenv("ID_FS_UUID");
+	struct declared d;
+
+	if (ctl.json || !getenv("DEVPATH") || !devname || !streq(devname, dev) || !type ||
+	    !streq(type, "crypto_LUKS") || !uuid || !declared_uuid_is_valid(uuid))
+		return 0;
+	declared_find(dev, uuid, &d);
+	if (!d.name[0])
+		return 0;
+	printf("KEYSCOPE_LUKS_UUID=%s\n", uuid);
+	declared_print(&d);
+	return 1;
+}
+
 int probe_main(int argc, char **argv)
 {
 	static const struct option options[] = { {} };
@@ -51,6 +82,8 @@ int probe_main(int argc, char **argv)
 		return ctl_usage();
 	if (optind != argc - 1)
 		return ctl_usage();
+	if (probe_declared(argv[optind]))
+		return fflush(stdout) == 0 ? 0 : 1;
 	if (!helper_find(helper, sizeof(helper))) {
 		fprintf(stderr, "keyscopectl: probe needs " PROBE_HELPER ", which is neither next "
 				"to keyscopectl nor in " KEYSCOPE_LIBEXECDIR ": install keyscope "

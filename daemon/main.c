@@ -29,6 +29,7 @@
 #include "reload.h"
 #include "scope.h"
 #include "server.h"
+#include "settle.h"
 #include "source.h"
 #include "unlock.h"
 #include "store.h"
@@ -258,6 +259,9 @@ static int build_daemon(struct daemon *d, const struct config *cfg, key_serial_t
 	r = unlocks_new(d->event, cfg->unlock_concurrency, &d->unlocks);
 	if (r < 0)
 		return log_oom();
+	r = settles_new(d->event, &d->settles);
+	if (r < 0)
+		return log_error_errno(r, "Failed to create the udev wait: %m");
 	r = source_new(d->event, cfg, d->store, &d->source);
 	if (r < 0)
 		return r;
@@ -297,6 +301,15 @@ static void add_signals(sd_event *event, struct reload_ctx *x)
 	(void) sd_event_set_watchdog(event, true);
 }
 
+/* Calls still waiting for udev, an unlock or Barbican end here, with nobody to answer. */
+static void daemon_cancel(struct daemon *d)
+{
+	d->settles = settles_free(d->settles);
+	d->unlocks = unlocks_free(d->unlocks);
+	d->source = source_free(d->source);
+	d->pending = pending_free(d->pending);	/* after the tries the source cancelled */
+}
+
 /* Listens, tells systemd, and runs the event loop until a stop signal. */
 static int serve(struct daemon *d, struct config *cfg, const struct config_args *a)
 {
@@ -323,16 +336,16 @@ static int serve(struct daemon *d, struct config *cfg, const struct config_args 
 		log_error_errno(r, "Event loop failed: %m");
 	(void) scopes_save(d->scopes);
 	observe_stop();
+	/* The calls still waiting end before the server that runs them goes: each knows it. */
+	server_drop_clients(srv);
+	daemon_cancel(d);
 	server_free(srv);
 	return r;
 }
 
 static void daemon_done(struct daemon *d)
 {
-	/* Calls still waiting for an unlock or for Barbican end here, with nobody to answer. */
-	d->unlocks = unlocks_free(d->unlocks);
-	d->source = source_free(d->source);
-	d->pending = pending_free(d->pending);	/* after the tries the source cancelled */
+	daemon_cancel(d);
 	d->attachments = attachments_free(d->attachments);
 	d->scopes = scopes_free(d->scopes);
 	d->store = store_free(d->store);

@@ -21,6 +21,9 @@
  *	KEYSCOPE_VOLUME_NOAUTO=1, and no unit: udev opens it not)
  *	KEYSCOPE_AUTO_ATTACH=declared|all|none
  *
+ * Under udev, keyscopectl answers for a declared volume itself, without this helper and without
+ * the header (cli/probe.c): KEYSCOPE_LUKS_UUID (blkid's) and the KEYSCOPE_VOLUME_* lines only.
+ *
  * A device that is not LUKS, LUKS1, or LUKS2 without a keyscope token prints nothing and exits
  * 0: udev runs this on LUKS devices that are not ours too. A header is device content anyone
  * with write access may have crafted, so every value is checked before it is printed and the
@@ -36,13 +39,11 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "declared.h"
 #include "dmcrypt.h"
 #include "luks.h"
 #include "macro.h"
-#include "nodeconf.h"
 #include "proto.h"
-#include "unitname.h"
-#include "volumes.h"
 
 /*
  * udev waits for IMPORT{program} (180 s by default, then kills the worker). A device that
@@ -52,20 +53,6 @@
 
 static void crypt_log_quiet(int level, const char *msg, void *usrptr)
 {
-}
-
-/* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", lower- or upper-case hex. */
-static bool uuid_is_valid(const char *s)
-{
-	for (size_t i = 0; i < 36; i++) {
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-		char c = s[i];
-
-		if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-					(c >= 'A' && c <= 'F')))
-			return false;
-	}
-	return s[36] == '\0';
 }
 
 /*
@@ -115,44 +102,6 @@ static int kernel_instance(const char *device, char *buf, size_t size)
 	return 1;
 }
 
-struct declared {
-	char name[DMCRYPT_NAME_MAX + 1];	/* "" when the volumes file does not list it */
-	char unit[4 * DMCRYPT_NAME_MAX + 32];	/* "" for a noauto volume: udev starts nothing */
-	bool noauto;
-	const char *auto_attach;
-};
-
-static const char *const auto_attach_words[] = {
-	[AUTO_ATTACH_DECLARED] = "declared", [AUTO_ATTACH_ALL] = "all", [AUTO_ATTACH_NONE] = "none",
-};
-
-/*
- * Is this device a volume /etc/keyscope/volumes declares, and what may udev open? Bad lines of
- * the files are the generator's to report (at boot); here they only do not match.
- */
-static void find_declared(const char *dev, const char *luks_uuid, struct declared *ret)
-{
-	const char *vf = getenv("KEYSCOPE_VOLUMES_FILE"), *vd = getenv("KEYSCOPE_VOLUMES_DIR");
-	const char *cf = getenv("KEYSCOPE_CONFIG");
-	struct volumes vs = {};
-	struct nodeconf conf;
-	const struct volume *v;
-	char esc[4 * DMCRYPT_NAME_MAX + 1];
-
-	*ret = (struct declared) { .auto_attach = "declared" };
-	if (nodeconf_read(cf && *cf ? cf : NODECONF_FILE, &conf) >= 0)
-		ret->auto_attach = auto_attach_words[conf.auto_attach];
-	if (volumes_load(&vs, vf && *vf ? vf : VOLUMES_FILE, vd && *vd ? vd : VOLUMES_DIR) >= 0 &&
-	    (v = volumes_find_device(&vs, dev, luks_uuid)) &&
-	    unitname_escape(v->name, esc, sizeof(esc)) >= 0) {
-		snprintf(ret->name, sizeof(ret->name), "%s", v->name);
-		ret->noauto = v->flags & VOLUME_NOAUTO;
-		if (!ret->noauto)	/* crypttab's noauto: opened when asked for, not when seen */
-			snprintf(ret->unit, sizeof(ret->unit), "keyscope-volume@%s.service", esc);
-	}
-	volumes_done(&vs);
-}
-
 static void print_json(const struct luks_info *info, const char *instance,
 		       const struct declared *d)
 {
@@ -196,11 +145,7 @@ static int print_props(const struct luks_info *info, const char *instance,
 		if (instance)
 			printf("KEYSCOPE_INSTANCE=%s\n", instance);
 	}
-	if (d->name[0] && d->unit[0])
-		printf("KEYSCOPE_VOLUME_NAME=%s\nKEYSCOPE_VOLUME_UNIT=%s\n", d->name, d->unit);
-	else if (d->name[0])
-		printf("KEYSCOPE_VOLUME_NAME=%s\nKEYSCOPE_VOLUME_NOAUTO=1\n", d->name);
-	printf("KEYSCOPE_AUTO_ATTACH=%s\n", d->auto_attach);
+	declared_print(d);
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
@@ -245,14 +190,14 @@ int main(int argc, char **argv)
 			strerror(-r));
 		return 1;
 	}
-	if (!uuid_is_valid(info.uuid)) {
+	if (!declared_uuid_is_valid(info.uuid)) {
 		if (info.token < 0)
 			return 0;	/* not ours, and no UUID= line can name it */
 		fprintf(stderr, "keyscopectl: %s: the LUKS UUID holds invalid characters; not "
 				"treated as a keyscope volume.\n", dev);
 		return 1;
 	}
-	find_declared(dev, info.uuid, &declared);
+	declared_find(dev, info.uuid, &declared);
 	if (info.token < 0)	/* LUKS1, or LUKS2 without a keyscope token: ours if declared */
 		return declared.name[0] ? print_props(&info, NULL, &declared, json) : 0;
 	have_instance = kernel_instance(dev, instance, sizeof(instance));

@@ -29,21 +29,6 @@ static void dm_quiet(void)
 		dm_log_with_errno_init(dm_log_quiet);
 }
 
-bool dmcrypt_name_is_valid(const char *name)
-{
-	size_t n = name ? strnlen(name, DMCRYPT_NAME_MAX + 1) : 0;
-
-	if (n == 0 || n > DMCRYPT_NAME_MAX || name[0] == '.' || name[0] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return false;
-	}
-	return !streq(name, "..") && !streq(name, "control");
-}
-
 int dmcrypt_table_params(const struct dmcrypt_params *p, char *buf, size_t size)
 {
 	static const char *const words[] = { "allow_discards", "same_cpu_crypt",
@@ -87,29 +72,59 @@ int dmcrypt_table_params(const struct dmcrypt_params *p, char *buf, size_t size)
 	return 0;
 }
 
+/*
+ * Runs a task with a udev cookie, without waiting for udev: *ret_cookie is what
+ * dmcrypt_udev_poll() then waits for (0: nothing, udev does not run). A failed task has none:
+ * libdevmapper completed the cookie itself, and it is released here. Returns 0 or the task's
+ * errno.
+ */
+static int dm_run_nowait(struct dm_task *dmt, uint16_t flags, uint32_t *ret_cookie)
+{
+	uint32_t cookie = 0;
+	int ok, e;
+
+	*ret_cookie = 0;
+	/* Without udev, libdevmapper makes the nodes itself, in dm_udev_wait(0) below. */
+	if (!dm_udev_get_sync_support())
+		flags &= (uint16_t) ~DM_UDEV_DISABLE_LIBRARY_FALLBACK;
+	if (!dm_task_set_cookie(dmt, &cookie, flags))
+		return -EIO;
+	ok = dm_task_run(dmt);
+	e = dm_task_get_errno(dmt);
+	if (!ok || !cookie) {
+		(void) dm_udev_wait(cookie);
+		return ok ? 0 : e > 0 ? -e : -EIO;
+	}
+	*ret_cookie = cookie;
+	return 0;
+}
+
 /* Runs a task and waits for udev; returns 0 or the task's errno. */
 static int dm_run(struct dm_task *dmt, bool udev_cookie)
 {
 	uint32_t cookie = 0;
 	int ok, e;
 
-	if (udev_cookie && !dm_task_set_cookie(dmt, &cookie, 0))
-		return -EIO;
+	if (udev_cookie) {
+		int r = dm_run_nowait(dmt, 0, &cookie);
+		(void) dm_udev_wait(cookie);
+		return r;
+	}
 	ok = dm_task_run(dmt);
 	e = dm_task_get_errno(dmt);
-	if (udev_cookie)
-		(void) dm_udev_wait(cookie);
 	if (ok)
 		return 0;
 	return e > 0 ? -e : -EIO;
 }
 
-int dmcrypt_create(const char *name, const char *uuid, const struct dmcrypt_params *p)
+int dmcrypt_create_nowait(const char *name, const char *uuid, const struct dmcrypt_params *p,
+			  uint32_t *ret_cookie)
 {
 	_cleanup_dm_task_ struct dm_task *dmt = NULL;
 	char params[2048];
 	int r;
 
+	*ret_cookie = 0;
 	dm_quiet();
 	if (!dmcrypt_name_is_valid(name))
 		return -EINVAL;
@@ -123,7 +138,9 @@ int dmcrypt_create(const char *name, const char *uuid, const struct dmcrypt_para
 	    !dm_task_secure_data(dmt) || (p->read_only && !dm_task_set_ro(dmt)) ||
 	    !dm_task_add_target(dmt, 0, p->size, "crypt", params))
 		return -ENOMEM;
-	r = dm_run(dmt, true);
+	/* udev makes the nodes; libdevmapper must not make them too, from another event's
+	 * poll, while udev is still at it (as cryptsetup asks when udev runs) */
+	r = dm_run_nowait(dmt, DM_UDEV_DISABLE_LIBRARY_FALLBACK, ret_cookie);
 	/* The kernel says EINVAL for a key it cannot find or of the wrong size; tell them
 	 * apart from other table errors by what we know: the mapping does not exist. */
 	if (r == -EBUSY || r == -EEXIST) {
@@ -132,6 +149,34 @@ int dmcrypt_create(const char *name, const char *uuid, const struct dmcrypt_para
 			return -EEXIST;
 	}
 	return r;
+}
+
+int dmcrypt_udev_poll(uint32_t cookie)
+{
+	int ready = 0;
+
+	if (!cookie)
+		return 1;
+	if (!dm_udev_wait_immediate(cookie, &ready))
+		return -EIO;	/* the semaphore is gone or broken: nothing left to wait for */
+	return ready;
+}
+
+void dmcrypt_udev_wait(uint32_t cookie)
+{
+	if (cookie)
+		(void) dm_udev_wait(cookie);
+}
+
+void dmcrypt_udev_abandon(uint32_t cookie)
+{
+	int ready = 0;
+
+	if (!cookie)
+		return;
+	/* count udev's part as done, then take ours: the semaphore goes */
+	(void) dm_udev_complete(cookie);
+	(void) dm_udev_wait_immediate(cookie, &ready);
 }
 
 int dmcrypt_remove(const char *name, bool deferred)

@@ -46,11 +46,23 @@ bool dmcrypt_name_is_valid(const char *name);
 int dmcrypt_table_params(const struct dmcrypt_params *p, char *buf, size_t size);
 
 /*
- * Creates mapping name with uuid and a single crypt target, secure-data flagged, waiting for
- * udev when it runs. Returns 0; -EEXIST when the name is taken; -ENOKEY when the kernel could
- * not find the key (not reachable from this process's keyrings, or of another size); -errno.
+ * Creates mapping name with uuid and a single crypt target, secure-data flagged. Returns 0;
+ * -EEXIST when the name is taken; -ENOKEY when the kernel could not find the key (not
+ * reachable from this process's keyrings, or of another size); -errno.
+ * It does not wait for udev: the mapping is loaded and live when it returns 0, and
+ * *ret_cookie (0: nothing to wait for, udev does not run) names the udev events it caused:
+ * give it to dmcrypt_udev_poll() until that returns non-zero, to dmcrypt_udev_wait(), or to
+ * dmcrypt_udev_abandon(). On failure *ret_cookie is 0.
  */
-int dmcrypt_create(const char *name, const char *uuid, const struct dmcrypt_params *p);
+int dmcrypt_create_nowait(const char *name, const char *uuid, const struct dmcrypt_params *p,
+			  uint32_t *ret_cookie);
+/* 1 when udev has processed the cookie's events (its nodes exist; the cookie is released),
+ * 0 not yet, -EIO when the cookie is broken (released too). Never blocks. */
+int dmcrypt_udev_poll(uint32_t cookie);
+/* Waits for it, blocking (dm_udev_wait()). */
+void dmcrypt_udev_wait(uint32_t cookie);
+/* Stops waiting for a cookie udev has not completed (it stays stuck, or keyscoped stops). */
+void dmcrypt_udev_abandon(uint32_t cookie);
 
 /* Removes mapping name (deferred: when its last opener closes it). -EBUSY when open. */
 int dmcrypt_remove(const char *name, bool deferred);

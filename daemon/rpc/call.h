@@ -20,6 +20,7 @@
 struct client;
 struct pending;
 struct server;
+struct settles;
 struct source_wait;
 
 /* The parts of keyscoped that methods work on; main.c assembles them. */
@@ -32,6 +33,7 @@ struct daemon {
 	struct source *source;
 	struct unlocks *unlocks;
 	struct pending *pending;	/* volumes waiting for their key source (volumes/pending.h) */
+	struct settles *settles;	/* attaches waiting for udev (volumes/settle.h) */
 };
 
 /*

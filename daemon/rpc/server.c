@@ -622,12 +622,17 @@ static int server_listen(struct server *s)
 	return 0;
 }
 
+void server_drop_clients(struct server *s)
+{
+	while (s && s->clients)
+		client_free(s->clients);
+}
+
 struct server *server_free(struct server *s)
 {
 	if (!s)
 		return NULL;
-	while (s->clients)
-		client_free(s->clients);
+	server_drop_clients(s);
 	s->listen_source = sd_event_source_disable_unref(s->listen_source);
 	s->post_source = sd_event_source_disable_unref(s->post_source);
 	if (s->listen_fd >= 0) {

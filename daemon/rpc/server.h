@@ -27,6 +27,9 @@ int server_new(struct daemon *d, const struct method *table, size_t n,
 	       void (*on_done)(const struct call *c), struct server **ret);
 /* Closes the clients (their waiting calls finish with nobody to answer) and removes the
  * socket. NULL-safe; returns NULL. */
+/* Closes every client; their calls still waiting finish with nobody to answer (call.h). */
+void server_drop_clients(struct server *s);
+/* Also stops listening. The calls still waiting must have ended: they point at it. */
 struct server *server_free(struct server *s);
 
 /*

@@ -23,6 +23,7 @@
 #include "luks.h"
 #include "pending.h"
 #include "proto.h"
+#include "settle.h"
 #include "attach-params.h"
 #include "source.h"
 #include "unlock.h"
@@ -301,9 +302,12 @@ static int attach_hold(struct call *c, struct attach_req *q, const struct luks_i
 			  "attached", q->key_id, have, q->name, key_size);
 }
 
-/* The intent first (a kill from here on is recovered at start), then table, then record. */
+/*
+ * The intent first (a kill from here on is recovered at start), then table, then record.
+ * *ret_cookie: udev's work on the new mapping, not waited for here (settle.h).
+ */
 static int attach_commit(struct call *c, const struct attach_req *q,
-			 const struct dmcrypt_params *p, struct attachment *x)
+			 const struct dmcrypt_params *p, struct attachment *x, uint32_t *ret_cookie)
 {
 	struct attachments *a = attachments_of(c);
 	int r;
@@ -313,13 +317,17 @@ static int attach_commit(struct call *c, const struct attach_req *q,
 		return call_error(c, r, "keyscope.StateError",
 				  "cannot record the attach of %s in %s (%s); nothing was attached",
 				  q->name, attachments_path(a), strerror(-r));
-	r = dmcrypt_create(q->name, x->dm_uuid, p);
+	settle_prepare(c->daemon->settles);
+	r = dmcrypt_create_nowait(q->name, x->dm_uuid, p, ret_cookie);
 	if (r < 0) {
 		intent_end(a, INTENT_ATTACH, x);
 		return attach_error(c, r, q, p->key_size);
 	}
 	r = attachment_add(a, x);
 	if (r < 0) {
+		/* udev's work on it first: the remove waits for its own */
+		dmcrypt_udev_wait(*ret_cookie);
+		*ret_cookie = 0;
 		(void) dmcrypt_remove(q->name, false);
 		intent_end(a, INTENT_ATTACH, x);
 		return call_error(c, r, "keyscope.StateError",
@@ -346,6 +354,23 @@ static bool attached_already(struct call *c, const struct attach_req *q)
 }
 
 static int volume_attach(struct call *c);
+
+static void on_settled(void *userdata, int error)
+{
+	call_complete(userdata);	/* the reply was made; the node exists now (or is late) */
+}
+
+/* Answers the attach once udev has made /dev/mapper/NAME, as cryptsetup open does. */
+static void attach_settle(struct call *c, uint32_t cookie, const char *name)
+{
+	if (!cookie)
+		return;
+	if (settle_wait(c->daemon->settles, cookie, name, on_settled, c) >= 0) {
+		call_defer(c);
+		return;
+	}
+	dmcrypt_udev_wait(cookie);	/* out of memory: the old way */
+}
 
 /* A string parameter attach_params() has checked already, or NULL. */
 static const char *param_str(struct call *c, const char *field)
@@ -385,6 +410,7 @@ static int volume_attach(struct call *c)
 	struct dmcrypt_info di;
 	_cleanup_free_ struct attachment *x = NULL;
 	struct scope *s = NULL;
+	uint32_t cookie = 0;
 	int r;
 
 	if ((r = attach_params(c, &q)) < 0 || (r = need_dm(c)) < 0)
@@ -403,7 +429,7 @@ static int volume_attach(struct call *c)
 	r = attach_hold(c, &q, &info, p.key_size, &s);
 	if (r < 0)
 		return r;
-	r = attach_commit(c, &q, &p, x);
+	r = attach_commit(c, &q, &p, x, &cookie);
 	if (r < 0) {
 		(void) scope_release(c->daemon->scopes, q.scope_id, SCOPE_ATTACH);
 		return r;
@@ -417,6 +443,7 @@ static int volume_attach(struct call *c)
 	c->reply = attachment_to_json(a, x);
 	json_object_object_add(c->reply, "fetches", json_object_new_int64((int64_t) s->fetches));
 	TAKE_PTR(x);	/* the records own it now */
+	attach_settle(c, cookie, q.name);
 	return 0;
 }
 
@@ -442,7 +469,7 @@ static int get_attachment(struct call *c, struct attachment **ret)
  */
 static bool detach_not_attached(struct call *c, int *ret_r)
 {
-	const char *name = param_str(c, "name");
+	const char *name = param_str(c, "name"), *was = NULL;
 	struct attachments *a = attachments_of(c);
 	struct dmcrypt_info di;
 	bool pending;
@@ -450,10 +477,11 @@ static bool detach_not_attached(struct call *c, int *ret_r)
 	if (!name || attachment_find(a, name))
 		return false;
 	pending = pending_cancel(c->daemon, name);
-	if (!pending && !attachments_vanished(a, name))
+	if (!pending && !(was = attachments_vanished(a, name)))
 		return false;
-	/* vanished, and another mapping took the name: not ours to call detached */
-	if (!pending && dmcrypt_info(name, &di) >= 0 && di.exists) {
+	/* vanished, and another mapping took the name: not ours to call detached (ours still
+	 * there is the unplugged one the kernel removes at its last close: a umount running) */
+	if (!pending && dmcrypt_info(name, &di) >= 0 && di.exists && !streq(di.uuid, was)) {
 		*ret_r = call_error(c, -ESTALE, "keyscope.NoSuchVolume",
 				    "/dev/mapper/%s is not keyscope's mapping any more (DM UUID %s); "
 				    "its record and holder were dropped, the mapping left alone",

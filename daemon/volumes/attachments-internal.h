@@ -15,6 +15,7 @@ struct attachments {
 	struct scopes *scopes;
 	struct source *source;
 	char vanished[VANISHED_MAX][DMCRYPT_NAME_MAX + 1];
+	char vanished_uuid[VANISHED_MAX][130];	/* their DM UUIDs */
 	size_t n_vanished;
 	sd_event_source *uevents;	/* the kernel's uevents (unplug.c) */
 	sd_event_source *soon;		/* a reconcile at the next loop turn */
@@ -26,7 +27,7 @@ int attachment_parse(json_object *o, int version, struct attachment *x);
 bool attachment_alive(const struct attachment *x);
 void attachment_unlink(struct attachments *a, struct attachment *x);
 void attachment_consumer_drop(struct attachments *a, const struct attachment *x, bool grace);
-void attachments_vanished_add(struct attachments *a, const char *name);
+void attachments_vanished_add(struct attachments *a, const struct attachment *x);
 void attachments_save_or_warn(struct attachments *a);
 
 /* At start, before the holders are counted: finishes or rolls back the intents left behind

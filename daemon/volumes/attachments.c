@@ -121,25 +121,30 @@ void attachments_save_or_warn(struct attachments *a)
 		log_warning_errno(r, "Failed to rewrite %s, ignoring: %m", a->path);
 }
 
+static void vanished_drop(struct attachments *a, size_t i)
+{
+	memmove(a->vanished[i], a->vanished[i + 1], sizeof(a->vanished[0]) * (a->n_vanished - i - 1));
+	memmove(a->vanished_uuid[i], a->vanished_uuid[i + 1],
+		sizeof(a->vanished_uuid[0]) * (a->n_vanished - i - 1));
+	a->n_vanished--;
+}
+
 static void vanished_remove(struct attachments *a, const char *name)
 {
 	for (size_t i = 0; i < a->n_vanished; i++)
 		if (streq(a->vanished[i], name)) {
-			memmove(a->vanished[i], a->vanished[i + 1],
-				sizeof(a->vanished[0]) * (a->n_vanished - i - 1));
-			a->n_vanished--;
+			vanished_drop(a, i);
 			return;
 		}
 }
 
-void attachments_vanished_add(struct attachments *a, const char *name)
+void attachments_vanished_add(struct attachments *a, const struct attachment *x)
 {
-	vanished_remove(a, name);
-	if (a->n_vanished == VANISHED_MAX) {
-		memmove(a->vanished[0], a->vanished[1], sizeof(a->vanished[0]) * (VANISHED_MAX - 1));
-		a->n_vanished--;
-	}
-	snprintf(a->vanished[a->n_vanished++], sizeof(a->vanished[0]), "%s", name);
+	vanished_remove(a, x->name);
+	if (a->n_vanished == VANISHED_MAX)
+		vanished_drop(a, 0);
+	snprintf(a->vanished[a->n_vanished], sizeof(a->vanished[0]), "%s", x->name);
+	snprintf(a->vanished_uuid[a->n_vanished++], sizeof(a->vanished_uuid[0]), "%s", x->dm_uuid);
 }
 
 /*
@@ -280,7 +285,7 @@ static int records_hold(struct attachments *a, bool *changed)
 			log_warning("Attachment %s (%s, key %s) has no mapping any more: closed "
 				    "behind keyscoped's back or lost in a reboot; dropping its record.",
 				    x->name, x->device, x->scope);
-			attachments_vanished_add(a, x->name);
+			attachments_vanished_add(a, x);
 			attachment_unlink(a, x);
 			x->next = gone;
 			gone = x;
@@ -484,7 +489,7 @@ void attachments_reconcile(struct attachments *a)
 				    "releasing its holder on key %s.", x->name, x->device, x->scope);
 		}
 		(void) scope_release(a->scopes, x->scope, SCOPE_ATTACH);
-		attachments_vanished_add(a, x->name);
+		attachments_vanished_add(a, x);
 		attachment_unlink(a, x);
 		attachment_consumer_drop(a, x, true);
 		free(x);
@@ -494,12 +499,12 @@ void attachments_reconcile(struct attachments *a)
 		attachments_save_or_warn(a);
 }
 
-bool attachments_vanished(const struct attachments *a, const char *name)
+const char *attachments_vanished(const struct attachments *a, const char *name)
 {
 	for (size_t i = 0; i < a->n_vanished; i++)
 		if (streq(a->vanished[i], name))
-			return true;
-	return false;
+			return a->vanished_uuid[i];
+	return NULL;
 }
 
 void attachments_to_json(struct attachments *a, json_object *reply)

@@ -76,8 +76,9 @@ const char *attachment_resource(const struct attachment *x);
  * releasing theirs. Each dropped name joins the vanished list. */
 void attachments_reconcile(struct attachments *a);
 
-/* Whether name is in the vanished list (dropped by a reconcile, not attached again since). */
-bool attachments_vanished(const struct attachments *a, const char *name);
+/* Whether name is in the vanished list (dropped by a reconcile, not attached again since): the
+ * DM UUID its mapping had, or NULL. */
+const char *attachments_vanished(const struct attachments *a, const char *name);
 
 /*
  * Reconciles once the event loop runs (a device unplugged while keyscoped was down) and after

@@ -10,6 +10,10 @@
 # keyscoped is restarted (systemctl restart) and killed (SIGKILL; systemd starts it again):
 # the volume is still pending after each. Then Barbican is started again (vm_host): keyscoped
 # attaches the volume and systemd mounts it, untouched by hand.
+# A second volume keyed in Barbican is declared "_netdev" without nofail: crypttab's meaning,
+# its unit fails within its bound (the boot goes on, the system is degraded by that unit
+# alone), it is never pending and stays closed when Barbican comes back, until the operator
+# starts its unit again, which then opens it.
 set -eu
 
 if [ -z "${KEYSCOPE_VM-}" ]; then
@@ -21,15 +25,17 @@ if [ -z "${KEYSCOPE_VM-}" ]; then
 		{ echo "SKIP: no Barbican given (run through tests/vm/check)"; exit 77; }
 	cleanup() { rm -rf "$T"; "$KEYSCOPE_VM_HOST_HOOK" barbican-start >/dev/null 2>&1 || true; }
 	trap cleanup EXIT
-	for d in state vol; do truncate -s 64M "$T/$d.img"; done
+	for d in state vol strict; do truncate -s 64M "$T/$d.img"; done
 	disks="--disk-image state:$T/state.img --disk-image vol:$T/vol.img"
+	disks="$disks --disk-image strict:$T/strict.img"
 	export KEYSCOPE_NODE_USER=node-boot-$$	# the same node in both guests
 
 	# shellcheck disable=SC2086
 	"$top/tests/vm/run" --net --timeout 300 $disks "$0" prepare >"$T/prep" 2>&1 ||
 		{ cat "$T/prep"; fail "preparing the volume failed"; }
 	uuid=$(sed -n 's/^UUID //p' "$T/prep")
-	[ -n "$uuid" ] || { cat "$T/prep"; fail "no LUKS UUID from the first guest"; }
+	suuid=$(sed -n 's/^STRICT //p' "$T/prep")
+	[ -n "$uuid" ] && [ -n "$suuid" ] || { cat "$T/prep"; fail "no LUKS UUID from the first guest"; }
 	echo "formatted: remote $uuid, key in Barbican"
 
 	S=$T/seed
@@ -38,7 +44,8 @@ if [ -z "${KEYSCOPE_VM-}" ]; then
 		"$S/etc/udev/rules.d" "$S/etc/systemd/system/keyscope-vm.target.wants"
 	sed -n '/^\[keyscoped\]/,$p' "$T/prep" >"$S/etc/keyscope/keyscoped.conf"
 	grep -q '^barbican-url' "$S/etc/keyscope/keyscoped.conf" || fail "no node config from the first guest"
-	printf 'remote  UUID=%s  -  _netdev,nofail\n' "$uuid" >"$S/etc/keyscope/volumes"
+	printf 'remote  UUID=%s  -  _netdev,nofail\nstrict  UUID=%s  -  _netdev\n' "$uuid" "$suuid" \
+		>"$S/etc/keyscope/volumes"
 	cat >"$S/etc/fstab" <<-FSTAB
 	/dev/disk/by-id/virtio-state  /var/lib/keyscope  ext4  defaults,x-systemd.device-timeout=300s  0 2
 	/dev/mapper/remote            /srv/remote        ext4  nofail,_netdev   0 2
@@ -125,6 +132,11 @@ prepare() {
 	umount /mnt/r
 	ks detach remote >/dev/null
 	echo "UUID $(cryptsetup luksUUID "$d")"
+	# t-boot-shutdown prepares its volume here too, without this one
+	if d=$(vm_disk_find strict); then
+		ks format "$d" --key "$(new_secret)" >/dev/null
+		echo "STRICT $(cryptsetup luksUUID "$d")"
+	fi
 	kill "$pid"
 	wait "$pid" || true
 	umount /var/lib/keyscope
@@ -168,6 +180,21 @@ boot() {
 		sleep 0.5
 	done
 	echo "$u: active (pending, the boot goes on)"
+	# without nofail: the unit fails (bounded by barbican-deadline), the volume is not kept
+	us=keyscope-volume@strict.service
+	i=0
+	until [ "$(systemctl is-active $us)" = failed ]; do
+		i=$((i + 1))
+		[ $i -le 240 ] || vm_die "$us is $(systemctl is-active $us), not failed, 120 s into the test"
+		sleep 0.5
+	done
+	journalctl -b --no-pager -q -u $us | grep -q 'keyscope.KeySourceUnavailable' ||
+		vm_die "$us failed without saying why: $(journalctl -b --no-pager -q -u $us | tail -n 5)"
+	[ -z "$(pending_of strict)" ] || vm_die "strict (no nofail) is pending: $(pending_of strict)"
+	[ ! -e /dev/mapper/strict ] || vm_die "/dev/mapper/strict exists while Barbican is down"
+	failed=$(systemctl --failed --no-legend --plain | awk '{ print $1 }' | tr '\n' ' ')
+	[ "$failed" = "$us " ] || vm_die "failed units: '$failed', want only $us"
+	echo "$us: failed, not pending; the only failed unit"
 	[ ! -e /dev/mapper/remote ] || vm_die "/dev/mapper/remote exists while Barbican is down"
 	findmnt -n /srv/remote >/dev/null && vm_die "/srv/remote is mounted while Barbican is down"
 	systemctl show -P StatusText keyscoped.service | grep -q "1 volume pending" ||
@@ -198,6 +225,11 @@ boot() {
 		sleep 0.5
 	done
 	echo "Barbican back: /srv/remote mounted $(($(date +%s) - t1)) s later, untouched by hand"
+	[ ! -e /dev/mapper/strict ] || vm_die "strict (no nofail) was opened without its unit"
+	systemctl start keyscope-volume@strict.service ||
+		vm_die "keyscope-volume@strict did not start with Barbican back: $(systemctl status --no-pager keyscope-volume@strict | tail -n 6)"
+	[ -b /dev/mapper/strict ] || vm_die "keyscope-volume@strict is active without /dev/mapper/strict"
+	echo "strict: opened when its unit was started again"
 	[ "$(findmnt -n -o SOURCE /srv/remote)" = /dev/mapper/remote ] || vm_die "/srv/remote: $(findmnt /srv/remote)"
 	[ "$(cat /srv/remote/who)" = remote ] || vm_die "/srv/remote holds $(cat /srv/remote/who)"
 	[ -z "$(pending_of remote)" ] || vm_die "still pending once attached"

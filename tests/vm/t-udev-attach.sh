@@ -386,6 +386,10 @@ udevadm trigger --action=add /dev/ksvg/vol
 quiet
 [ "$(prop "$p1" KEYSCOPE_VOLUME_UNIT)" = "$ud" ] ||
 	vm_die "KEYSCOPE_VOLUME_UNIT of $p1: '$(prop "$p1" KEYSCOPE_VOLUME_UNIT)'"
+# declared: answered from blkid's environment, the header left to the unit (cli/probe.c)
+[ "$(prop "$p1" KEYSCOPE_LUKS_UUID)" = "$(cryptsetup luksUUID "$p1")" ] ||
+	vm_die "KEYSCOPE_LUKS_UUID of $p1: '$(prop "$p1" KEYSCOPE_LUKS_UUID)'"
+[ -z "$(prop "$p1" KEYSCOPE_KEY_ID)" ] || vm_die "the probe read the header of declared $p1"
 attached "$ud" decl "$id1" 1
 [ "$(systemctl show -P ActiveState "$u1")" = inactive ] || vm_die "$u1 ran for a declared volume"
 not_opened /dev/ksvg/vol
