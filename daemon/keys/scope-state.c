@@ -291,6 +291,7 @@ static int journal_replay(struct scopes *t)
 	uint64_t gen;
 	unsigned n = 0;
 	size_t size;
+	bool whole;
 	int r;
 
 	r = read_full_file(t->journal_path, SCOPES_MAX_FILE, &text, &size);
@@ -298,6 +299,8 @@ static int journal_replay(struct scopes *t)
 		return 0;
 	if (r < 0)
 		return log_error_errno(r, "Failed to read %s: %m", t->journal_path);
+	/* Else an append would continue a torn last line, or a NUL would hide what follows it. */
+	whole = size > 0 && text[size - 1] == '\n' && !memchr(text, '\0', size);
 	p = text;
 	line = strsep(&p, "\n");
 	if (parse_uint64(line, 0, UINT64_MAX, &gen) < 0 || gen != t->generation) {
@@ -315,8 +318,8 @@ static int journal_replay(struct scopes *t)
 			t->snapshot_needed = true;
 		}
 	}
-	if (size == 0 || text[size - 1] != '\n' || memchr(text, '\0', size))
-		t->snapshot_needed = true;	/* an append would continue the torn line */
+	if (!whole)
+		t->snapshot_needed = true;
 	if (t->snapshot_needed)
 		return 0;
 	t->journal_fd = open(t->journal_path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
@@ -348,6 +351,8 @@ int scopes_load_records(struct scopes *t)
 	}
 	if (r < 0)
 		return log_oom();
+	log_debug("Read %s: %zu scopes%s.", t->state_path, t->map.n,
+		  t->snapshot_relayout ? ", not in the line layout: rewritten at stop" : "");
 	return journal_replay(t);
 }
 
