@@ -97,56 +97,58 @@ int scope_snapshot_text(struct scopes *t, uint64_t generation, char **ret, size_
 }
 
 /*
- * A JSON number as the writer writes it, at [*p, end): 1..20 digits, no leading zero, at most
- * max. Advances *p past it. Returns 0 or -EBADMSG.
+ * A JSON number as the writer writes it, at [*p, end): 1..19 digits (no overflow), no leading
+ * zero, at most max. Advances *p past it. Returns 0 or -EBADMSG.
  */
 static int read_number(const char **p, const char *end, uint64_t max, uint64_t *ret)
 {
-	const char *s = *p;
+	const char *s = *p, *e = end - s > 19 ? s + 19 : end;
 	uint64_t v = 0;
 
-	if (s >= end || *s < '0' || *s > '9' || (*s == '0' && s + 1 < end && s[1] >= '0' &&
-						 s[1] <= '9'))
+	for (; s < e && (unsigned) (*s - '0') < 10; s++)
+		v = v * 10 + (uint64_t) (*s - '0');
+	if (s == *p || (s < end && (unsigned) (*s - '0') < 10) || v > max ||
+	    (**p == '0' && s - *p > 1))
 		return -EBADMSG;
-	for (; s < end && *s >= '0' && *s <= '9'; s++) {
-		unsigned d = (unsigned) (*s - '0');
-		if (v > (max - d) / 10)
-			return -EBADMSG;
-		v = v * 10 + d;
-	}
 	*p = s;
 	*ret = v;
 	return 0;
 }
 
-/* One entry line at [p, end) (end: its LF). Returns 0 (*ret_more: a comma ends it), -EBADMSG
- * or -ENOMEM. Writes a NUL over the id's closing quote. */
-static int entry_parse(struct scopes *t, char *p, const char *end, bool *ret_more)
+/*
+ * One entry line at p, within [p, end). Returns the byte after its LF (*ret_more: a comma came
+ * before it), or NULL when it is not one (-EBADMSG in *ret_r) or memory ran out (-ENOMEM).
+ * Writes a NUL over the id's closing quote.
+ */
+static char *entry_parse(struct scopes *t, char *p, const char *end, bool *ret_more, int *ret_r)
 {
-	const char *q;
 	char *id = p + sizeof(ENTRY_A) - 1, *quote;
+	const char *q;
 	uint64_t manual, serial;
 
+	*ret_r = -EBADMSG;
 	if ((size_t) (end - p) < sizeof(ENTRY_A) - 1 || !lit(p, ENTRY_A))
-		return -EBADMSG;
-	quote = memchr(id, '"', (size_t) (end - id));
-	if (!quote || quote - id > (ptrdiff_t) SCOPE_ID_MAX ||
-	    (size_t) (end - quote) < sizeof(ENTRY_B) - 1 || !lit(quote, ENTRY_B))
-		return -EBADMSG;
+		return NULL;
+	quote = memchr(id, '"', end - id > (ptrdiff_t) SCOPE_ID_MAX ? SCOPE_ID_MAX + 1 :
+		       (size_t) (end - id));
+	if (!quote || (size_t) (end - quote) < sizeof(ENTRY_B) - 1 || !lit(quote, ENTRY_B))
+		return NULL;
 	q = quote + sizeof(ENTRY_B) - 1;
 	if (read_number(&q, end, UINT32_MAX, &manual) < 0 || manual == 0 ||
 	    (size_t) (end - q) < sizeof(ENTRY_C) - 1 || !lit(q, ENTRY_C))
-		return -EBADMSG;
+		return NULL;
 	q += sizeof(ENTRY_C) - 1;
-	if (read_number(&q, end, INT32_MAX, &serial) < 0 || q >= end || *q++ != '}')
-		return -EBADMSG;
-	*ret_more = q < end && *q == ',';
-	if (q + *ret_more != end)
-		return -EBADMSG;
+	if (read_number(&q, end, INT32_MAX, &serial) < 0 || end - q < 2 || *q++ != '}')
+		return NULL;
+	*ret_more = *q == ',';
+	q += *ret_more;
+	if (q >= end || *q++ != '\n')
+		return NULL;
 	*quote = '\0';
 	if (!scope_id_is_valid(id))
-		return -EBADMSG;
-	return scope_record_set(t, id, manual, serial);
+		return NULL;
+	*ret_r = scope_record_set(t, id, manual, serial);
+	return *ret_r < 0 ? NULL : (char *) q;
 }
 
 /* Empties the table again (it was empty before the line reader began). */
@@ -162,7 +164,7 @@ int scope_snapshot_read_lines(struct scopes *t, char *text, size_t size)
 {
 	enum { ENTRY_OR_TAIL, ENTRY, TAIL_ONLY } want = ENTRY_OR_TAIL;
 	const char *end = text + size, *q;
-	char *p, *nl;
+	char *p, *next;
 	uint64_t gen;
 	bool more;
 	int r;
@@ -180,14 +182,14 @@ int scope_snapshot_read_lines(struct scopes *t, char *text, size_t size)
 	for (;;) {
 		if (want != ENTRY && (size_t) (end - p) == sizeof(TAIL) - 1 && lit(p, TAIL))
 			break;
-		nl = want == TAIL_ONLY ? NULL : memchr(p, '\n', (size_t) (end - p));
-		r = nl ? entry_parse(t, p, nl, &more) : -EBADMSG;
-		if (r < 0) {
+		r = -EBADMSG;
+		next = want == TAIL_ONLY ? NULL : entry_parse(t, p, end, &more, &r);
+		if (!next) {
 			scopes_clear(t);
 			return r == -ENOMEM ? -ENOMEM : 0;
 		}
 		want = more ? ENTRY : TAIL_ONLY;
-		p = nl + 1;
+		p = next;
 	}
 	t->generation = gen;
 	return 1;
