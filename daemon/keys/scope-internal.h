@@ -63,7 +63,7 @@ int scope_record_set(struct scopes *t, const char *id, uint64_t manual, uint64_t
  * -ENOMEM. The line reader, on an empty table: 1 when it read the file (scopes and generation
  * set), 0 when the file is not in its layout (the table left empty), -ENOMEM. The json-c reader
  * skips malformed entries (warning, naming path): 0, -EBADMSG (not a state file), -ENOMEM.
- * The line reader writes into text.
+ * The line reader changes text while it reads and leaves it as it was.
  */
 int scope_snapshot_text(struct scopes *t, uint64_t generation, char **ret, size_t *ret_len);
 int scope_snapshot_read_lines(struct scopes *t, char *text, size_t size);

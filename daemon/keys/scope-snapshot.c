@@ -118,7 +118,6 @@ static int read_number(const char **p, const char *end, uint64_t max, uint64_t *
 /*
  * One entry line at p, within [p, end). Returns the byte after its LF (*ret_more: a comma came
  * before it), or NULL when it is not one (-EBADMSG in *ret_r) or memory ran out (-ENOMEM).
- * Writes a NUL over the id's closing quote.
  */
 static char *entry_parse(struct scopes *t, char *p, const char *end, bool *ret_more, int *ret_r)
 {
@@ -144,10 +143,10 @@ static char *entry_parse(struct scopes *t, char *p, const char *end, bool *ret_m
 	q += *ret_more;
 	if (q >= end || *q++ != '\n')
 		return NULL;
+	/* The id as a string for a moment: the text goes to json-c as it was when we decline. */
 	*quote = '\0';
-	if (!scope_id_is_valid(id))
-		return NULL;
-	*ret_r = scope_record_set(t, id, manual, serial);
+	*ret_r = scope_id_is_valid(id) ? scope_record_set(t, id, manual, serial) : -EBADMSG;
+	*quote = '"';
 	return *ret_r < 0 ? NULL : (char *) q;
 }
 
