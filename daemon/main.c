@@ -334,7 +334,7 @@ static int serve(struct daemon *d, struct config *cfg, const struct config_args 
 	r = sd_event_loop(d->event);
 	if (r < 0)
 		log_error_errno(r, "Event loop failed: %m");
-	(void) scopes_save(d->scopes);
+	(void) scopes_compact(d->scopes);
 	observe_stop();
 	/* The calls still waiting end before the server that runs them goes: each knows it. */
 	server_drop_clients(srv);

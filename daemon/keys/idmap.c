@@ -29,13 +29,27 @@ void idmap_done(struct idmap *m, void (*f)(void *item))
 	m->n = m->cap = 0;
 }
 
-/* FNV-1a over the seed and the name, then a final mix so that the low bits carry all input. */
+/*
+ * The name eight bytes at a time (each word folded in with a multiply and a shift), over the
+ * seed, then a final mix so that the low bits carry all input: ~60 instructions for a UUID, a
+ * quarter of a byte-wise FNV-1a, and every scope loaded, installed or looked up hashes once.
+ */
 uint64_t idmap_hash(const struct idmap *m, const char *name)
 {
-	uint64_t h = 0xcbf29ce484222325ull ^ m->seed;
+	size_t n = strlen(name);
+	uint64_t h = (0xcbf29ce484222325ull ^ m->seed) + n, w;
 
-	for (const unsigned char *p = (const unsigned char *) name; *p; p++)
-		h = (h ^ *p) * 0x100000001b3ull;
+	for (; n >= 8; n -= 8, name += 8) {
+		memcpy(&w, name, 8);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+		h ^= h >> 29;
+	}
+	if (n > 0) {
+		w = 0;
+		memcpy(&w, name, n);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+		h ^= h >> 29;
+	}
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdull;
 	h ^= h >> 33;

@@ -24,9 +24,11 @@ struct scopes {
 	 * Holder counts are saved as a snapshot (scopes.json, with a generation number) plus a
 	 * journal of "<holders> <key-id> <serial>" lines (scopes.journal, first line the generation
 	 * it continues). Each change appends a line; the snapshot is rewritten only when the journal
-	 * outgrows the table, so saving costs O(changes), not O(scopes), per loop iteration.
+	 * outgrows the table and at a clean stop, so saving costs O(changes), not O(scopes), per
+	 * loop iteration, and a start after a clean stop replays no journal and writes nothing.
 	 */
 	uint64_t generation;
+	bool snapshot_relayout;	/* scopes.json was not in the line layout: rewrite it at stop */
 	int journal_fd;
 	size_t journal_lines;
 	char *pending;
@@ -52,4 +54,18 @@ void scope_free(struct scope *s);
 
 /* Persistence (scope-state.c): records s's new manual holder count for the next save. */
 void scope_note(struct scopes *t, const struct scope *s);
+/* Sets id's holder count and recorded serial while loading (count 0 removes the scope).
+ * Returns 0 or -ENOMEM. */
+int scope_record_set(struct scopes *t, const char *id, uint64_t manual, uint64_t serial);
+
+/*
+ * scopes.json's text and readers (scope-snapshot.c). The text names generation; returns 0 or
+ * -ENOMEM. The line reader, on an empty table: 1 when it read the file (scopes and generation
+ * set), 0 when the file is not in its layout (the table left empty), -ENOMEM. The json-c reader
+ * skips malformed entries (warning, naming path): 0, -EBADMSG (not a state file), -ENOMEM.
+ * The line reader changes text while it reads and leaves it as it was.
+ */
+int scope_snapshot_text(struct scopes *t, uint64_t generation, char **ret, size_t *ret_len);
+int scope_snapshot_read_lines(struct scopes *t, char *text, size_t size);
+int scope_snapshot_read_json(struct scopes *t, const char *text, const char *path);
 void scopes_state_done(struct scopes *t);

@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,51 +99,13 @@ static int journal_reset(struct scopes *t)
 	return 0;
 }
 
-/* One snapshot entry; ids are [A-Za-z0-9._:-] (scope_id_is_valid), nothing to escape. */
-static size_t snapshot_entry(char *p, const struct scope *s, bool first)
-{
-	size_t k = put_str(p, first ? "{\"key-id\":\"" : ",{\"key-id\":\"");
-
-	k += put_str(p + k, s->id);
-	k += put_str(p + k, "\",\"manual\":");
-	k += put_u64(p + k, s->manual);
-	k += put_str(p + k, ",\"serial\":");
-	k += put_u64(p + k, s->serial > 0 ? (uint64_t) s->serial : 0);
-	p[k++] = '}';
-	return k;
-}
-
-/* The snapshot's JSON text, written straight into one buffer (10,000 scopes: ~1 MB). */
-static int snapshot_text(struct scopes *t, char **ret, size_t *ret_len)
-{
-	size_t alloc = 128 + t->map.n * (SCOPE_ID_MAX + 64), k;
-	char *p = malloc(alloc);
-	bool first = true;
-
-	if (!p)
-		return -ENOMEM;
-	k = (size_t) snprintf(p, alloc, "{\"version\":1,\"generation\":%llu,\"scopes\":[",
-			      (unsigned long long) t->generation + 1);
-	for (size_t i = 0; i < t->map.cap; i++) {
-		const struct scope *s = t->map.slots[i];
-		if (!s || s->manual == 0)
-			continue;
-		k += snapshot_entry(p + k, s, first);
-		first = false;
-	}
-	k += put_str(p + k, "]}");
-	*ret = p;
-	*ret_len = k;
-	return 0;
-}
-
 static int snapshot_write(struct scopes *t)
 {
 	_cleanup_free_ char *text = NULL;
 	size_t len;
 	int r;
 
-	r = snapshot_text(t, &text, &len);
+	r = scope_snapshot_text(t, t->generation + 1, &text, &len);
 	if (r < 0)
 		return r;
 	/* Kernel keys do not outlive a reboot, so the counts only have to survive a restart of
@@ -229,7 +190,10 @@ int scopes_save(struct scopes *t)
 	if (t->state_error && t->pending_len == 0 && !t->retry_due)
 		return 0;
 	t->retry_due = false;
-	if (t->snapshot_needed || t->journal_fd < 0 ||
+	/* A journal of the snapshot's generation is started without rewriting the snapshot. */
+	if (!t->snapshot_needed && t->journal_fd < 0 && journal_reset(t) < 0)
+		t->snapshot_needed = true;
+	if (t->snapshot_needed ||
 	    t->journal_lines + t->pending_lines > JOURNAL_MIN_LINES + 4 * t->map.n) {
 		r = snapshot_write(t);
 		if (r < 0) {
@@ -252,8 +216,15 @@ int scopes_save(struct scopes *t)
 	return 0;
 }
 
-/* Sets id's recorded holder count and serial while loading (count 0 removes it). */
-static int record_set(struct scopes *t, const char *id, uint64_t manual, uint64_t serial)
+int scopes_compact(struct scopes *t)
+{
+	if (t->journal_lines + t->pending_lines > 0 || t->snapshot_relayout)
+		t->snapshot_needed = true;
+	t->retry_due = true;	/* a stop is the last chance to write */
+	return scopes_save(t);
+}
+
+int scope_record_set(struct scopes *t, const char *id, uint64_t manual, uint64_t serial)
 {
 	uint64_t h = idmap_hash(&t->map, id);
 	struct scope *s = idmap_get_hashed(&t->map, id, h);
@@ -305,22 +276,31 @@ static int journal_line(struct scopes *t, char *line)
 	}
 	if (parse_count(line, UINT32_MAX, &count) < 0 || !scope_id_is_valid(id))
 		return -EBADMSG;
-	return record_set(t, id, count, serial) < 0 ? -ENOMEM : 0;
+	return scope_record_set(t, id, count, serial) < 0 ? -ENOMEM : 0;
 }
 
+/*
+ * Replays the journal of the snapshot's generation and keeps it open to append to, so that a
+ * start writes nothing when nothing changes. A journal that is torn or has malformed lines is
+ * replaced by a snapshot at the next save; one of another generation by an empty journal.
+ */
 static int journal_replay(struct scopes *t)
 {
 	_cleanup_free_ char *text = NULL;
 	char *line, *p;
 	uint64_t gen;
 	unsigned n = 0;
+	size_t size;
+	bool whole;
 	int r;
 
-	r = read_full_file(t->journal_path, SCOPES_MAX_FILE, &text, NULL);
+	r = read_full_file(t->journal_path, SCOPES_MAX_FILE, &text, &size);
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
 		return log_error_errno(r, "Failed to read %s: %m", t->journal_path);
+	/* Else an append would continue a torn last line, or a NUL would hide what follows it. */
+	whole = size > 0 && text[size - 1] == '\n' && !memchr(text, '\0', size);
 	p = text;
 	line = strsep(&p, "\n");
 	if (parse_uint64(line, 0, UINT64_MAX, &gen) < 0 || gen != t->generation) {
@@ -333,37 +313,25 @@ static int journal_replay(struct scopes *t)
 		r = journal_line(t, line);
 		if (r == -ENOMEM)
 			return log_oom();
-		if (r < 0)
+		if (r < 0) {
 			log_warning("%s:%u: malformed line, ignoring.", t->journal_path, n + 1);
+			t->snapshot_needed = true;
+		}
 	}
-	return 0;
-}
-
-/* One entry of the snapshot's "scopes" array. Returns 0, -EBADMSG (skip it) or -ENOMEM. */
-static int snapshot_entry_load(struct scopes *t, json_object *o)
-{
-	json_object *id, *m, *k;
-	int64_t manual, serial = 0;
-
-	if (!json_object_object_get_ex(o, "key-id", &id) ||
-	    !json_object_object_get_ex(o, "manual", &m) ||
-	    !scope_id_is_valid(json_object_get_string(id)))
-		return -EBADMSG;
-	if (json_object_object_get_ex(o, "serial", &k))
-		serial = json_object_get_int64(k);
-	manual = json_object_get_int64(m);
-	if (manual <= 0 || manual > UINT32_MAX)
+	if (!whole)
+		t->snapshot_needed = true;
+	if (t->snapshot_needed)
 		return 0;
-	if (serial < 0 || serial > INT32_MAX)
-		serial = 0;
-	return record_set(t, json_object_get_string(id), (uint64_t) manual, (uint64_t) serial);
+	t->journal_fd = open(t->journal_path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+	if (t->journal_fd < 0)
+		t->snapshot_needed = true;
+	t->journal_lines = n;
+	return 0;
 }
 
 int scopes_load_records(struct scopes *t)
 {
 	_cleanup_free_ char *text = NULL;
-	_cleanup_json_ json_object *root = NULL;
-	json_object *a, *g;
 	size_t size;
 	int r;
 
@@ -372,24 +340,19 @@ int scopes_load_records(struct scopes *t)
 		return journal_replay(t);
 	if (r < 0)
 		return log_error_errno(r, "Failed to read %s: %m", t->state_path);
-	root = json_tokener_parse(text);
-	if (!root || !json_object_object_get_ex(root, "scopes", &a) ||
-	    !json_object_is_type(a, json_type_array))
-		return log_error_errno(-EBADMSG,
-				       "%s is not a keyscope state file; move it away to start "
-				       "with no holders.", t->state_path);
-
-	if (idmap_reserve(&t->map, json_object_array_length(a)) < 0)
-		return log_oom();
-	for (size_t i = 0; i < json_object_array_length(a); i++) {
-		r = snapshot_entry_load(t, json_object_array_get_idx(a, i));
-		if (r == -ENOMEM)
-			return log_oom();
-		if (r < 0)
-			log_warning("%s: entry %zu is malformed, ignoring.", t->state_path, i);
+	r = scope_snapshot_read_lines(t, text, size);
+	if (r == 0) {
+		/* Not the line layout: an older keyscoped's file, or one edited by hand. */
+		r = scope_snapshot_read_json(t, text, t->state_path);
+		if (r == -EBADMSG)
+			return log_error_errno(r, "%s is not a keyscope state file; move it away to "
+					       "start with no holders.", t->state_path);
+		t->snapshot_relayout = true;
 	}
-	if (json_object_object_get_ex(root, "generation", &g))
-		t->generation = (uint64_t) json_object_get_int64(g);
+	if (r < 0)
+		return log_oom();
+	log_debug("Read %s: %zu scopes%s.", t->state_path, t->map.n,
+		  t->snapshot_relayout ? ", not in the line layout: rewritten at stop" : "");
 	return journal_replay(t);
 }
 
@@ -442,36 +405,85 @@ static void reinstall_one(struct scope *s)
 		log_info("Reinstalled key of scope %s (serial %d).", s->id, (int) s->serial);
 }
 
-static int serial_cmp(const void *a, const void *b)
-{
-	key_serial_t x = *(const key_serial_t *) a, y = *(const key_serial_t *) b;
+/*
+ * The keyring's serials, to match the scopes' against: open addressing on the serial (the
+ * kernel's, not the state files'), 0 marks an empty slot, and taken the keys a scope claimed.
+ */
+struct serial_set {
+	key_serial_t *slots;
+	bool *taken;
+	size_t mask;
+};
 
-	return (x > y) - (x < y);
+static int serial_set_new(struct serial_set *set, const key_serial_t *ids, size_t n)
+{
+	size_t cap = 16;
+
+	while (cap < 2 * n)
+		cap *= 2;
+	set->slots = calloc(cap, sizeof(*set->slots));
+	set->taken = calloc(cap, sizeof(*set->taken));
+	if (!set->slots || !set->taken)
+		return -ENOMEM;
+	set->mask = cap - 1;
+	for (size_t i = 0; i < n; i++) {
+		size_t j = ((uint32_t) ids[i] * 0x9e3779b1u) & set->mask;
+		while (set->slots[j] != 0 && set->slots[j] != ids[i])
+			j = (j + 1) & set->mask;
+		set->slots[j] = ids[i];
+	}
+	return 0;
+}
+
+static void serial_set_done(struct serial_set *set)
+{
+	free(set->slots);
+	free(set->taken);
+}
+
+/* Claims serial k for a scope: true when it is in the keyring and no other scope claimed it. */
+static bool serial_take(struct serial_set *set, key_serial_t k)
+{
+	size_t j = ((uint32_t) k * 0x9e3779b1u) & set->mask;
+
+	if (k <= 0)
+		return false;
+	for (; set->slots[j] != 0; j = (j + 1) & set->mask)
+		if (set->slots[j] == k) {
+			if (set->taken[j])
+				return false;
+			set->taken[j] = true;
+			return true;
+		}
+	return false;
 }
 
 /*
- * Adopts the recorded serials that are in the keyring (ids, sorted) without describing them;
- * marks them in taken. Returns how many were adopted.
+ * Claims the keys the scopes hold already (a second reconciliation, after the start-up fetches)
+ * and adopts the serials the state files recorded that are in the keyring, without describing
+ * them. Returns how many were adopted.
  */
-static size_t adopt_recorded(struct scopes *t, const key_serial_t *ids, size_t n, bool *taken)
+static size_t adopt_recorded(struct scopes *t, struct serial_set *set)
 {
+	bool debug = log_get_max_level() >= LOG_DEBUG;
 	size_t adopted = 0;
 
 	for (size_t i = 0; i < t->map.cap; i++) {
 		struct scope *s = t->map.slots[i];
-		const key_serial_t *k;
 
-		if (!s || s->recorded <= 0)
+		if (!s)
 			continue;
-		k = s->serial == 0 ? bsearch(&s->recorded, ids, n, sizeof(*ids), serial_cmp) : NULL;
-		s->recorded = 0;
-		if (!k || taken[k - ids])
+		if (s->serial > 0) {
+			(void) serial_take(set, s->serial);
 			continue;
-		taken[k - ids] = true;
-		s->serial = *k;
+		}
+		if (!serial_take(set, s->recorded))
+			continue;
+		s->serial = s->recorded;
 		adopted++;
-		log_debug("Kept key %s (serial %d, %u holders), as recorded.", s->desc, (int) *k,
-			  scope_holders(s));
+		if (debug)
+			log_debug("Kept key %s (serial %d, %u holders), as recorded.", s->desc,
+				  (int) s->serial, scope_holders(s));
 	}
 	return adopted;
 }
@@ -492,10 +504,25 @@ static int drop_unheld(struct scopes *t)
 	return 0;
 }
 
+/* The state files must name each held scope's serial as it is now: a line for each that moved
+ * (adopted after a describe, reinstalled, vanished), none when nothing did. */
+static void note_moved(struct scopes *t)
+{
+	for (size_t i = 0; i < t->map.cap; i++) {
+		struct scope *s = t->map.slots[i];
+
+		if (!s || s->recorded == s->serial)
+			continue;
+		s->recorded = s->serial;
+		if (s->manual > 0)
+			scope_note(t, s);
+	}
+}
+
 int scopes_reconcile(struct scopes *t)
 {
 	_cleanup_free_ key_serial_t *ids = NULL;
-	_cleanup_free_ bool *taken = NULL;
+	_cleanup_(serial_set_done) struct serial_set set = {};
 	struct scope **v;
 	size_t adopted;
 	int n;
@@ -505,21 +532,19 @@ int scopes_reconcile(struct scopes *t)
 	n = keyring_list(t->keyring, &ids);
 	if (n < 0)
 		return log_error_errno(n, "Failed to list the keyscope keyring: %m");
-	taken = calloc((size_t) n + 1, sizeof(*taken));
-	if (!taken)
+	if (serial_set_new(&set, ids, (size_t) n) < 0)
 		return log_oom();
-	qsort(ids, (size_t) n, sizeof(*ids), serial_cmp);
-	adopted = adopt_recorded(t, ids, (size_t) n, taken);
+	adopted = adopt_recorded(t, &set);
 	if (adopted > 0)
 		log_info("Kept %zu keys as recorded in %s.", adopted, t->state_path);
 	for (int i = 0; i < n; i++)
-		if (!taken[i])
+		if (serial_take(&set, ids[i]))	/* no scope holds it: describe it */
 			adopt_kernel_key(t, ids[i]);
 	/* Installing changes no scope's place in the table: walk the slots directly. */
 	v = (struct scope **) t->map.slots;
 	for (size_t i = 0; i < t->map.cap; i++)
 		if (v[i])
 			reinstall_one(v[i]);
-	t->snapshot_needed = true;
+	note_moved(t);
 	return scopes_save(t);
 }

@@ -26,7 +26,7 @@ enum scope_hold {
 struct scope {
 	const char *id;		/* a key-id, or "vk:<LUKS UUID>": inside desc */
 	key_serial_t serial;	/* 0 while not in the kernel */
-	key_serial_t recorded;	/* the serial scopes.json/journal gave at start, not checked yet */
+	key_serial_t recorded;	/* the serial scopes.json/journal name (set at load and reconcile) */
 	unsigned manual;	/* holders taken with KeyInstall */
 	unsigned attached;	/* dm-crypt mappings that reference the key */
 	uint32_t key_len;	/* bytes of the installed key; 0 when adopted at start */
@@ -78,6 +78,10 @@ int scope_add_verified(struct scope *s, const uint8_t fp[static 32]);
  * then too, so that keys are served from a full disk. Returns 0 or -errno.
  */
 int scopes_save(struct scopes *t);
+
+/* At a clean stop: writes the snapshot when the journal has lines (or pending ones), so that the
+ * next start replays none. A refused write leaves the journal as it is. Returns 0 or -errno. */
+int scopes_compact(struct scopes *t);
 
 /* While a batch call (several key-ids) runs: the per-key installed/invalidated events go out at
  * debug level and the method logs one line for the batch (issue 13); single calls stay at info. */
