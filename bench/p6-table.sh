@@ -30,10 +30,12 @@ row "keyscope, /etc/keyscope/volumes (keyscope-generator)" "$ks_dur" "$ks_last" 
 if [ "$NA" -gt 0 ]; then
 	ar_first=$(get argon first_start_us) ar_last=$(get argon last_active_us)
 	ar_dur=$(calc %.2f "($ar_last - $ar_first) / 1e6")
-	row "systemd-cryptsetup, /etc/crypttab, Argon2id ($ITER iterations, $((MEM / 1024)) MiB, 2 threads), $NA measured" \
+	row "systemd-cryptsetup, /etc/crypttab, Argon2id ($ITER iterations, $((MEM / 1024)) MiB, 2 threads), $NA volumes" \
 		"$ar_dur" "$ar_last" "$NA" "$(mib "$(get argon slice_peak)")" argon
-	ext=$(calc %.1f "$ar_dur * $N / $NA")
-	echo "| same, **extrapolated** to $N (× $N/$NA, CPU-bound) | $ext | | | | | $(calc %.2f "$ext / $pb_dur") |"
+	if [ "$NA" -lt "$N" ]; then
+		ext=$(calc %.1f "$ar_dur * $N / $NA")
+		echo "| same, **extrapolated** to $N (× $N/$NA, CPU-bound) | $ext | | | | | $(calc %.2f "$ext / $pb_dur") |"
+	fi
 fi
 echo
 echo "keyscope: from keyscoped.service ready (READY=1) at $(calc %.2f "$ks_ready / 1e6") s;" \
