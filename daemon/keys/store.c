@@ -375,10 +375,17 @@ static int key_file_read(int dir_fd, const char *path, uint8_t *buf, size_t *ret
 		return -errno;
 	if (!S_ISREG(st.st_mode) || st.st_size > BLOB_MAX)
 		return -EBADMSG;
-	/* One byte more than allowed: a file that grew since fstat() is refused too. */
-	k = loop_read(fd, buf, BLOB_MAX + 1);
-	if (k < 0)
-		return (int) k;
+	/* One byte more than allowed: a file that grew since fstat() is refused too. A file
+	 * whose size fstat() gave comes whole in one read(2): no second one to see its end. */
+	k = read(fd, buf, BLOB_MAX + 1);
+	if (k < 0 && errno != EINTR)
+		return -errno;
+	if (k != st.st_size) {
+		ssize_t more = loop_read(fd, buf + (k > 0 ? k : 0), BLOB_MAX + 1 - (k > 0 ? k : 0));
+		if (more < 0)
+			return (int) more;
+		k = (k > 0 ? k : 0) + more;
+	}
 	if (k > BLOB_MAX)
 		return -EBADMSG;
 	*ret_size = (size_t) k;
