@@ -6,6 +6,7 @@
  *                                  keyring in @s, then invalidate them: the kernel's own rate
  *   bench-install raw-perm N       the same, each key also given keyscope's permissions with
  *                                  KEYCTL_SETPERM: the kernel work keyscoped does per key
+ *   bench-install raw-perm-long N  the same with descriptions as long as keyscoped's (45 bytes)
  *   bench-install create SOCKET N  create N keys in keyscoped's store; prints their key-ids
  *   bench-install daemon SOCKET W [B] < IDS
  *                                  KeyInstall each key-id through keyscoped with W requests in
@@ -58,8 +59,10 @@ static void report(const char *mode, size_t n, uint64_t usec, uint64_t cpu)
 	       (double) cpu / (double) n);
 }
 
-/* perm: also KEYCTL_SETPERM each key to keyscope's permissions, the kernel work keyscoped does. */
-static int bench_raw(size_t n, bool perm)
+/* perm: also KEYCTL_SETPERM each key to keyscope's permissions, the kernel work keyscoped does;
+ * long: descriptions as long as keyscoped's ("keyscope:" and a UUID, 45 bytes, not "bench:N"),
+ * which the kernel hashes and compares on every add_key(2). */
+static int bench_raw(size_t n, bool perm, bool long_desc)
 {
 	_cleanup_secret_ uint8_t *key = secret_alloc(64);
 	key_serial_t ring, *ids = calloc(n, sizeof(*ids));
@@ -79,7 +82,10 @@ static int bench_raw(size_t n, bool perm)
 		/* fresh material per key, as the daemon unseals a different key each time */
 		if (getrandom(key, 64, 0) != 64)
 			return 1;
-		snprintf(desc, sizeof(desc), "bench:%zu", i);
+		if (long_desc)
+			snprintf(desc, sizeof(desc), "keyscope:%08zx-7b6d-4e21-9a0f-5c8d7e6b4a21", i);
+		else
+			snprintf(desc, sizeof(desc), "bench:%zu", i);
 		ids[i] = add_key("logon", desc, key, 64, ring);
 		if (ids[i] < 0) {
 			perror("add_key");
@@ -90,7 +96,8 @@ static int bench_raw(size_t n, bool perm)
 			return 1;
 		}
 	}
-	report(perm ? "raw-add_key+setperm" : "raw-add_key", n, now_usec() - t0, cpu_usec() - c0);
+	report(long_desc ? "raw-add_key+setperm-longdesc" : perm ? "raw-add_key+setperm" :
+	       "raw-add_key", n, now_usec() - t0, cpu_usec() - c0);
 	for (size_t i = 0; i < n; i++)
 		(void) keyctl_invalidate(ids[i]);
 	(void) keyctl_invalidate(ring);
@@ -328,9 +335,11 @@ int main(int argc, char **argv)
 	uint64_t n;
 
 	if (argc == 3 && streq(argv[1], "raw") && parse_uint64(argv[2], 1, 1000000, &n) >= 0)
-		return bench_raw((size_t) n, false);
+		return bench_raw((size_t) n, false, false);
 	if (argc == 3 && streq(argv[1], "raw-perm") && parse_uint64(argv[2], 1, 1000000, &n) >= 0)
-		return bench_raw((size_t) n, true);
+		return bench_raw((size_t) n, true, false);
+	if (argc == 3 && streq(argv[1], "raw-perm-long") && parse_uint64(argv[2], 1, 1000000, &n) >= 0)
+		return bench_raw((size_t) n, true, true);
 	if (argc >= 4 && streq(argv[1], "first-answer"))
 		return bench_first_answer(argv[2], argv + 3);
 	if ((argc == 5 || argc == 6) && streq(argv[1], "call") &&
