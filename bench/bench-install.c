@@ -22,7 +22,8 @@
  *                                  N calls of METHOD in a row: the median round trip, and
  *                                  with keyscoped's PID its CPU time per call
  *
- * Prints "<mode> <n> keys <seconds> s <keys/s> keys/s" on stdout.
+ * Prints "<mode> <n> keys <seconds> s <keys/s> keys/s cpu <us> us/key" on stdout (the CPU
+ * time of this process over the timed part: the loop's own, or the client's).
  */
 #include <errno.h>
 #include <fcntl.h>
