@@ -125,12 +125,20 @@ struct scope *scope_find(struct scopes *t, const char *id)
 	return id ? idmap_get(&t->map, id) : NULL;
 }
 
-/* id is a valid scope id (the callers checked). The description is made once, here. */
+/*
+ * The one way into the table, so that every id in it is a valid scope id: finding an id
+ * there proves it valid (scope_get() checks no more). The description is made once, here.
+ * Returns 0, -EINVAL or -ENOMEM.
+ */
 int scope_add_hashed(struct scopes *t, const char *id, uint64_t h, struct scope **ret)
 {
-	size_t n = strlen(id), pl = strlen(KEY_DESC_PREFIX);
-	struct scope *s = calloc(1, sizeof(*s) + pl + n + 1);
+	size_t n, pl = strlen(KEY_DESC_PREFIX);
+	struct scope *s;
 
+	if (!scope_id_is_valid(id))
+		return -EINVAL;
+	n = strlen(id);
+	s = calloc(1, sizeof(*s) + pl + n + 1);
 	if (!s)
 		return -ENOMEM;
 	memcpy(s->desc, KEY_DESC_PREFIX, pl);
@@ -221,14 +229,17 @@ static void scope_drop_key(struct scopes *t, struct scope *s)
 		scope_note(t, s);	/* the record must not name a serial to trust any more */
 }
 
-/* Finds id's scope or adds an empty one; *ret_created says which. One hash, one probe. */
+/*
+ * Finds id's scope or adds an empty one; *ret_created says which. One hash, one probe. The id
+ * is checked before a scope is added: the table holds only valid ids, so a found one is.
+ */
 static int scope_get(struct scopes *t, const char *id, struct scope **ret, bool *ret_created)
 {
 	struct scope *s;
 	uint64_t h;
 	int r;
 
-	if (!scope_id_is_valid(id))
+	if (!id)
 		return -EINVAL;
 	h = idmap_hash(&t->map, id);
 	s = idmap_get_hashed(&t->map, id, h);

@@ -375,10 +375,17 @@ static int key_file_read(int dir_fd, const char *path, uint8_t *buf, size_t *ret
 		return -errno;
 	if (!S_ISREG(st.st_mode) || st.st_size > BLOB_MAX)
 		return -EBADMSG;
-	/* One byte more than allowed: a file that grew since fstat() is refused too. */
-	k = loop_read(fd, buf, BLOB_MAX + 1);
-	if (k < 0)
-		return (int) k;
+	/* One byte more than allowed: a file that grew since fstat() is refused too. A file
+	 * whose size fstat() gave comes whole in one read(2): no second one to see its end. */
+	k = read(fd, buf, BLOB_MAX + 1);
+	if (k < 0 && errno != EINTR)
+		return -errno;
+	if (k != st.st_size) {
+		ssize_t more = loop_read(fd, buf + (k > 0 ? k : 0), BLOB_MAX + 1 - (k > 0 ? k : 0));
+		if (more < 0)
+			return (int) more;
+		k = (k > 0 ? k : 0) + more;
+	}
 	if (k > BLOB_MAX)
 		return -EBADMSG;
 	*ret_size = (size_t) k;
@@ -395,7 +402,11 @@ static const char *key_file_name(const char *id, char *buf)
 	return buf;
 }
 
-/* The sealed bytes of key id (valid), from the cache or read into buf. */
+/*
+ * The sealed bytes of key id, from the cache or read into buf. The id is checked only before
+ * its file name is made: the cache holds only ids that passed that check, so a hit proves it
+ * (an install's ids were checked when the request was read; warm, none is checked again).
+ */
 static int key_file_get(struct store *s, const char *id, uint8_t *buf, const uint8_t **ret,
 			size_t *ret_size)
 {
@@ -404,6 +415,8 @@ static int key_file_get(struct store *s, const char *id, uint8_t *buf, const uin
 	uint64_t h = 0;
 	int r;
 
+	if (!id)
+		return -EINVAL;
 	watch_drain(s);
 	if (s->inotify_fd >= 0) {
 		h = idmap_hash(&s->cache, id);
@@ -414,6 +427,8 @@ static int key_file_get(struct store *s, const char *id, uint8_t *buf, const uin
 			return 0;
 		}
 	}
+	if (!keyid_is_valid(id))
+		return -EINVAL;	/* before its path is made */
 	r = key_file_read(s->keys_fd, key_file_name(id, name), buf, ret_size);
 	if (r < 0)
 		return r;
@@ -431,9 +446,7 @@ static int store_load(struct store *s, const char *id, struct secret_buf *ret_ke
 	size_t size;
 	int r;
 
-	if (!keyid_is_valid(id))
-		return -EINVAL;	/* before its path is made */
-	r = key_file_get(s, id, buf, &blob, &size);
+	r = key_file_get(s, id, buf, &blob, &size);	/* checks id where it is not known */
 	if (r < 0)
 		return r;
 	r = store_blob_parse(blob, size, &v);
@@ -448,8 +461,6 @@ int store_preload(struct store *s, const char *id)
 	const uint8_t *blob;
 	size_t size;
 
-	if (!keyid_is_valid(id))
-		return -EINVAL;
 	return key_file_get(s, id, buf, &blob, &size);
 }
 

@@ -42,6 +42,7 @@ void call_free(struct call *call)
 {
 	call_reset(call);
 	json_object_put(call->request);
+	proto_ids_done(&call->key_ids);
 	secret_buf_done(&call->payload);
 	source_wait_free(call->wait);
 	free(call);

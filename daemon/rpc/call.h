@@ -15,6 +15,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "proto-ids.h"
 #include "secret.h"
 
 struct client;
@@ -65,6 +66,7 @@ struct call {
 	bool suspended;			/* call_suspend() was called */
 	const char *method;
 	json_object *params;
+	struct proto_ids key_ids;	/* a batch read without a tree: params is NULL then */
 	struct secret_buf payload;
 	uid_t uid;
 	pid_t pid;

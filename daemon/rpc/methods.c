@@ -251,7 +251,7 @@ static int m_key_clone(struct call *c)
 	return 0;
 }
 
-#define KEY_BATCH_MAX 1024
+#define KEY_BATCH_MAX PROTO_IDS_MAX
 
 /*
  * "key-id": one key, or "key-ids": an array of 1..KEY_BATCH_MAX (the boot-time case: many
@@ -264,6 +264,17 @@ static int get_key_ids(struct call *c, const char ***ret, size_t *ret_n, bool *r
 	size_t n;
 	int r;
 
+	if (c->key_ids.n > 0) {
+		/* Read by proto_ids_read(), every id checked there. */
+		ids = malloc(c->key_ids.n * sizeof(*ids));
+		if (!ids)
+			return -ENOMEM;
+		memcpy(ids, c->key_ids.ids, c->key_ids.n * sizeof(*ids));
+		*ret = ids;
+		*ret_n = c->key_ids.n;
+		*ret_batch = true;
+		return 0;
+	}
 	if (!json_object_object_get_ex(c->params, "key-ids", &a)) {
 		const char *id;
 		r = call_get_key_id(c, "key-id", &id);

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "proto.h"
+#include "proto-ids.h"
 #include "scope.h"
 #include "server.h"
 #include "util.h"
@@ -148,22 +149,14 @@ unsigned call_n_clients(const struct call *c)
 	return c->rpc->n_clients;
 }
 
-static void dispatch(struct client *c, struct call *call, json_object *req_obj)
+/* Runs the request for method with the call's parameters, once the client may. */
+static void dispatch_method(struct client *c, struct call *call, const char *method)
 {
-	struct proto_request req;
-	const struct method *m;
-	char err[256];
-	int r;
+	const struct method *m = method_find(c->server, method);
 
-	r = proto_request_check(req_obj, &req, err, sizeof(err));
-	if (r < 0) {
-		call_error(call, r, "keyscope.InvalidRequest", "%s", err);
-		return;
-	}
-	m = method_find(c->server, req.method);
 	if (!m) {
 		call_error(call, -EOPNOTSUPP, "keyscope.MethodNotFound", "unknown method '%s'",
-			   req.method);
+			   method);
 		return;
 	}
 	if (!(m->writes ? c->may_write : c->may_read)) {
@@ -182,10 +175,24 @@ static void dispatch(struct client *c, struct call *call, json_object *req_obj)
 		return;
 	}
 	call->method = m->name;
-	call->params = req.parameters;
 	call->m = m;
-	call->request = json_object_get(req_obj);
 	call_run(call);
+}
+
+static void dispatch(struct client *c, struct call *call, json_object *req_obj)
+{
+	struct proto_request req;
+	char err[256];
+	int r;
+
+	r = proto_request_check(req_obj, &req, err, sizeof(err));
+	if (r < 0) {
+		call_error(call, r, "keyscope.InvalidRequest", "%s", err);
+		return;
+	}
+	call->params = req.parameters;
+	call->request = json_object_get(req_obj);
+	dispatch_method(c, call, req.method);
 }
 
 int server_call_internal(struct server *s, const char *method, json_object *params,
@@ -209,6 +216,41 @@ int server_call_internal(struct server *s, const char *method, json_object *para
 	return 0;
 }
 
+/* After a call ran: 2 when it waits (it is the client's pending call), else its reply, 1. */
+static int client_answer(struct client *c, struct call *call)
+{
+	int r;
+
+	if (call_waiting(call)) {
+		c->pending = call;
+		return 2;
+	}
+	if (c->server->on_done)
+		c->server->on_done(call);
+	r = client_reply(c, call);
+	call_free(call);
+	return r < 0 ? r : 1;
+}
+
+/* A request that proto_ids_read() took: it has no payload, the call owns the ids. */
+static int client_handle_ids(struct client *c, struct proto_ids *ids, size_t len,
+			     size_t *ret_consumed)
+{
+	struct call *call = calloc(1, sizeof(*call));
+
+	if (!call) {
+		proto_ids_done(ids);
+		return -ENOMEM;
+	}
+	*call = (struct call) { .daemon = c->server->daemon, .rpc = c->server, .client = c,
+				.uid = c->uid, .pid = c->pid, .started = now_usec(),
+				.key_ids = *ids };
+	*ids = (struct proto_ids) {}; /* transferred */
+	dispatch_method(c, call, call->key_ids.method);
+	*ret_consumed = len + 1;
+	return client_answer(c, call);
+}
+
 /*
  * Handles one framed message of len bytes at c->in; payload bytes follow its NUL. Returns 1
  * when it was answered, 2 when its call waits (the client's next requests wait too), 0 when
@@ -217,12 +259,19 @@ int server_call_internal(struct server *s, const char *method, json_object *para
 static int client_handle(struct client *c, size_t len, size_t *ret_consumed)
 {
 	_cleanup_json_ json_object *o = NULL;
+	struct proto_ids ids = {};
 	struct call *call;
 	json_object *ps;
 	char err[256];
 	size_t plen = 0;
 	int r;
 
+	/* A batch of key-ids (the boot-time case) needs no tree; all else takes the full path. */
+	r = proto_ids_read((const char *) c->in, len, PROTO_IDS_MAX, &ids);
+	if (r < 0)
+		return r;
+	if (r > 0)
+		return client_handle_ids(c, &ids, len, ret_consumed);
 	r = proto_parse((const char *) c->in, len, &o, err, sizeof(err));
 	if (r >= 0 && json_object_object_get_ex(o, "payload-size", &ps) &&
 	    json_object_is_type(ps, json_type_int)) {
@@ -252,15 +301,7 @@ static int client_handle(struct client *c, size_t len, size_t *ret_consumed)
 		dispatch(c, call, o);
 	}
 	*ret_consumed = len + 1 + plen;
-	if (call_waiting(call)) {
-		c->pending = call;
-		return 2;
-	}
-	if (c->server->on_done)
-		c->server->on_done(call);
-	r = client_reply(c, call);
-	call_free(call);
-	return r < 0 ? r : 1;
+	return client_answer(c, call);
 }
 
 static void client_arm(struct client *c);

@@ -13,7 +13,10 @@ id=$(ctl key create)
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$KEYSCOPECTL" "$@"; }
 as_reader() { setpriv --reuid=65534 --regid=65534 --groups=4242 "$KEYSCOPECTL" "$@"; }
 
-for cmd in "key create" "key install $id" "key release $id" "key delete $id" "key clone $id"; do
+# "key install ID ID" is a batch: the daemon reads it without a tree (lib/proto-ids.c), and
+# checks the peer all the same.
+for cmd in "key create" "key install $id" "key install $id $id" "key release $id" \
+	"key release $id $id" "key delete $id" "key clone $id"; do
 	# shellcheck disable=SC2086
 	expect_fail_msg "keyscope.PermissionDenied" as_nobody $cmd
 	# shellcheck disable=SC2086
