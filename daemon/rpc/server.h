@@ -15,6 +15,9 @@ struct server;
 /* Creates the folder of the socket at path (mode 0755 if new) for server_new(), or for a lock
  * file next to the socket before it. Returns 0, or -errno having logged why. */
 int server_make_dir(const char *path);
+/* The listening socket at path (mode 0666; who may do what is checked per call): an fd, or
+ * -errno (logged). */
+int server_socket_open(const char *path);
 
 /*
  * Creates the socket at d->config->socket_path (mode 0666: authorisation is by peer
