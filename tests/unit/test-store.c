@@ -755,6 +755,49 @@ static void test_get_sees_changes(void **state)
 	assert_int_equal(store_preload(f->s, b), 0);
 }
 
+/*
+ * The cache keeps a sealed file from the existence check (preload) or a stat until the get
+ * that installs the key, not for as long as the key is held: memory does not grow with the
+ * number of held keys, and never beyond the cap however many files are read.
+ */
+static void test_cache_not_kept_after_get(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ char *blob = NULL;
+	_cleanup_free_ uint8_t *k = NULL;
+	char a[KEYID_MAX + 1], b[KEYID_MAX + 1], id[KEYID_MAX + 1];
+	struct store_entry e;
+	size_t size, len = 64;
+
+	k = malloc(len);
+	assert_non_null(k);
+	memset(k, 0x42, len);
+	assert_int_equal(store_import(f->s, k, len, NULL, a), 0);
+	assert_int_equal(store_create(f->s, 256, NULL, b), 0);
+	assert_int_equal(store_cached(f->s), 0);
+	assert_int_equal(store_preload(f->s, a), 0);
+	assert_int_equal(store_preload(f->s, a), 0);
+	assert_int_equal(store_cached(f->s), 1);
+	assert_get_equals(f->s, a, k, len);	/* from the cache, which lets it go */
+	assert_int_equal(store_cached(f->s), 0);
+	assert_get_equals(f->s, a, k, len);	/* from the file, not kept either */
+	assert_int_equal(store_cached(f->s), 0);
+	assert_int_equal(store_stat(f->s, b, &e), 0);
+	assert_int_equal(store_cached(f->s), 1);
+	assert_get_ok(f->s, b);
+	assert_int_equal(store_cached(f->s), 0);
+
+	/* 3,000 files read by existence checks: the cache stops at its cap. */
+	read_key_file(f, b, &blob, &size);
+	for (int i = 0; i < 3000; i++) {
+		snprintf(id, sizeof(id), "copy-%d", i);
+		write_bytes(store_path(f->s, id), blob, size, 0600);
+		assert_int_equal(store_preload(f->s, id), 0);
+	}
+	assert_int_equal(store_cached(f->s), 2048);
+	assert_get_ok(f->s, b);
+}
+
 static void test_get_not_regular(void **state)
 {
 	struct fixture *f = *state;
@@ -883,6 +926,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_get_renamed_and_foreign, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_not_regular, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_sees_changes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_not_kept_after_get, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_bad_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_many, setup, teardown),
