@@ -16,20 +16,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "idmap.h"
 #include "keyid.h"
 #include "secret.h"
+#include "store-cache.h"
 #include "store-internal.h"
 #include "util.h"
 
 #define KEY_SUFFIX ".key"
 /*
- * Sealed files kept; beyond it one is dropped per new one. It only has to hold what one
- * request's existence check reads for the gets that follow (KEY_BATCH_MAX, 1024, in
- * daemon/rpc/methods.c), plus the files of keys that are not in the kernel: 2048 entries of
- * ~176 bytes are 350 KiB at most, at any number of scopes.
+ * Sealed files kept; beyond it one is dropped per new one. 16,384 compact entries (~96 bytes
+ * of heap each, store-cache.h, and a slot of 8 in a table of at most 32,768) are 1.75 MiB at
+ * most: the files of 10,000 held keys are 1.0 MiB with their table.
  */
-#define CACHE_MAX 2048
+#define CACHE_MAX 16384
 #define WATCH_MASK (IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB | IN_CREATE | IN_DELETE | \
 		    IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 
@@ -51,47 +50,31 @@ struct store {
 	 * kernel's inotify limits) nothing is cached. The bytes are ciphertext, so ordinary memory
 	 * is fine; every get still parses and authenticates them.
 	 *
-	 * A get takes its file out of the cache: the key then goes into the kernel (or into a
-	 * clone), and while it is in the kernel no install reads the file again. So the cache
-	 * holds the files read by an existence check or a stat, not one per held scope: 10,000
-	 * held scopes cost no cache memory (1.7 MiB before); a re-install after a release reads
-	 * the file again, as the first install did (docs/benchmarks.md, "keyscoped at 10,000
-	 * scopes", has what that costs).
+	 * A get keeps its file (the key's re-install after a release reads no file: the warm
+	 * install), as do an existence check (preload) and a stat, up to CACHE_MAX entries. The
+	 * entries are compact (store-cache.h: the key-id as 16 bytes, the file without its constant
+	 * fields, ~96 bytes of heap), so the files of 10,000 held keys cost 1.0 MiB with their
+	 * table (1.7 MiB as whole files and key-id strings). A key-id that is not a lowercase UUID
+	 * is not cached: no key the store seals has one.
 	 */
-	struct idmap cache;
+	struct store_cache cache;
 	int inotify_fd;			/* -1: no watch, no cache */
 	sd_event *event;
 	uint64_t drained;		/* the event-loop iteration the queue was last read in */
 	bool drained_valid;
-	size_t evict;			/* where the next eviction looks */
 };
-
-struct cached_blob {
-	const char *id;			/* inside data, after the blob */
-	uint16_t size;
-	uint8_t data[];
-};
-
-static const char *cached_name(const void *item)
-{
-	return ((const struct cached_blob *) item)->id;
-}
 
 static void cache_forget(struct store *s, const char *id)
 {
-	struct cached_blob key = { .id = id };
+	struct cache_key k;
 
-	free(idmap_remove(&s->cache, &key));
-}
-
-static void cache_free_item(void *p)
-{
-	free(p);
+	if (store_cache_key(id, &k))
+		store_cache_forget(&s->cache, &k);
 }
 
 static void cache_clear(struct store *s)
 {
-	idmap_done(&s->cache, cache_free_item);
+	store_cache_clear(&s->cache);
 }
 
 static void watch_stop(struct store *s)
@@ -157,40 +140,6 @@ void store_set_event(struct store *s, sd_event *event)
 {
 	s->event = event;
 	s->drained_valid = false;
-}
-
-static void cache_evict_one(struct store *s)
-{
-	for (size_t i = 0; i < s->cache.cap; i++) {
-		size_t j = (s->evict + i) & (s->cache.cap - 1);
-		if (s->cache.slots[j]) {
-			s->evict = j + 1;
-			free(idmap_remove(&s->cache, s->cache.slots[j]));
-			return;
-		}
-	}
-}
-
-/* Keeps a copy of a file's bytes; a failure only costs a read next time. */
-static void cache_add(struct store *s, const char *id, uint64_t h, const void *blob,
-		      size_t size)
-{
-	size_t n = strlen(id);
-	struct cached_blob *c;
-
-	if (s->inotify_fd < 0 || size > BLOB_MAX)
-		return;
-	if (s->cache.n >= CACHE_MAX)
-		cache_evict_one(s);
-	c = malloc(sizeof(*c) + size + n + 1);
-	if (!c)
-		return;
-	c->size = (uint16_t) size;
-	memcpy(c->data, blob, size);
-	memcpy(c->data + size, id, n + 1);
-	c->id = (const char *) c->data + size;
-	if (idmap_put_hashed(&s->cache, c, h) < 0)
-		free(c);
 }
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
@@ -311,7 +260,7 @@ int store_open(const char *state_dir, struct store **ret)
 	if (!s)
 		return -ENOMEM;
 	s->keys_fd = s->inotify_fd = -EBADF;
-	idmap_init(&s->cache, cached_name);
+	store_cache_init(&s->cache, CACHE_MAX);
 	s->keys_dir = path_join(state_dir, "keys");
 	if (!s->keys_dir)
 		return -ENOMEM;
@@ -408,42 +357,31 @@ static const char *key_file_name(const char *id, char *buf)
 	return buf;
 }
 
-/*
- * The sealed bytes of key id (valid), from the cache or read into buf. take: the caller is
- * about to unseal the key for the kernel, so the bytes are copied to buf and leave the cache
- * (a read file is not added); otherwise a read file is kept in the cache.
- */
-static int key_file_get(struct store *s, const char *id, bool take, uint8_t *buf,
-			const uint8_t **ret, size_t *ret_size)
+/* The cache key of id (valid), when there is a cache and id has one. */
+static bool cache_key_of(struct store *s, const char *id, struct cache_key *ret)
+{
+	watch_drain(s);
+	return s->inotify_fd >= 0 && store_cache_key(id, ret);
+}
+
+/* The sealed bytes of key id (valid) into buf (BLOB_MAX + 1 bytes), from the cache or read. */
+static int key_file_get(struct store *s, const char *id, uint8_t *buf, size_t *ret_size)
 {
 	char name[KEYID_MAX + sizeof(KEY_SUFFIX)];
-	struct cached_blob *c;
-	uint64_t h = 0;
+	struct cache_key k;
+	bool keyed = cache_key_of(s, id, &k);
+	size_t n;
 	int r;
 
-	watch_drain(s);
-	if (s->inotify_fd >= 0) {
-		h = idmap_hash(&s->cache, id);
-		c = idmap_get_hashed(&s->cache, id, h);
-		if (c && !take) {
-			*ret = c->data;
-			*ret_size = c->size;
-			return 0;
-		}
-		if (c) {
-			memcpy(buf, c->data, c->size);
-			*ret = buf;
-			*ret_size = c->size;
-			free(idmap_remove(&s->cache, c));
-			return 0;
-		}
+	if (keyed && (n = store_cache_get(&s->cache, &k, buf)) > 0) {
+		*ret_size = n;
+		return 0;
 	}
 	r = key_file_read(s->keys_fd, key_file_name(id, name), buf, ret_size);
 	if (r < 0)
 		return r;
-	if (!take)
-		cache_add(s, id, h, buf, *ret_size);
-	*ret = buf;
+	if (keyed)
+		store_cache_put(&s->cache, &k, buf, *ret_size);
 	return 0;
 }
 
@@ -456,17 +394,16 @@ static int store_load(struct store *s, const char *id, struct secret_buf *ret_ke
 		      struct store_entry *ret_entry)
 {
 	uint8_t buf[BLOB_MAX + 1];
-	const uint8_t *blob;
 	struct blob_view v;
 	size_t size;
 	int r;
 
 	if (!keyid_is_valid(id))
 		return -EINVAL;	/* before its path is made */
-	r = key_file_get(s, id, ret_key != NULL, buf, &blob, &size);
+	r = key_file_get(s, id, buf, &size);
 	if (r < 0)
 		return r;
-	r = store_blob_parse(blob, size, &v);
+	r = store_blob_parse(buf, size, &v);
 	if (r < 0)
 		return r;
 	return store_unseal_view(s->dec, id, &v, ret_key, ret_entry);
@@ -475,12 +412,14 @@ static int store_load(struct store *s, const char *id, struct secret_buf *ret_ke
 int store_preload(struct store *s, const char *id)
 {
 	uint8_t buf[BLOB_MAX + 1];
-	const uint8_t *blob;
+	struct cache_key k;
 	size_t size;
 
 	if (!keyid_is_valid(id))
 		return -EINVAL;
-	return key_file_get(s, id, false, buf, &blob, &size);
+	if (cache_key_of(s, id, &k) && store_cache_has(&s->cache, &k))
+		return 0;
+	return key_file_get(s, id, buf, &size);
 }
 
 int store_get(struct store *s, const char *id, struct secret_buf *ret)
@@ -556,12 +495,12 @@ int store_clone(struct store *s, const char *id, const char *name, char *ret_id)
 bool store_has(struct store *s, const char *id)
 {
 	char name[KEYID_MAX + sizeof(KEY_SUFFIX)];
+	struct cache_key k;
 	struct stat st;
 
 	if (!keyid_is_valid(id))
 		return false;
-	watch_drain(s);
-	if (s->inotify_fd >= 0 && idmap_get(&s->cache, id))
+	if (cache_key_of(s, id, &k) && store_cache_has(&s->cache, &k))
 		return true;
 	return fstatat(s->keys_fd, key_file_name(id, name), &st, AT_SYMLINK_NOFOLLOW) >= 0;
 }
