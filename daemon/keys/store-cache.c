@@ -14,7 +14,6 @@
 
 #define LOAD_NUM 3	/* grow when more than 3/4 full */
 #define LOAD_DEN 4
-#define UUID_LEN 36
 
 /*
  * A sealed file without what store_blob_parse() requires to be the same in every file (magic,
@@ -49,37 +48,35 @@ void store_cache_clear(struct store_cache *c)
 	c->n = c->cap = c->evict = 0;
 }
 
-static int hex_digit(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	return -1;
-}
+/* 0x10 | the value of a lowercase hex digit; 0 for any other byte. */
+static const uint8_t hex_digit[256] = {
+	['0'] = 0x10, ['1'] = 0x11, ['2'] = 0x12, ['3'] = 0x13, ['4'] = 0x14,
+	['5'] = 0x15, ['6'] = 0x16, ['7'] = 0x17, ['8'] = 0x18, ['9'] = 0x19,
+	['a'] = 0x1a, ['b'] = 0x1b, ['c'] = 0x1c, ['d'] = 0x1d, ['e'] = 0x1e, ['f'] = 0x1f,
+};
 
-/* Lowercase only, so that one key-id has one key and one key one key-id. */
+/*
+ * Lowercase only, so that one key-id has one key and one key one key-id. Every get and
+ * existence check runs this, so no branch per digit: a byte that is no digit clears 0x10 of
+ * all, and the bytes made of it are thrown away.
+ */
 bool store_cache_key(const char *id, struct cache_key *ret)
 {
+	/* Where the 16 bytes' two digits start in 8-4-4-4-12. */
+	static const uint8_t at[16] = { 0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34 };
+	const unsigned char *p = (const unsigned char *) id;
 	struct cache_key k;
-	size_t j = 0;
+	uint8_t all = 0x10;
 
-	for (size_t i = 0; i < UUID_LEN; i++) {
-		int hi, lo;
+	if (strlen(id) != 36 || p[8] != '-' || p[13] != '-' || p[18] != '-' || p[23] != '-')
+		return false;
+	for (size_t j = 0; j < sizeof(k.b); j++) {
+		uint8_t hi = hex_digit[p[at[j]]], lo = hex_digit[p[at[j] + 1]];
 
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (id[i] != '-')
-				return false;
-			continue;
-		}
-		hi = hex_digit(id[i]);
-		lo = hi >= 0 ? hex_digit(id[i + 1]) : -1;
-		if (lo < 0)
-			return false;
-		k.b[j++] = (uint8_t) (hi << 4 | lo);
-		i++;
+		all &= hi & lo;
+		k.b[j] = (uint8_t) (hi << 4 | (lo & 0x0f));
 	}
-	if (id[UUID_LEN] != 0)
+	if (!(all & 0x10))
 		return false;
 	*ret = k;
 	return true;

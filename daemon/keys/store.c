@@ -357,23 +357,35 @@ static const char *key_file_name(const char *id, char *buf)
 	return buf;
 }
 
-/* The cache key of id (valid), when there is a cache and id has one. */
-static bool cache_key_of(struct store *s, const char *id, struct cache_key *ret)
+/*
+ * Checks key-id id and makes its cache key. A lowercase UUID is a valid key-id, so for the
+ * store's own ids the check is the key's parse (~300 instructions; keyid_is_valid() is ~400
+ * more, on every get and existence check). Reads the record of changed files first.
+ * Returns 1 with *ret set when the cache may hold id, 0 when it cannot, -EINVAL for an
+ * invalid key-id.
+ */
+static int cache_key_of(struct store *s, const char *id, struct cache_key *ret)
 {
+	bool uuid = id && store_cache_key(id, ret);
+
+	if (!uuid && !keyid_is_valid(id))
+		return -EINVAL;
 	watch_drain(s);
-	return s->inotify_fd >= 0 && store_cache_key(id, ret);
+	return uuid && s->inotify_fd >= 0;
 }
 
-/* The sealed bytes of key id (valid) into buf (BLOB_MAX + 1 bytes), from the cache or read. */
-static int key_file_get(struct store *s, const char *id, uint8_t *buf, size_t *ret_size)
+/*
+ * The sealed bytes of key id into buf (BLOB_MAX + 1 bytes), from the cache or read; keyed and
+ * k are cache_key_of()'s.
+ */
+static int key_file_get(struct store *s, const char *id, bool keyed, const struct cache_key *k,
+			uint8_t *buf, size_t *ret_size)
 {
 	char name[KEYID_MAX + sizeof(KEY_SUFFIX)];
-	struct cache_key k;
-	bool keyed = cache_key_of(s, id, &k);
 	size_t n;
 	int r;
 
-	if (keyed && (n = store_cache_get(&s->cache, &k, buf)) > 0) {
+	if (keyed && (n = store_cache_get(&s->cache, k, buf)) > 0) {
 		*ret_size = n;
 		return 0;
 	}
@@ -381,7 +393,7 @@ static int key_file_get(struct store *s, const char *id, uint8_t *buf, size_t *r
 	if (r < 0)
 		return r;
 	if (keyed)
-		store_cache_put(&s->cache, &k, buf, *ret_size);
+		store_cache_put(&s->cache, k, buf, *ret_size);
 	return 0;
 }
 
@@ -394,13 +406,15 @@ static int store_load(struct store *s, const char *id, struct secret_buf *ret_ke
 		      struct store_entry *ret_entry)
 {
 	uint8_t buf[BLOB_MAX + 1];
+	struct cache_key k;
 	struct blob_view v;
 	size_t size;
-	int r;
+	int keyed, r;
 
-	if (!keyid_is_valid(id))
-		return -EINVAL;	/* before its path is made */
-	r = key_file_get(s, id, buf, &size);
+	keyed = cache_key_of(s, id, &k);	/* before its path is made */
+	if (keyed < 0)
+		return keyed;
+	r = key_file_get(s, id, keyed, &k, buf, &size);
 	if (r < 0)
 		return r;
 	r = store_blob_parse(buf, size, &v);
@@ -413,13 +427,14 @@ int store_preload(struct store *s, const char *id)
 {
 	uint8_t buf[BLOB_MAX + 1];
 	struct cache_key k;
+	int keyed = cache_key_of(s, id, &k);
 	size_t size;
 
-	if (!keyid_is_valid(id))
-		return -EINVAL;
-	if (cache_key_of(s, id, &k) && store_cache_has(&s->cache, &k))
+	if (keyed < 0)
+		return keyed;
+	if (keyed && store_cache_has(&s->cache, &k))
 		return 0;
-	return key_file_get(s, id, buf, &size);
+	return key_file_get(s, id, keyed, &k, buf, &size);
 }
 
 int store_get(struct store *s, const char *id, struct secret_buf *ret)
@@ -496,11 +511,12 @@ bool store_has(struct store *s, const char *id)
 {
 	char name[KEYID_MAX + sizeof(KEY_SUFFIX)];
 	struct cache_key k;
+	int keyed = cache_key_of(s, id, &k);
 	struct stat st;
 
-	if (!keyid_is_valid(id))
+	if (keyed < 0)
 		return false;
-	if (cache_key_of(s, id, &k) && store_cache_has(&s->cache, &k))
+	if (keyed && store_cache_has(&s->cache, &k))
 		return true;
 	return fstatat(s->keys_fd, key_file_name(id, name), &st, AT_SYMLINK_NOFOLLOW) >= 0;
 }
