@@ -270,7 +270,9 @@ static int record_set(struct scopes *t, const char *id, uint64_t manual, uint64_
 			return r;
 	}
 	s->manual = (unsigned) manual;
-	s->recorded = (key_serial_t) serial;
+	/* Checked against the keyring by adopt_recorded(), before anything trusts it. */
+	s->serial = (key_serial_t) serial;
+	s->recorded = serial > 0;
 	return 0;
 }
 
@@ -425,13 +427,13 @@ static void adopt_kernel_key(struct scopes *t, key_serial_t k)
 		log_warning_errno(r, "Failed to invalidate orphan key %d, ignoring: %m", (int) k);
 }
 
-static void reinstall_one(struct scope *s)
+static void reinstall_one(struct scopes *t, struct scope *s)
 {
 	int r;
 
 	if (s->serial > 0 || scope_holders(s) == 0)
 		return;
-	r = scope_install(s->owner, s, NULL);
+	r = scope_install(t, s, NULL);
 	if (r == -EINPROGRESS)
 		log_info("Key of scope %s (%u holders) is being fetched from its key source.",
 			 s->id, scope_holders(s));
@@ -461,14 +463,15 @@ static size_t adopt_recorded(struct scopes *t, const key_serial_t *ids, size_t n
 		struct scope *s = t->map.slots[i];
 		const key_serial_t *k;
 
-		if (!s || s->recorded <= 0)
+		if (!s || !s->recorded)
 			continue;
-		k = s->serial == 0 ? bsearch(&s->recorded, ids, n, sizeof(*ids), serial_cmp) : NULL;
-		s->recorded = 0;
-		if (!k || taken[k - ids])
+		k = bsearch(&s->serial, ids, n, sizeof(*ids), serial_cmp);
+		s->recorded = false;
+		if (!k || taken[k - ids]) {
+			s->serial = 0;	/* gone from the keyring: reinstalled below */
 			continue;
+		}
 		taken[k - ids] = true;
-		s->serial = *k;
 		adopted++;
 		log_debug("Kept key %s (serial %d, %u holders), as recorded.", s->desc, (int) *k,
 			  scope_holders(s));
@@ -519,7 +522,7 @@ int scopes_reconcile(struct scopes *t)
 	v = (struct scope **) t->map.slots;
 	for (size_t i = 0; i < t->map.cap; i++)
 		if (v[i])
-			reinstall_one(v[i]);
+			reinstall_one(t, v[i]);
 	t->snapshot_needed = true;
 	return scopes_save(t);
 }
