@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The compact cache of sealed files (store-cache.h). A hash table of entry pointers, open
+ * The compact cache of sealed files (declared in store-internal.h). A hash table of entry pointers, open
  * addressing with linear probing as daemon/keys/idmap.c, but keyed by the key-id's 16 bytes:
  * no string to hash or compare, and none to keep.
  */
@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "store-cache.h"
 #include "store-internal.h"
 
 #define LOAD_NUM 3	/* grow when more than 3/4 full */

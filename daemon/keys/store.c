@@ -18,14 +18,13 @@
 
 #include "keyid.h"
 #include "secret.h"
-#include "store-cache.h"
 #include "store-internal.h"
 #include "util.h"
 
 #define KEY_SUFFIX ".key"
 /*
  * Sealed files kept; beyond it one is dropped per new one. 16,384 compact entries (~96 bytes
- * of heap each, store-cache.h, and a slot of 8 in a table of at most 32,768) are 1.75 MiB at
+ * of heap each, store-internal.h, and a slot of 8 in a table of at most 32,768) are 1.75 MiB at
  * most: the files of 10,000 held keys are 1.0 MiB with their table.
  */
 #define CACHE_MAX 16384
@@ -52,7 +51,7 @@ struct store {
 	 *
 	 * A get keeps its file (the key's re-install after a release reads no file: the warm
 	 * install), as do an existence check (preload) and a stat, up to CACHE_MAX entries. The
-	 * entries are compact (store-cache.h: the key-id as 16 bytes, the file without its constant
+	 * entries are compact (store-internal.h: the key-id as 16 bytes, the file without its constant
 	 * fields, ~96 bytes of heap), so the files of 10,000 held keys cost 1.0 MiB with their
 	 * table (1.7 MiB as whole files and key-id strings). A key-id that is not a lowercase UUID
 	 * is not cached: no key the store seals has one.

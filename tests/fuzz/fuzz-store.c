@@ -24,7 +24,6 @@
 
 #include "keyid.h"
 #include "secret.h"
-#include "store-cache.h"
 #include "store-internal.h"
 #include "store.h"
 
