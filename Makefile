@@ -72,11 +72,12 @@ DAEMON_A := $(BUILDDIR)/libkeyscoped.a
 # unless it is the daemon), the pkg-config packages it calls (NAME_PKGS, linked --as-needed)
 # and where it is installed (NAME_DIR). A new program adds its name and these four lines.
 # libkmod is in no list: lib/kmod-dl.c dlopen()s it for the one check that loads modules.
+# Nor is libcurl: daemon/sources/barbican/curl-dl.c dlopen()s it when Barbican is configured.
 PROGRAMS := keyscoped keyscopectl keyscope-request-key keyscope-unlock
 
 keyscoped_SRC := daemon/main.c
 keyscoped_A := $(DAEMON_A) $(LIB_A)
-keyscoped_PKGS := libsystemd json-c libkeyutils libcrypto libcryptsetup devmapper blkid libcurl
+keyscoped_PKGS := libsystemd json-c libkeyutils libcrypto libcryptsetup devmapper blkid
 keyscoped_DIR := $(SBINDIR)
 
 keyscopectl_SRC := $(wildcard cli/*.c)

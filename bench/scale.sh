@@ -3,7 +3,8 @@
 # bench/scale.sh: keyscoped at BENCH_SCALE_KEYS (default 10,000) scopes, each figure beside its
 # anchor measured in the same run (issue 13): batched install (256 key-ids a request, 32 in
 # flight), cold and warm, against raw add_key(2) and add_key(2)+KEYCTL_SETPERM loops; RssAnon
-# and VmRSS held at 10,000 scopes, after ScopeList/Status, and after a restart; the start-up
+# and VmRSS held at 10,000 scopes, after ScopeList/Status, and after a restart (RssAnon also by
+# mapping: heap, the libraries' relocated data, other anonymous mappings, stack); the start-up
 # time to the first answer with 10,000 scopes against an empty state; ScopeList/Status round
 # trips; `keyscopectl scope list` and `status` (the whole command, wall, BENCH_LIST_RUNS runs,
 # default 21) against keyscoped's CPU for the same calls; `keyscopectl key install` against
@@ -36,6 +37,12 @@ stop() { [ -z "$pid" ] || { kill "$pid"; while kill -0 "$pid" 2>/dev/null; do sl
 mem() { # -> "RssAnon VmRSS" in KiB
 	awk '/^RssAnon:/ { a = $2 } /^VmRSS:/ { r = $2 } END { print a, r }' "/proc/$pid/status"
 }
+parts() { # -> "heap libraries other stack": Anonymous KiB of /proc/PID/smaps by mapping
+	awk '/^[0-9a-f]+-[0-9a-f]+ / { k = $6 == "[heap]" ? "heap" : $6 == "[stack]" ? "stack" : \
+		substr($6, 1, 1) == "/" ? "lib" : "other" }
+	     /^Anonymous:/ { a[k] += $2 }
+	     END { print a["heap"] + 0, a["lib"] + 0, a["other"] + 0, a["stack"] + 0 }' "/proc/$pid/smaps"
+}
 rate() { "$BI" "$1" "$D/sock" "$window" "$batch" <"$D/ids" | awk '{ print $6 }'; }
 call() { # METHOD -> "wall-ms daemon-cpu-ms"
 	"$BI" call "$D/sock" "$1" 5 "$pid" | awk '{ print $5, $8 }'
@@ -66,8 +73,10 @@ for _ in $(seq "$reps"); do
 	stop
 	start; add start0 "$ms"; add cpu0 "$cpu"
 	read -r a r < <(mem); add anon0 "$a"; add rss0 "$r"
+	read -r h l o k < <(parts); add heap0 "$h"; add lib0 "$l"; add other0 "$o"; add stack0 "$k"
 	add cold "$(rate install)"
 	read -r a r < <(mem); add anon1 "$a"; add rss1 "$r"
+	read -r h l o k < <(parts); add heap1 "$h"; add lib1 "$l"; add other1 "$o"; add stack1 "$k"
 	read -r w c < <(call keyscope.ScopeList); add list "$w"; add listcpu "$c"
 	read -r w c < <(call keyscope.Status); add status "$w"; add statuscpu "$c"
 	read -r a r < <(mem); add anon2 "$a"; add rss2 "$r"
@@ -110,6 +119,8 @@ printf '| RssAnon, MiB: empty / %s installed / after list+status / restarted / r
 	"$n" "$(mib "$(med anon0)")" "$(mib "$(med anon1)")" "$(mib "$(med anon2)")" "$(mib "$(med anon3)")" "$(mib "$(med anon4)")"
 printf '| VmRSS, MiB: same points | %s / %s / %s / %s / %s | | | |\n' \
 	"$(mib "$(med rss0)")" "$(mib "$(med rss1)")" "$(mib "$(med rss2)")" "$(mib "$(med rss3)")" "$(mib "$(med rss4)")"
+printf '| RssAnon by mapping, KiB: heap / libraries'"'"' data / other anonymous / stack | %s / %s / %s / %s (%s held) | %s / %s / %s / %s (empty) | | |\n' \
+	"$(med heap1)" "$(med lib1)" "$(med other1)" "$(med stack1)" "$n" "$(med heap0)" "$(med lib0)" "$(med other0)" "$(med stack0)"
 
 # keyscopectl key install (process start, connect, one KeyInstall) against keyctl padd (process
 # start, one add_key(2)) of a 64-character random payload on a here-string (a pipe: bash >= 5.1

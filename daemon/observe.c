@@ -9,6 +9,7 @@
 #include "attachments.h"
 #include "event.h"
 #include "log.h"
+#include "memory.h"
 #include "metrics.h"
 #include "observe.h"
 #include "pending.h"
@@ -84,6 +85,7 @@ void observe_call_done(const struct call *c)
 		metrics_count_refusal((enum metric_refusal) refusal);
 	if (!c->daemon || !c->method)
 		return;
+	memory_call_done(c->daemon->event, c);
 	if (streq(c->method, "keyscope.VolumeAttach"))
 		attach_done(c, refusal);
 	else if (streq(c->method, "keyscope.KeyRequest"))

@@ -13,7 +13,8 @@
 
 /*
  * A control call has its result (c->error or c->reply) and is about to be answered: counts
- * it and logs the events the method layer does not (refusals, failed attaches). c->daemon is
+ * it and logs the events the method layer does not (refusals, failed attaches), and after a
+ * large reply has the freed heap pages given back (memory.h). c->daemon is
  * NULL for a message refused before any method (too large).
  */
 void observe_call_done(const struct call *c);

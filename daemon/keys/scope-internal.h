@@ -13,6 +13,7 @@
 struct scopes {
 	sd_event *event;
 	struct idmap map;	/* struct scope by id */
+	struct idmap lingers;	/* the linger timers that run, by their scope's id */
 	key_serial_t keyring;
 	char *state_path, *journal_path;
 	unsigned linger_sec;

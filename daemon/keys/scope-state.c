@@ -241,6 +241,7 @@ int scope_record_set(struct scopes *t, const char *id, uint64_t manual, uint64_t
 			return r;
 	}
 	s->manual = (unsigned) manual;
+	/* Checked against the keyring by adopt_recorded(), before anything trusts it. */
 	s->recorded = (key_serial_t) serial;
 	return 0;
 }
@@ -388,13 +389,13 @@ static void adopt_kernel_key(struct scopes *t, key_serial_t k)
 		log_warning_errno(r, "Failed to invalidate orphan key %d, ignoring: %m", (int) k);
 }
 
-static void reinstall_one(struct scope *s)
+static void reinstall_one(struct scopes *t, struct scope *s)
 {
 	int r;
 
 	if (s->serial > 0 || scope_holders(s) == 0)
 		return;
-	r = scope_install(s->owner, s, NULL);
+	r = scope_install(t, s, NULL);
 	if (r == -EINPROGRESS)
 		log_info("Key of scope %s (%u holders) is being fetched from its key source.",
 			 s->id, scope_holders(s));
@@ -544,7 +545,7 @@ int scopes_reconcile(struct scopes *t)
 	v = (struct scope **) t->map.slots;
 	for (size_t i = 0; i < t->map.cap; i++)
 		if (v[i])
-			reinstall_one(v[i]);
+			reinstall_one(t, v[i]);
 	note_moved(t);
 	return scopes_save(t);
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Scopes, their holders and their kernel keys; persistence is scope-state.c. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,9 +13,46 @@
 #include "scope-internal.h"
 #include "util.h"
 
+/* The fingerprints a scope's key is known to open, out of the scope: most scopes have none. */
+struct scope_verified {
+	uint32_t n;
+	uint8_t fp[][32];
+};
+
+/* A linger timer, beside the table (most scopes never linger): keyed by its scope's id. */
+struct linger {
+	struct scopes *owner;
+	struct scope *scope;
+	sd_event_source *timer;
+};
+
 static const char *scope_name(const void *item)
 {
 	return ((const struct scope *) item)->id;
+}
+
+static const char *linger_name(const void *item)
+{
+	return ((const struct linger *) item)->scope->id;
+}
+
+static void linger_free(void *item)
+{
+	struct linger *l = item;
+
+	sd_event_source_disable_unref(l->timer);
+	free(l);
+}
+
+/* Stops s's linger timer, if it runs. */
+static void linger_stop(struct scopes *t, struct scope *s)
+{
+	struct linger key = { .scope = s };
+
+	if (!s->lingering)
+		return;
+	s->lingering = false;
+	linger_free(idmap_remove(&t->lingers, &key));
 }
 
 int scopes_new(sd_event *event, key_serial_t parent, const char *state_dir, unsigned linger_sec,
@@ -27,6 +65,7 @@ int scopes_new(sd_event *event, key_serial_t parent, const char *state_dir, unsi
 		return log_oom();
 	t->journal_fd = -EBADF;
 	idmap_init(&t->map, scope_name);
+	idmap_init(&t->lingers, linger_name);
 	t->state_path = path_join(state_dir, "scopes.json");
 	t->journal_path = path_join(state_dir, "scopes.journal");
 	if (!t->state_path || !t->journal_path) {
@@ -50,9 +89,9 @@ int scopes_new(sd_event *event, key_serial_t parent, const char *state_dir, unsi
 	return 0;
 }
 
+/* The caller stopped s's linger timer (scope_remove() does), or frees all of them. */
 void scope_free(struct scope *s)
 {
-	sd_event_source_disable_unref(s->linger);
 	free(s->verified);
 	free(s);
 }
@@ -66,6 +105,7 @@ struct scopes *scopes_free(struct scopes *t)
 {
 	if (!t)
 		return NULL;
+	idmap_done(&t->lingers, linger_free);
 	idmap_done(&t->map, scope_free_item);
 	scopes_state_done(t);
 	sd_event_unref(t->event);
@@ -92,24 +132,27 @@ unsigned scope_holders(const struct scope *s)
 
 bool scope_is_verified(const struct scope *s, const uint8_t fp[static 32])
 {
-	for (uint32_t i = 0; i < s->n_verified; i++)
-		if (memcmp(s->verified[i], fp, 32) == 0)
+	for (uint32_t i = 0; s->verified && i < s->verified->n; i++)
+		if (memcmp(s->verified->fp[i], fp, 32) == 0)
 			return true;
 	return false;
 }
 
 int scope_add_verified(struct scope *s, const uint8_t fp[static 32])
 {
-	uint8_t (*v)[32];
+	uint32_t n = s->verified ? s->verified->n : 0;
+	struct scope_verified *v;
 
 	if (scope_is_verified(s, fp))
 		return 0;
-	v = realloc(s->verified, (s->n_verified + 1) * sizeof(*v));
+	if (n >= UINT32_MAX / 32 - 1)
+		return -ENOMEM;
+	v = realloc(s->verified, sizeof(*v) + (n + 1) * sizeof(v->fp[0]));
 	if (!v)
 		return -ENOMEM;
-	memcpy(v[s->n_verified], fp, 32);
+	memcpy(v->fp[n], fp, 32);
+	v->n = n + 1;
 	s->verified = v;
-	s->n_verified++;
 	return 0;
 }
 
@@ -138,14 +181,14 @@ int scope_add_hashed(struct scopes *t, const char *id, uint64_t h, struct scope 
 	if (!scope_id_is_valid(id))
 		return -EINVAL;
 	n = strlen(id);
-	s = calloc(1, sizeof(*s) + pl + n + 1);
+	/* offsetof: desc starts at byte 39, before the struct's padding to 40. */
+	s = calloc(1, offsetof(struct scope, desc) + pl + n + 1);
 	if (!s)
 		return -ENOMEM;
 	memcpy(s->desc, KEY_DESC_PREFIX, pl);
 	memcpy(s->desc + pl, id, n + 1);
 	s->id = s->desc + pl;
 	s->is_key = !strneq(id, SCOPE_VK_PREFIX, strlen(SCOPE_VK_PREFIX));
-	s->owner = t;
 	if (idmap_put_hashed(&t->map, s, h) < 0) {
 		free(s);
 		return -ENOMEM;
@@ -161,6 +204,7 @@ int scope_add(struct scopes *t, const char *id, struct scope **ret)
 
 void scope_remove(struct scopes *t, struct scope *s)
 {
+	linger_stop(t, s);
 	(void) idmap_remove(&t->map, s);
 	scope_free(s);
 }
@@ -186,7 +230,7 @@ int scope_install(struct scopes *t, struct scope *s, const struct secret_buf *ma
 	if (k < 0)
 		return k;
 	s->serial = k;
-	s->key_len = (uint32_t) material->len;
+	s->key_len = (uint16_t) material->len;	/* a logon key's payload is at most 32 KiB */
 	log_event(EVENT_KEY_INSTALLED, t->batch ? LOG_DEBUG : LOG_INFO, EVENT_KEY(s->id),
 		  "Installed %s as key %d.", s->desc, (int) k);
 	metrics_count(METRIC_KEY_INSTALLS);
@@ -276,7 +320,7 @@ int scope_acquire(struct scopes *t, const char *id, enum scope_hold kind,
 		s->revoked = false;
 	} else if (material)
 		s->fetches++;	/* the caller fetched to check a header */
-	s->linger = sd_event_source_disable_unref(s->linger);
+	linger_stop(t, s);
 	if (kind == SCOPE_MANUAL) {
 		s->manual++;
 		scope_note(t, s);
@@ -301,12 +345,33 @@ int scope_restore_attached(struct scopes *t, const char *id)
 
 static int on_linger(sd_event_source *es, uint64_t usec, void *userdata)
 {
-	struct scope *s = userdata;
-	struct scopes *t = s->owner;
+	struct linger *l = userdata;
+	struct scopes *t = l->owner;
+	struct scope *s = l->scope;
 
 	log_debug("Linger of scope %s ended.", s->id);
 	scope_drop_key(t, s);
 	scope_remove(t, s);
+	return 0;
+}
+
+static int linger_start(struct scopes *t, struct scope *s)
+{
+	struct linger *l = calloc(1, sizeof(*l));
+	int r;
+
+	if (!l)
+		return -ENOMEM;
+	*l = (struct linger) { .owner = t, .scope = s };
+	r = sd_event_add_time_relative(t->event, &l->timer, CLOCK_MONOTONIC,
+				       (uint64_t) t->linger_sec * 1000000u, 0, on_linger, l);
+	if (r >= 0 && idmap_put(&t->lingers, l) < 0)
+		r = -ENOMEM;
+	if (r < 0) {
+		linger_free(l);
+		return r;
+	}
+	s->lingering = true;
 	return 0;
 }
 
@@ -337,9 +402,7 @@ int scope_release(struct scopes *t, const char *id, enum scope_hold kind)
 		return (int) scope_holders(s);
 
 	if (t->linger_sec > 0 && s->serial > 0 && !s->revoked) {
-		r = sd_event_add_time_relative(t->event, &s->linger, CLOCK_MONOTONIC,
-					       (uint64_t) t->linger_sec * 1000000u, 0,
-					       on_linger, s);
+		r = linger_start(t, s);
 		if (r >= 0)
 			return 0;
 		log_warning_errno(r, "Failed to arm linger timer of %s, dropping now: %m", s->id);
@@ -356,7 +419,7 @@ int scope_revoke(struct scopes *t, const char *id)
 	if (!s)
 		return -ENOENT;
 	s->revoked = true;
-	s->linger = sd_event_source_disable_unref(s->linger);
+	linger_stop(t, s);
 	if (s->attached > 0 || s->serial <= 0)
 		return 0;
 	scope_drop_key(t, s);

@@ -23,22 +23,26 @@ enum scope_hold {
 	SCOPE_ATTACH,		/* a dm-crypt mapping; counted from the attachment records */
 };
 
+struct scope_verified;
+
+/*
+ * 39 bytes before the description: 96 bytes of heap a scope with a 36-character key-id (a
+ * malloc chunk; 128 with the fields this had before issue 13's memory goal). What few scopes
+ * need (a linger timer) is kept beside the table, in struct scopes.
+ */
 struct scope {
 	const char *id;		/* a key-id, or "vk:<LUKS UUID>": inside desc */
+	struct scope_verified *verified;	/* LUKS headers this key is known to open, or NULL */
+	uint32_t fetches;	/* times the material was fetched from the key source */
 	key_serial_t serial;	/* 0 while not in the kernel */
 	key_serial_t recorded;	/* the serial scopes.json/journal name (set at load and reconcile) */
 	unsigned manual;	/* holders taken with KeyInstall */
 	unsigned attached;	/* dm-crypt mappings that reference the key */
-	uint32_t key_len;	/* bytes of the installed key; 0 when adopted at start */
-	uint32_t n_verified;
-	uint8_t (*verified)[32];	/* fingerprints of LUKS headers this key is known to open */
-	uint64_t fetches;	/* times the material was fetched from the key source */
-	bool revoked;		/* the key source withdrew the key: drop it with the last mapping */
-	bool is_key;		/* id is a key-id (not "vk:"): there is a key source to ask */
-	sd_event_source *linger;
-	struct scopes *owner;
-	char desc[];		/* the kernel key's description, "keyscope:<id>"; 128 bytes a
-				 * scope in all with a 36-character key-id */
+	uint16_t key_len;	/* bytes of the installed key; 0 when adopted at start */
+	bool revoked : 1;	/* the key source withdrew the key: drop it with the last mapping */
+	bool is_key : 1;	/* id is a key-id (not "vk:"): there is a key source to ask */
+	bool lingering : 1;	/* a linger timer runs (struct scopes has it) */
+	char desc[];		/* the kernel key's description, "keyscope:<id>" */
 };
 
 struct scopes;

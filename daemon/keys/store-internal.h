@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* What store.c (files, master key, cache) and store-format.c (the sealed format) share. */
+/*
+ * What store.c (files, master key, inotify), store-format.c (the sealed format) and
+ * store-cache.c (the cache of sealed files) share.
+ */
 #pragma once
 
 #include <stdbool.h>
@@ -62,3 +65,51 @@ int store_unseal_blob(EVP_CIPHER_CTX *ctx, const char *id, const uint8_t *blob, 
 int store_gcm_decrypt_ctx_new(const EVP_CIPHER *cipher, const uint8_t *master,
 			      EVP_CIPHER_CTX **ret);
 EVP_CIPHER *store_gcm_fetch(void);
+
+/*
+ * store-cache.c: the store's cache of sealed files, compact (issue 13): an entry is what a get
+ * needs to rebuild the file's bytes exactly, with neither the fields every file has the same (magic,
+ * version, reserved) nor the key-id's text: the key-id, a UUID as keyid_generate() writes
+ * them, is kept as its 16 bytes. 86 bytes for a 256-bit key without a name (a 96-byte malloc
+ * chunk), against 176 for the file and its id as text. A key-id that is not a lowercase UUID
+ * (no key the store seals has one) is never cached: its gets read the file.
+ *
+ * store-cache.c has only the table and the entries; when an entry must go (inotify) is
+ * store.c's. Not thread-safe.
+ */
+struct cache_key {
+	uint8_t b[16];
+};
+
+struct store_cache {
+	struct cached_file **slots;
+	size_t n, cap;		/* cap: 0 or a power of two */
+	size_t max;		/* entries kept; beyond it one is dropped per new one */
+	size_t evict;		/* where the next eviction looks */
+	uint64_t seed;
+};
+
+/* An empty cache of at most max entries (no allocation yet). */
+void store_cache_init(struct store_cache *c, size_t max);
+/* Drops every entry and the table. */
+void store_cache_clear(struct store_cache *c);
+
+/* The cache key of key-id id: true for a lowercase UUID, false (never cached) otherwise. */
+bool store_cache_key(const char *id, struct cache_key *ret);
+
+/*
+ * Keeps the sealed file blob (size bytes) under k, in place of what k had. A file that does
+ * not parse as a sealed file is not kept (its gets read it and fail as before). A failure
+ * only costs a read next time.
+ */
+void store_cache_put(struct store_cache *c, const struct cache_key *k, const uint8_t *blob,
+		     size_t size);
+/*
+ * Writes the file of k, byte for byte as it was put, to buf (BLOB_MAX bytes): returns its
+ * size, or 0 when k is not cached.
+ */
+size_t store_cache_get(const struct store_cache *c, const struct cache_key *k, uint8_t *buf);
+/* Whether k is cached. */
+bool store_cache_has(const struct store_cache *c, const struct cache_key *k);
+/* Drops k's entry, if any. */
+void store_cache_forget(struct store_cache *c, const struct cache_key *k);

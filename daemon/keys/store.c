@@ -16,14 +16,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "idmap.h"
 #include "keyid.h"
 #include "secret.h"
 #include "store-internal.h"
 #include "util.h"
 
 #define KEY_SUFFIX ".key"
-#define CACHE_MAX 16384		/* sealed files kept; beyond it one is dropped per new one */
+/*
+ * Sealed files kept; beyond it one is dropped per new one. 16,384 compact entries (~96 bytes
+ * of heap each, store-internal.h, and a slot of 8 in a table of at most 32,768) are 1.75 MiB at
+ * most: the files of 10,000 held keys are 1.0 MiB with their table.
+ */
+#define CACHE_MAX 16384
 #define WATCH_MASK (IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB | IN_CREATE | IN_DELETE | \
 		    IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 
@@ -44,41 +48,32 @@ struct store {
 	 * from elsewhere written through that other name would go unseen. Without a watch (the
 	 * kernel's inotify limits) nothing is cached. The bytes are ciphertext, so ordinary memory
 	 * is fine; every get still parses and authenticates them.
+	 *
+	 * A get keeps its file (the key's re-install after a release reads no file: the warm
+	 * install), as do an existence check (preload) and a stat, up to CACHE_MAX entries. The
+	 * entries are compact (store-internal.h: the key-id as 16 bytes, the file without its constant
+	 * fields, ~96 bytes of heap), so the files of 10,000 held keys cost 1.0 MiB with their
+	 * table (1.7 MiB as whole files and key-id strings). A key-id that is not a lowercase UUID
+	 * is not cached: no key the store seals has one.
 	 */
-	struct idmap cache;
+	struct store_cache cache;
 	int inotify_fd;			/* -1: no watch, no cache */
 	sd_event *event;
 	uint64_t drained;		/* the event-loop iteration the queue was last read in */
 	bool drained_valid;
-	size_t evict;			/* where the next eviction looks */
 };
-
-struct cached_blob {
-	const char *id;			/* inside data, after the blob */
-	uint16_t size;
-	uint8_t data[];
-};
-
-static const char *cached_name(const void *item)
-{
-	return ((const struct cached_blob *) item)->id;
-}
 
 static void cache_forget(struct store *s, const char *id)
 {
-	struct cached_blob key = { .id = id };
+	struct cache_key k;
 
-	free(idmap_remove(&s->cache, &key));
-}
-
-static void cache_free_item(void *p)
-{
-	free(p);
+	if (store_cache_key(id, &k))
+		store_cache_forget(&s->cache, &k);
 }
 
 static void cache_clear(struct store *s)
 {
-	idmap_done(&s->cache, cache_free_item);
+	store_cache_clear(&s->cache);
 }
 
 static void watch_stop(struct store *s)
@@ -144,40 +139,6 @@ void store_set_event(struct store *s, sd_event *event)
 {
 	s->event = event;
 	s->drained_valid = false;
-}
-
-static void cache_evict_one(struct store *s)
-{
-	for (size_t i = 0; i < s->cache.cap; i++) {
-		size_t j = (s->evict + i) & (s->cache.cap - 1);
-		if (s->cache.slots[j]) {
-			s->evict = j + 1;
-			free(idmap_remove(&s->cache, s->cache.slots[j]));
-			return;
-		}
-	}
-}
-
-/* Keeps a copy of a file's bytes; a failure only costs a read next time. */
-static void cache_add(struct store *s, const char *id, uint64_t h, const void *blob,
-		      size_t size)
-{
-	size_t n = strlen(id);
-	struct cached_blob *c;
-
-	if (s->inotify_fd < 0 || size > BLOB_MAX)
-		return;
-	if (s->cache.n >= CACHE_MAX)
-		cache_evict_one(s);
-	c = malloc(sizeof(*c) + size + n + 1);
-	if (!c)
-		return;
-	c->size = (uint16_t) size;
-	memcpy(c->data, blob, size);
-	memcpy(c->data + size, id, n + 1);
-	c->id = (const char *) c->data + size;
-	if (idmap_put_hashed(&s->cache, c, h) < 0)
-		free(c);
 }
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
@@ -298,7 +259,7 @@ int store_open(const char *state_dir, struct store **ret)
 	if (!s)
 		return -ENOMEM;
 	s->keys_fd = s->inotify_fd = -EBADF;
-	idmap_init(&s->cache, cached_name);
+	store_cache_init(&s->cache, CACHE_MAX);
 	s->keys_dir = path_join(state_dir, "keys");
 	if (!s->keys_dir)
 		return -ENOMEM;
@@ -403,53 +364,66 @@ static const char *key_file_name(const char *id, char *buf)
 }
 
 /*
- * The sealed bytes of key id, from the cache or read into buf. The id is checked only before
- * its file name is made: the cache holds only ids that passed that check, so a hit proves it
- * (an install's ids were checked when the request was read; warm, none is checked again).
+ * Checks key-id id and makes its cache key. A lowercase UUID is a valid key-id, so for the
+ * store's own ids the check is the key's parse (~300 instructions; keyid_is_valid() is ~400
+ * more, on every get and existence check). Reads the record of changed files first.
+ * Returns 1 with *ret set when the cache may hold id, 0 when it cannot, -EINVAL for an
+ * invalid key-id.
  */
-static int key_file_get(struct store *s, const char *id, uint8_t *buf, const uint8_t **ret,
-			size_t *ret_size)
+static int cache_key_of(struct store *s, const char *id, struct cache_key *ret)
 {
-	char name[KEYID_MAX + sizeof(KEY_SUFFIX)];
-	const struct cached_blob *c;
-	uint64_t h = 0;
-	int r;
+	bool uuid = id && store_cache_key(id, ret);
 
-	if (!id)
+	if (!uuid && !keyid_is_valid(id))
 		return -EINVAL;
 	watch_drain(s);
-	if (s->inotify_fd >= 0) {
-		h = idmap_hash(&s->cache, id);
-		c = idmap_get_hashed(&s->cache, id, h);
-		if (c) {
-			*ret = c->data;
-			*ret_size = c->size;
-			return 0;
-		}
+	return uuid && s->inotify_fd >= 0;
+}
+
+/*
+ * The sealed bytes of key id into buf (BLOB_MAX + 1 bytes), from the cache or read; keyed and
+ * k are cache_key_of()'s.
+ */
+static int key_file_get(struct store *s, const char *id, bool keyed, const struct cache_key *k,
+			uint8_t *buf, size_t *ret_size)
+{
+	char name[KEYID_MAX + sizeof(KEY_SUFFIX)];
+	size_t n;
+	int r;
+
+	if (keyed && (n = store_cache_get(&s->cache, k, buf)) > 0) {
+		*ret_size = n;
+		return 0;
 	}
-	if (!keyid_is_valid(id))
-		return -EINVAL;	/* before its path is made */
 	r = key_file_read(s->keys_fd, key_file_name(id, name), buf, ret_size);
 	if (r < 0)
 		return r;
-	cache_add(s, id, h, buf, *ret_size);
-	*ret = buf;
+	if (keyed)
+		store_cache_put(&s->cache, k, buf, *ret_size);
 	return 0;
+}
+
+size_t store_cached(const struct store *s)
+{
+	return s->cache.n;
 }
 
 static int store_load(struct store *s, const char *id, struct secret_buf *ret_key,
 		      struct store_entry *ret_entry)
 {
 	uint8_t buf[BLOB_MAX + 1];
-	const uint8_t *blob;
+	struct cache_key k;
 	struct blob_view v;
 	size_t size;
-	int r;
+	int keyed, r;
 
-	r = key_file_get(s, id, buf, &blob, &size);	/* checks id where it is not known */
+	keyed = cache_key_of(s, id, &k);	/* before its path is made */
+	if (keyed < 0)
+		return keyed;
+	r = key_file_get(s, id, keyed, &k, buf, &size);
 	if (r < 0)
 		return r;
-	r = store_blob_parse(blob, size, &v);
+	r = store_blob_parse(buf, size, &v);
 	if (r < 0)
 		return r;
 	return store_unseal_view(s->dec, id, &v, ret_key, ret_entry);
@@ -458,10 +432,15 @@ static int store_load(struct store *s, const char *id, struct secret_buf *ret_ke
 int store_preload(struct store *s, const char *id)
 {
 	uint8_t buf[BLOB_MAX + 1];
-	const uint8_t *blob;
+	struct cache_key k;
+	int keyed = cache_key_of(s, id, &k);
 	size_t size;
 
-	return key_file_get(s, id, buf, &blob, &size);
+	if (keyed < 0)
+		return keyed;
+	if (keyed && store_cache_has(&s->cache, &k))
+		return 0;
+	return key_file_get(s, id, keyed, &k, buf, &size);
 }
 
 int store_get(struct store *s, const char *id, struct secret_buf *ret)
@@ -537,12 +516,13 @@ int store_clone(struct store *s, const char *id, const char *name, char *ret_id)
 bool store_has(struct store *s, const char *id)
 {
 	char name[KEYID_MAX + sizeof(KEY_SUFFIX)];
+	struct cache_key k;
+	int keyed = cache_key_of(s, id, &k);
 	struct stat st;
 
-	if (!keyid_is_valid(id))
+	if (keyed < 0)
 		return false;
-	watch_drain(s);
-	if (s->inotify_fd >= 0 && idmap_get(&s->cache, id))
+	if (keyed && store_cache_has(&s->cache, &k))
 		return true;
 	return fstatat(s->keys_fd, key_file_name(id, name), &st, AT_SYMLINK_NOFOLLOW) >= 0;
 }

@@ -67,11 +67,14 @@ int store_import(struct store *s, const void *key, size_t len, const char *name,
  * Reads and unseals key id into *ret (a secret buffer of the exact key length).
  * Returns 0; -ENOENT when there is no such key; -EBADMSG when the file is corrupt, truncated,
  * tampered with or sealed under another master key; -EINVAL for an invalid key-id.
+ * The sealed file stays in the store's cache (store.c), so that the key's re-install after a
+ * release reads no file.
  */
 int store_get(struct store *s, const char *id, struct secret_buf *ret);
 
 /*
- * Reads key id's sealed file into the store's cache when it is not there, without unsealing.
+ * Reads key id's sealed file into the store's cache when it is not there, without unsealing,
+ * for the store_get() that follows.
  * Returns 0; -ENOENT when there is no such key; -EBADMSG or -errno for a file that cannot be
  * read (store_get() will say the same); -EINVAL for an invalid key-id.
  */
@@ -82,6 +85,9 @@ int store_preload(struct store *s, const char *id);
  * once per loop iteration instead of once per get. Without it every get reads that record.
  */
 void store_set_event(struct store *s, sd_event *event);
+
+/* Sealed files in the store's cache now (at most 16,384, whatever the number of keys). */
+size_t store_cached(const struct store *s);
 
 /* Metadata of key id without unsealing. Same errors as store_get(). */
 int store_stat(struct store *s, const char *id, struct store_entry *ret);

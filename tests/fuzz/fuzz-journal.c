@@ -123,8 +123,10 @@ static void check_scope(struct scope *s, void *userdata)
 	seen++;
 	for (i = 0; i < n_model && strcmp(model[i].id, s->id) != 0; i++)
 		;
-	if (i == n_model || s->manual != model[i].count ||
-	    (uint64_t) s->recorded != model[i].serial || s->attached || s->serial)
+	/* Loaded, serial is the recorded one (flagged, not checked yet), or 0 for none. */
+	if (i == n_model || s->manual != model[i].count || s->serial < 0 ||
+	    (uint64_t) s->serial != model[i].serial || s->recorded != (model[i].serial > 0) ||
+	    s->attached)
 		abort();	/* a scope the lines do not give, or with other counts */
 }
 

@@ -2,10 +2,14 @@
 /*
  * libFuzzer harness for the sealed key file format: arbitrary bytes go to store_parse_header()
  * and store_unseal() under a fixed master key and key-id. Whatever parses must agree between
- * the two, and a blob that unseals must seal and unseal again to the same key and entry.
+ * the two, and a blob that unseals must seal and unseal again to the same key and entry. The
+ * store's compact cache (store-cache.c) must give back every blob that parses byte for byte and
+ * keep none that does not; the input's first bytes as a key-id must make a cache key only when
+ * they are a lowercase UUID (a valid key-id), and that key must print back as them.
  *
  *   clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Ilib -Idaemon \
- *         lib/secret.c lib/util.c lib/keyid.c daemon/keys/store.c tests/fuzz/fuzz-store.c \
+ *         lib/secret.c lib/util.c lib/keyid.c daemon/keys/store.c daemon/keys/store-format.c \
+ *         daemon/keys/store-cache.c tests/fuzz/fuzz-store.c \
  *         $(pkg-config --cflags --libs libcrypto) -o fuzz-store
  *   mkdir -p corpus && ./fuzz-store -max_total_time=60 corpus tests/fuzz/corpus/store
  *
@@ -18,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keyid.h"
 #include "secret.h"
+#include "store-internal.h"
 #include "store.h"
 
 static const uint8_t fuzz_master[STORE_MASTER_KEY_SIZE] = {
@@ -47,11 +53,58 @@ static void check_reseal(const struct secret_buf *key, const struct store_entry 
 	free(blob);
 }
 
+/* The cache keeps exactly the blobs that parse, and gives them back unchanged. */
+static void check_cache(const uint8_t *data, size_t size)
+{
+	static struct store_cache c;
+	static bool ready;
+	uint8_t buf[BLOB_MAX + 1];
+	struct cache_key k;
+	struct blob_view v;
+	size_t n;
+
+	if (!ready) {
+		store_cache_init(&c, 4);
+		ready = true;
+	}
+	if (!store_cache_key(fuzz_id, &k))
+		abort();
+	store_cache_put(&c, &k, data, size);
+	n = store_cache_get(&c, &k, buf);
+	if (store_blob_parse(data, size, &v) < 0) {
+		if (n != 0)
+			abort();	/* kept what does not parse */
+	} else if (n != size || memcmp(buf, data, size) != 0)
+		abort();
+	store_cache_clear(&c);
+}
+
+static void check_cache_key(const uint8_t *data, size_t size)
+{
+	char id[48], back[40];
+	struct cache_key k;
+	size_t n = size < sizeof(id) - 1 ? size : sizeof(id) - 1;
+	const uint8_t *b = k.b;
+
+	memcpy(id, data, n);
+	id[n] = 0;
+	if (!store_cache_key(id, &k))
+		return;
+	snprintf(back, sizeof(back), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+		 "%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8],
+		 b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+	if (!keyid_is_valid(id) || strcmp(back, id) != 0)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	_cleanup_secret_buf_ struct secret_buf key = {};
 	struct store_entry h, e;
 	int rh, ru;
+
+	check_cache(data, size);
+	check_cache_key(data, size);
 
 	memset(&h, 0, sizeof(h));
 	memset(&e, 0, sizeof(e));

@@ -755,6 +755,69 @@ static void test_get_sees_changes(void **state)
 	assert_int_equal(store_preload(f->s, b), 0);
 }
 
+/*
+ * A get keeps the sealed file in the cache, so that the key's re-install after a release reads
+ * no file (the warm install, issue 13); the compact entry gives back the file's exact bytes, for
+ * both key sizes and the longest name; the cache never grows beyond its cap.
+ */
+static void test_cache_kept_after_get(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ char *blob = NULL, *name = NULL;
+	_cleanup_free_ uint8_t *k = NULL;
+	char a[KEYID_MAX + 1], b[KEYID_MAX + 1], c[KEYID_MAX + 1], id[KEYID_MAX + 1];
+	struct store_entry e;
+	size_t size, len = 64;
+
+	k = malloc(len);
+	name = malloc(STORE_NAME_MAX + 1);
+	assert_non_null(k);
+	assert_non_null(name);
+	memset(k, 0x42, len);
+	memset(name, 'n', STORE_NAME_MAX);
+	name[STORE_NAME_MAX] = 0;
+	assert_int_equal(store_import(f->s, k, len, name, a), 0);
+	assert_int_equal(store_create(f->s, 256, NULL, b), 0);
+	assert_int_equal(store_import(f->s, k, 32, "x", c), 0);
+	assert_int_equal(store_cached(f->s), 0);
+	assert_int_equal(store_preload(f->s, a), 0);
+	assert_int_equal(store_preload(f->s, a), 0);
+	assert_int_equal(store_cached(f->s), 1);
+	assert_get_equals(f->s, a, k, len);	/* from the cache, which keeps it */
+	assert_int_equal(store_cached(f->s), 1);
+	assert_get_equals(f->s, a, k, len);
+	assert_int_equal(store_stat(f->s, a, &e), 0);
+	assert_string_equal(e.name, name);
+	assert_int_equal(e.bits, 512);
+	assert_get_equals(f->s, c, k, 32);	/* read, then kept */
+	assert_int_equal(store_cached(f->s), 2);
+	assert_get_equals(f->s, c, k, 32);
+	assert_int_equal(store_stat(f->s, b, &e), 0);
+	assert_int_equal(store_cached(f->s), 3);
+	assert_get_ok(f->s, b);
+	assert_int_equal(store_cached(f->s), 3);
+	assert_int_equal(store_delete(f->s, c), 0);
+	assert_int_equal(store_cached(f->s), 2);
+	assert_get_refused(f->s, c, -ENOENT);
+
+	/* A key-id that is not a lowercase UUID is served from its file, never cached. */
+	read_key_file(f, b, &blob, &size);
+	write_bytes(store_path(f->s, "not-a-uuid"), blob, size, 0600);
+	assert_get_refused(f->s, "not-a-uuid", -EBADMSG);	/* sealed for b */
+	assert_int_equal(store_preload(f->s, "not-a-uuid"), 0);
+	assert_int_equal(store_cached(f->s), 2);
+
+	/* 17,000 files read by existence checks: the cache stops at its cap. */
+	for (int i = 0; i < 17000; i++) {
+		snprintf(id, sizeof(id), "%08x-0000-4000-8000-000000000000", i);
+		write_bytes(store_path(f->s, id), blob, size, 0600);
+		assert_int_equal(store_preload(f->s, id), 0);
+	}
+	assert_int_equal(store_cached(f->s), 16384);
+	assert_get_ok(f->s, b);
+	assert_get_equals(f->s, a, k, len);
+}
+
 static void test_get_not_regular(void **state)
 {
 	struct fixture *f = *state;
@@ -883,6 +946,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_get_renamed_and_foreign, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_not_regular, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_sees_changes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_kept_after_get, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_bad_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_many, setup, teardown),

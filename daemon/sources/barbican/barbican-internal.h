@@ -23,7 +23,7 @@
  */
 #pragma once
 
-#include <curl/curl.h>
+#include "curl-dl.h"
 #include <systemd/sd-event.h>
 
 #include "barbican.h"

@@ -4,7 +4,6 @@
  * Everything here reads untrusted bytes from the network: bounded sizes, strict JSON, typed
  * fields, all-or-nothing. No I/O, no logging: tests/fuzz/fuzz-barbican-*.c run it directly.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdarg.h>
@@ -14,6 +13,7 @@
 #include <time.h>
 
 #include "barbican.h"
+#include "curl-dl.h"
 #include "kvfile.h"
 #include "proto.h"
 #include "util.h"
@@ -395,7 +395,9 @@ int barbican_parse_retry_after(const char *s, int64_t now, uint64_t *ret_sec)
 		return 0;
 	}
 	/* An HTTP-date ("Sun, 06 Nov 1994 08:49:37 GMT"), read by libcurl's date parser. */
-	t = curl_getdate(s, NULL);
+	if (curl_dl_open() < 0)
+		return -EINVAL;	/* only without a Barbican source: nothing asks then */
+	t = sym_curl_getdate(s, NULL);
 	if (t == (time_t) -1)
 		return -EINVAL;
 	if ((int64_t) t <= now)
@@ -520,6 +522,12 @@ uint64_t barbican_backoff_ms(unsigned n, uint64_t base_ms, uint64_t max_ms, uint
 	return d / 2 + (d / 2 > 0 ? rnd % (d / 2 + 1) : 0);
 }
 
+/* libcurl's text for code cc; the parsers run without a Barbican source too (tests). */
+static const char *curl_text(int cc)
+{
+	return curl_dl_open() >= 0 ? sym_curl_easy_strerror((CURLcode) cc) : "libcurl error";
+}
+
 /* A transfer that ended without an HTTP answer (curl code cc). */
 static void error_from_curl(int cc, const char *what, const char *url, struct barbican_error *e)
 {
@@ -533,7 +541,7 @@ static void error_from_curl(int cc, const char *what, const char *url, struct ba
 			 "barbican-ca-file (or -ca-dir) holds the CA that signed the "
 			 "server's certificate and that the URL's host name matches it",
 			 what, url,
-			 curl_easy_strerror((CURLcode) cc));
+			 curl_text(cc));
 	} else if (cc == CURLE_WRITE_ERROR || cc == CURLE_FILESIZE_EXCEEDED) {
 		e->cls = BARBICAN_BAD_REPLY;
 		e->error = -EFBIG;
@@ -549,19 +557,19 @@ static void error_from_curl(int cc, const char *what, const char *url, struct ba
 		e->cls = BARBICAN_REFUSED;
 		e->error = -EINVAL;
 		set_msg(m, ml, "%s: %s is not a usable https:// URL (%s)", what, url,
-			 curl_easy_strerror((CURLcode) cc));
+			 curl_text(cc));
 	} else if (cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_WEIRD_SERVER_REPLY) {
 		/* The URL was checked at start: the server did not speak HTTP. */
 		e->cls = BARBICAN_BAD_REPLY;
 		e->error = -EPROTO;
 		set_msg(m, ml, "%s: %s did not answer in HTTP (%s); is barbican-url "
-			 "Barbican's address?", what, url, curl_easy_strerror((CURLcode) cc));
+			 "Barbican's address?", what, url, curl_text(cc));
 	} else {
 		e->cls = BARBICAN_UNREACHABLE;
 		e->error = cc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED : -EHOSTUNREACH;
 		set_msg(m, ml, "%s: cannot reach %s (%s); check that it runs "
 			 "and that barbican-url is right", what, url,
-			 curl_easy_strerror((CURLcode) cc));
+			 curl_text(cc));
 	}
 }
 

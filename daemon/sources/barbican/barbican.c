@@ -322,7 +322,11 @@ int barbican_new(sd_event *event, const struct barbican_options *o, struct barbi
 	struct barbican *b;
 	int r;
 
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+	if (curl_dl_open() < 0)
+		return log_error_errno(-ENOPKG, "A Barbican source is configured, but %s; or remove "
+				       "barbican-url from the configuration to use the local key "
+				       "store alone.", curl_dl_error());
+	if (sym_curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return log_error_errno(-EIO, "Cannot initialise libcurl.");
 	b = calloc(1, sizeof(*b));
 	if (!b)

@@ -22,7 +22,7 @@ static void wipe_headers(struct curl_slist *h)
 {
 	for (struct curl_slist *p = h; p; p = p->next)
 		secret_erase(p->data, strlen(p->data));
-	curl_slist_free_all(h);
+	sym_curl_slist_free_all(h);
 }
 
 static void resp_reset(struct bb_req *r)
@@ -58,8 +58,8 @@ static void easy_release(struct bb_req *r)
 {
 	if (!r->easy)
 		return;
-	curl_multi_remove_handle(r->b->multi, r->easy);
-	curl_easy_cleanup(r->easy);
+	sym_curl_multi_remove_handle(r->b->multi, r->easy);
+	sym_curl_easy_cleanup(r->easy);
 	r->easy = NULL;
 	wipe_headers(r->headers);
 	r->headers = NULL;
@@ -119,7 +119,7 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 
 	/* An error's body is not the reply: a 403 or an HTML 500 page is larger than a key. Its
 	 * status says what happened; the body is dropped, and a huge one cut short. */
-	(void) curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
+	(void) sym_curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
 	if (code < 200 || code > 299) {
 		r->error_body += n;
 		return r->error_body > ERROR_BODY_MAX ? 0 : n;
@@ -167,7 +167,7 @@ static int add_header(struct curl_slist **h, const char *name, const char *value
 	if (!line)
 		return -ENOMEM;
 	snprintf(line, n, "%s: %s", name, value);
-	x = curl_slist_append(*h, line);
+	x = sym_curl_slist_append(*h, line);
 	if (!x)
 		return -ENOMEM;
 	*h = x;
@@ -211,45 +211,45 @@ static int req_setup(struct bb_req *r, uint64_t now)
 
 	if (req_headers(r, &r->headers) < 0)
 		return -ENOMEM;
-	e = r->easy = curl_easy_init();
+	e = r->easy = sym_curl_easy_init();
 	if (!e)
 		return -ENOMEM;
-	k |= curl_easy_setopt(e, CURLOPT_URL, r->url);
-	k |= curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-	k |= curl_easy_setopt(e, CURLOPT_SHARE, b->share);
-	k |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	k |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
-	k |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	k |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-	k |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-	k |= curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-	k |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+	k |= sym_curl_easy_setopt(e, CURLOPT_URL, r->url);
+	k |= sym_curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+	k |= sym_curl_easy_setopt(e, CURLOPT_SHARE, b->share);
+	k |= sym_curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	k |= sym_curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
+	k |= sym_curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	k |= sym_curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+	k |= sym_curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+	k |= sym_curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	k |= sym_curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
 	/* Also applies to error pages, which are read up to ERROR_BODY_MAX. */
-	k |= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
+	k |= sym_curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
 			      (curl_off_t) (r->cap > ERROR_BODY_MAX ? r->cap : ERROR_BODY_MAX));
-	k |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) (conn_ms < left_ms ? conn_ms
+	k |= sym_curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) (conn_ms < left_ms ? conn_ms
 										  : left_ms));
-	k |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (total_ms < left_ms ? total_ms
+	k |= sym_curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (total_ms < left_ms ? total_ms
 									      : left_ms));
-	k |= curl_easy_setopt(e, CURLOPT_USERAGENT, "keyscoped/" KEYSCOPE_VERSION);
+	k |= sym_curl_easy_setopt(e, CURLOPT_USERAGENT, "keyscoped/" KEYSCOPE_VERSION);
 	if (b->ca_file || b->ca_dir) {
 		/* Either one replaces the system's trust store: libcurl's built-in CA path
 		 * (/etc/ssl/certs on Debian) would otherwise still vouch for Barbican beside the
 		 * CA the operator pinned. NULL switches a built-in default off. */
-		k |= curl_easy_setopt(e, CURLOPT_CAINFO, b->ca_file);
-		k |= curl_easy_setopt(e, CURLOPT_CAPATH, b->ca_dir);
+		k |= sym_curl_easy_setopt(e, CURLOPT_CAINFO, b->ca_file);
+		k |= sym_curl_easy_setopt(e, CURLOPT_CAPATH, b->ca_dir);
 	}
 	if (b->client_cert)
-		k |= curl_easy_setopt(e, CURLOPT_SSLCERT, b->client_cert);
+		k |= sym_curl_easy_setopt(e, CURLOPT_SSLCERT, b->client_cert);
 	if (b->client_key)
-		k |= curl_easy_setopt(e, CURLOPT_SSLKEY, b->client_key);
+		k |= sym_curl_easy_setopt(e, CURLOPT_SSLKEY, b->client_key);
 	if (r->body.data) {
 		/* POSTFIELDS does not copy: the body stays in our wiped secret memory. */
-		k |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long) r->body.len);
-		k |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *) r->body.data);
+		k |= sym_curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long) r->body.len);
+		k |= sym_curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *) r->body.data);
 	}
 	if (!streq(r->method, "GET") && !streq(r->method, "POST"))
-		k |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
+		k |= sym_curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
 	return k == 0 ? 0 : -EINVAL;
 }
 
@@ -263,7 +263,7 @@ static void req_start(struct bb_req *r)
 	r->attempt++;
 	r->token_gen = b->token_gen;
 	k = req_setup(r, bb_now_mono(b));
-	if (k >= 0 && curl_multi_add_handle(b->multi, r->easy) != CURLM_OK)
+	if (k >= 0 && sym_curl_multi_add_handle(b->multi, r->easy) != CURLM_OK)
 		k = -ENOMEM;
 	if (k < 0) {
 		easy_release(r);
@@ -438,11 +438,11 @@ static int req_read_headers(struct bb_req *r)
 	struct curl_header *h;
 	size_t vl;
 
-	if (curl_easy_header(r->easy, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK)
+	if (sym_curl_easy_header(r->easy, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK)
 		r->have_retry_after = barbican_parse_retry_after(h->value, (int64_t) time(NULL),
 								  &r->retry_after_sec) >= 0;
 	if (r->op->kind != OP_AUTH ||
-	    curl_easy_header(r->easy, "X-Subject-Token", 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+	    sym_curl_easy_header(r->easy, "X-Subject-Token", 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
 		return 0;
 	/* An empty or huge one is refused after the transfer: no usable token. */
 	vl = strlen(h->value);
@@ -460,17 +460,17 @@ static void check_done(struct barbican *b)
 	CURLMsg *m;
 	int left;
 
-	while ((m = curl_multi_info_read(b->multi, &left))) {
+	while ((m = sym_curl_multi_info_read(b->multi, &left))) {
 		struct bb_req *r = NULL;
 		CURLcode cc;
 
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		cc = m->data.result;
-		(void) curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **) &r);
+		(void) sym_curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **) &r);
 		if (!r)
 			continue;
-		(void) curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &r->status);
+		(void) sym_curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &r->status);
 		/* A non-2xx answer cut short while its page was dropped: the status tells. */
 		if ((cc == CURLE_WRITE_ERROR || cc == CURLE_FILESIZE_EXCEEDED ||
 		     cc == CURLE_PARTIAL_FILE) && r->status >= 300 && !r->overflow)
@@ -505,7 +505,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 		action |= CURL_CSELECT_OUT;
 	if (revents & (EPOLLERR | EPOLLHUP))
 		action |= CURL_CSELECT_ERR;
-	(void) curl_multi_socket_action(b->multi, fd, action, &running);
+	(void) sym_curl_multi_socket_action(b->multi, fd, action, &running);
 	check_done(b);
 	return 0;
 }
@@ -519,7 +519,7 @@ static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp, void
 	if (what == CURL_POLL_REMOVE) {
 		if (s) {
 			sd_event_source_disable_unref(s);
-			(void) curl_multi_assign(b->multi, fd, NULL);
+			(void) sym_curl_multi_assign(b->multi, fd, NULL);
 		}
 		return 0;
 	}
@@ -530,7 +530,7 @@ static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp, void
 	if (!s) {
 		if (sd_event_add_io(b->event, &s, fd, ev, on_io, b) < 0)
 			return -1;
-		(void) curl_multi_assign(b->multi, fd, s);
+		(void) sym_curl_multi_assign(b->multi, fd, s);
 		return 0;
 	}
 	(void) sd_event_source_set_io_events(s, ev);
@@ -543,7 +543,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	struct barbican *b = userdata;
 	int running;
 
-	(void) curl_multi_socket_action(b->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	(void) sym_curl_multi_socket_action(b->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	check_done(b);
 	return 0;
 }
@@ -564,21 +564,21 @@ int bb_http_init(struct barbican *b)
 {
 	int r;
 
-	b->multi = curl_multi_init();
-	b->share = curl_share_init();
+	b->multi = sym_curl_multi_init();
+	b->share = sym_curl_share_init();
 	if (!b->multi || !b->share) {
 		return log_oom();
 	}
 	/* One thread: no lock callbacks. Sessions and DNS are shared so that a new easy handle
 	 * resumes TLS instead of a full handshake when a server closes connections. */
-	curl_share_setopt(b->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-	curl_share_setopt(b->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-	curl_multi_setopt(b->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-	curl_multi_setopt(b->multi, CURLMOPT_SOCKETDATA, b);
-	curl_multi_setopt(b->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-	curl_multi_setopt(b->multi, CURLMOPT_TIMERDATA, b);
-	curl_multi_setopt(b->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long) b->concurrency + 1);
-	curl_multi_setopt(b->multi, CURLMOPT_MAXCONNECTS, (long) b->concurrency + 2);
+	sym_curl_share_setopt(b->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	sym_curl_share_setopt(b->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	sym_curl_multi_setopt(b->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+	sym_curl_multi_setopt(b->multi, CURLMOPT_SOCKETDATA, b);
+	sym_curl_multi_setopt(b->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+	sym_curl_multi_setopt(b->multi, CURLMOPT_TIMERDATA, b);
+	sym_curl_multi_setopt(b->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long) b->concurrency + 1);
+	sym_curl_multi_setopt(b->multi, CURLMOPT_MAXCONNECTS, (long) b->concurrency + 2);
 	r = sd_event_add_time(b->event, &b->timer, CLOCK_MONOTONIC, UINT64_MAX, 1, on_timer, b);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(b->timer, SD_EVENT_OFF);
@@ -595,9 +595,9 @@ int bb_http_init(struct barbican *b)
 void bb_http_done(struct barbican *b)
 {
 	if (b->multi)
-		curl_multi_cleanup(b->multi);
+		sym_curl_multi_cleanup(b->multi);
 	if (b->share)
-		curl_share_cleanup(b->share);
+		sym_curl_share_cleanup(b->share);
 	b->multi = NULL;
 	b->share = NULL;
 	b->timer = sd_event_source_disable_unref(b->timer);
