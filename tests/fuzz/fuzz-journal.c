@@ -123,10 +123,9 @@ static void check_scope(struct scope *s, void *userdata)
 	seen++;
 	for (i = 0; i < n_model && strcmp(model[i].id, s->id) != 0; i++)
 		;
-	/* Loaded, serial is the recorded one (flagged, not checked yet), or 0 for none. */
-	if (i == n_model || s->manual != model[i].count || s->serial < 0 ||
-	    (uint64_t) s->serial != model[i].serial || s->recorded != (model[i].serial > 0) ||
-	    s->attached)
+	/* Loaded: the recorded serial beside it, serial 0 until the reconcile checks it. */
+	if (i == n_model || s->manual != model[i].count ||
+	    (uint64_t) s->recorded != model[i].serial || s->attached || s->serial)
 		abort();	/* a scope the lines do not give, or with other counts */
 }
 
