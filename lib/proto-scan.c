@@ -59,21 +59,6 @@ static bool expect(struct scanner *s, char c, const char *why)
 	return true;
 }
 
-static int hex4(const uint8_t *p)
-{
-	int v = 0;
-
-	for (int j = 0; j < 4; j++) {
-		uint8_t c = p[j];
-		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
-			c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-		if (d < 0)
-			return -1;
-		v = v * 16 + d;
-	}
-	return v;
-}
-
 /* One UTF-8 sequence at p[i] (a byte >= 0x80), RFC 3629: its length, or 0 when invalid. */
 static size_t utf8_seq(const uint8_t *p, size_t n, size_t i)
 {
@@ -121,7 +106,7 @@ static size_t escape_seq(const uint8_t *p, size_t n, size_t i, uint32_t *ret)
 		*ret = (uint8_t) value[e - simple];
 		return 2;
 	}
-	if (n - i < 6 || (u = hex4(p + i + 2)) <= 0 || (u >= 0xdc00 && u <= 0xdfff))
+	if (n - i < 6 || (u = hex4_value((const char *) p + i + 2)) <= 0 || (u >= 0xdc00 && u <= 0xdfff))
 		return 0;
 	if (u < 0xd800 || u > 0xdbff) {
 		*ret = (uint32_t) u;
@@ -129,7 +114,7 @@ static size_t escape_seq(const uint8_t *p, size_t n, size_t i, uint32_t *ret)
 	}
 	if (n - i < 12 || p[i + 6] != '\\' || p[i + 7] != 'u')
 		return 0;
-	lo = hex4(p + i + 8);
+	lo = hex4_value((const char *) p + i + 8);
 	if (lo < 0xdc00 || lo > 0xdfff)
 		return 0;
 	*ret = 0x10000 + (((uint32_t) u - 0xd800) << 10) + ((uint32_t) lo - 0xdc00);

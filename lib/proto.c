@@ -69,19 +69,7 @@ static bool utf8_valid(const uint8_t *p, size_t n)
 
 static int hex4(const char *p, size_t n, size_t i)
 {
-	int v = 0;
-
-	if (n - i < 4)
-		return -1;
-	for (size_t j = i; j < i + 4; j++) {
-		char c = p[j];
-		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
-			c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-		if (d < 0)
-			return -1;
-		v = v * 16 + d;
-	}
-	return v;
+	return n - i < 4 ? -1 : hex4_value(p + i);
 }
 
 /*

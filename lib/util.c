@@ -317,6 +317,34 @@ int mkdir_p(const char *path, unsigned mode)
 	return 0;
 }
 
+int hex4_value(const char *p)
+{
+	int v = 0;
+
+	for (int j = 0; j < 4; j++) {
+		char c = p[j];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+			c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
+size_t format_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do
+		tmp[n++] = (char) ('0' + v % 10);
+	while ((v /= 10) > 0);
+	for (size_t i = 0; i < n; i++)
+		p[i] = tmp[n - 1 - i];
+	return n;
+}
+
 void hex_encode(const void *p, size_t n, char *out)
 {
 	static const char digits[] = "0123456789abcdef";

@@ -60,6 +60,10 @@ int mkdir_p(const char *path, unsigned mode);
 
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void hex_encode(const void *p, size_t n, char *out);
+/* The value of the 4 hex digits at p (either case), or -1. */
+int hex4_value(const char *p);
+/* Writes v in decimal at p (room for 20 bytes) without snprintf; returns the bytes written. */
+size_t format_u64(char *p, uint64_t v);
 
 /* Formats a message into err (may be NULL) and returns r: "return format_error(-EINVAL, ...)". */
 int format_error(int r, char *err, size_t errlen, const char *fmt, ...) _printf_(4, 5);

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "proto.h"
 #include "scope-internal.h"
+#include "util.h"
 
 #define HEAD_A "{\"version\":1,\"generation\":"
 #define HEAD_B ",\"scopes\":[\n"
@@ -35,19 +36,6 @@
 #define TAIL "]}\n"
 
 #define lit(p, s) (memcmp((p), (s), sizeof(s) - 1) == 0)
-
-static size_t put_u64(char *p, uint64_t v)
-{
-	char tmp[20];
-	size_t n = 0;
-
-	do
-		tmp[n++] = (char) ('0' + v % 10);
-	while ((v /= 10) > 0);
-	for (size_t i = 0; i < n; i++)
-		p[i] = tmp[n - 1 - i];
-	return n;
-}
 
 static size_t put_lit(char *p, const char *s, size_t n)
 {
@@ -64,9 +52,9 @@ static size_t entry_line(char *p, const struct scope *s, bool last)
 
 	k += put_lit(p + k, s->id, strlen(s->id));
 	k += PUT(p + k, ENTRY_B);
-	k += put_u64(p + k, s->manual);
+	k += format_u64(p + k, s->manual);
 	k += PUT(p + k, ENTRY_C);
-	k += put_u64(p + k, s->serial > 0 ? (uint64_t) s->serial : 0);
+	k += format_u64(p + k, s->serial > 0 ? (uint64_t) s->serial : 0);
 	k += last ? PUT(p + k, "}\n") : PUT(p + k, "},\n");
 	return k;
 }
@@ -82,7 +70,7 @@ int scope_snapshot_text(struct scopes *t, uint64_t generation, char **ret, size_
 		if (t->map.slots[i] && ((struct scope *) t->map.slots[i])->manual > 0)
 			left++;
 	k = PUT(p, HEAD_A);
-	k += put_u64(p + k, generation);
+	k += format_u64(p + k, generation);
 	k += PUT(p + k, HEAD_B);
 	for (size_t i = 0; i < t->map.cap && left > 0; i++) {
 		const struct scope *s = t->map.slots[i];

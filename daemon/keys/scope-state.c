@@ -24,20 +24,6 @@
 #define STATE_RETRY_USEC (5 * 1000000ull)	/* retry a state write that failed */
 #define LINE_MAX_LEN (SCOPE_ID_MAX + 2 * 21 + 4)	/* "<count> <id> <serial>\n" */
 
-/* Writes v in decimal at p; returns the number of bytes. No snprintf on the hot path. */
-static size_t put_u64(char *p, uint64_t v)
-{
-	char tmp[20];
-	size_t n = 0;
-
-	do
-		tmp[n++] = (char) ('0' + v % 10);
-	while ((v /= 10) > 0);
-	for (size_t i = 0; i < n; i++)
-		p[i] = tmp[n - 1 - i];
-	return n;
-}
-
 static size_t put_str(char *p, const char *s)
 {
 	size_t n = strlen(s);
@@ -49,12 +35,12 @@ static size_t put_str(char *p, const char *s)
 /* A scope's record line: manual holders, id, serial (0: none to trust). */
 static size_t record_line(char *p, const struct scope *s)
 {
-	size_t k = put_u64(p, s->manual);
+	size_t k = format_u64(p, s->manual);
 
 	p[k++] = ' ';
 	k += put_str(p + k, s->id);
 	p[k++] = ' ';
-	k += put_u64(p + k, s->serial > 0 ? (uint64_t) s->serial : 0);
+	k += format_u64(p + k, s->serial > 0 ? (uint64_t) s->serial : 0);
 	p[k++] = '\n';
 	return k;
 }

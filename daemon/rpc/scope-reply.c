@@ -4,6 +4,7 @@
 
 #include "keyid.h"
 #include "scope-reply.h"
+#include "util.h"
 #include "scope.h"
 #include "source.h"
 
@@ -37,12 +38,8 @@ void textbuf_str(struct textbuf *b, const char *s)
 void textbuf_u64(struct textbuf *b, uint64_t v)
 {
 	char tmp[20];
-	size_t n = sizeof(tmp);
 
-	do
-		tmp[--n] = (char) ('0' + v % 10);
-	while ((v /= 10) > 0);
-	textbuf_put(b, tmp + n, sizeof(tmp) - n);
+	textbuf_put(b, tmp, format_u64(tmp, v));
 }
 
 void textbuf_i64(struct textbuf *b, int64_t v)
