@@ -18,6 +18,8 @@ fi
 cd "$(dirname "$0")/.."
 B=${KEYSCOPE_BUILDDIR:-$PWD/build/out}
 BI=${BENCH_INSTALL:-$B/bench/bench-install}
+[ -x "$BI" ] && [ -x "$B/keyscoped" ] ||
+	{ echo "bench/scale.sh: $BI or $B/keyscoped is missing: run make bench (or make all $BI)" >&2; exit 1; }
 n=${BENCH_SCALE_KEYS:-10000}
 reps=${BENCH_REPS:-3}
 window=32 batch=256
