@@ -4,6 +4,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <openssl/core_names.h>
+
 #include "keyid.h"
 #include "secret.h"
 #include "store-internal.h"
@@ -161,16 +163,25 @@ static void entry_fill(const char *id, const struct blob_view *v, struct store_e
 	ret->created = v->created;
 }
 
-/* Feeds AAD = key-id || header || name to an initialised GCM context. */
+/*
+ * Feeds AAD = key-id || header || name to an initialised GCM context, in one update: GCM's AAD
+ * is a stream, so one update of the concatenation authenticates the same bytes as one update
+ * per part, and each update costs ~500 instructions in the provider. None of it is secret.
+ */
 static int gcm_aad(EVP_CIPHER_CTX *ctx, const char *id, const uint8_t *header,
 		   const uint8_t *name, size_t name_len)
 {
+	uint8_t aad[KEYID_MAX + HEADER_SIZE + STORE_NAME_MAX];
+	size_t id_len = strnlen(id, KEYID_MAX + 1);
 	int outl;
 
-	if (EVP_CipherUpdate(ctx, NULL, &outl, (const uint8_t *) id, (int) strlen(id)) != 1 ||
-	    EVP_CipherUpdate(ctx, NULL, &outl, header, HEADER_SIZE) != 1)
-		return -EIO;
-	if (name_len > 0 && EVP_CipherUpdate(ctx, NULL, &outl, name, (int) name_len) != 1)
+	if (id_len > KEYID_MAX || name_len > STORE_NAME_MAX)
+		return -EINVAL;
+	memcpy(aad, id, id_len);
+	memcpy(aad + id_len, header, HEADER_SIZE);
+	if (name_len > 0)
+		memcpy(aad + id_len + HEADER_SIZE, name, name_len);
+	if (EVP_CipherUpdate(ctx, NULL, &outl, aad, (int) (id_len + HEADER_SIZE + name_len)) != 1)
 		return -EIO;
 	return 0;
 }
@@ -236,22 +247,24 @@ int store_unseal_view(EVP_CIPHER_CTX *ctx, const char *id, const struct blob_vie
 {
 	_cleanup_secret_buf_ struct secret_buf key = {};
 	uint8_t tag[TAG_SIZE], final[TAG_SIZE];
+	OSSL_PARAM params[2];
 	int outl, r;
 
 	r = secret_buf_new(v->key_len, &key);
 	if (r < 0)
 		return r;
-	/* Only the nonce changes: the key schedule in ctx is reused. */
-	if (EVP_DecryptInit_ex2(ctx, NULL, NULL, v->nonce, NULL) != 1)
+	/* Only the nonce changes: the key schedule in ctx is reused. The expected tag goes with
+	 * the init (the provider keeps it for the final), not through a ctrl of its own. */
+	memcpy(tag, v->tag, TAG_SIZE);
+	params[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, TAG_SIZE);
+	params[1] = OSSL_PARAM_construct_end();
+	if (EVP_DecryptInit_ex2(ctx, NULL, NULL, v->nonce, params) != 1)
 		return -EIO;
 	r = gcm_aad(ctx, id, v->header, v->name, v->name_len);
 	if (r < 0)
 		return r;
 	if (EVP_DecryptUpdate(ctx, key.data, &outl, v->ct, (int) v->key_len) != 1 ||
 	    outl != (int) v->key_len)
-		return -EIO;
-	memcpy(tag, v->tag, TAG_SIZE);
-	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_SIZE, tag) != 1)
 		return -EIO;
 	if (EVP_DecryptFinal_ex(ctx, final, &outl) != 1)
 		return -EBADMSG;
