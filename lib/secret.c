@@ -123,7 +123,7 @@ void *secret_alloc(size_t n)
 	return (uint8_t *) h + HEADER_SIZE;
 }
 
-void *secret_free(void *p)
+void *secret_free_used(void *p, size_t used)
 {
 	struct secret_header *h;
 	size_t map_size;
@@ -132,7 +132,7 @@ void *secret_free(void *p)
 		return NULL;
 	h = header_of(p);
 	map_size = h->map_size;
-	explicit_bzero(p, h->size);
+	explicit_bzero(p, used < h->size ? used : h->size);
 	if (map_size == 0) {
 		h->size = 0;
 		h->next_free = pool_free;
@@ -143,6 +143,11 @@ void *secret_free(void *p)
 		(void) munlock(h, map_size);
 	(void) munmap(h, map_size);
 	return NULL;
+}
+
+void *secret_free(void *p)
+{
+	return secret_free_used(p, SIZE_MAX);
 }
 
 size_t secret_size(const void *p)

@@ -22,6 +22,15 @@ void *secret_alloc(size_t n);
 /* Wipes and frees a buffer from secret_alloc(); accepts NULL; returns NULL. */
 void *secret_free(void *p);
 
+/*
+ * secret_free() of a buffer whose bytes from used on were never written, or were wiped since:
+ * they are zero, so only the first used bytes are wiped (at most the size). For large buffers
+ * that are mostly empty (a client's receive and reply buffers, hundreds of KiB each), whose
+ * owner tracks the high-water mark. A free slot must be all zeroes: secret_alloc() hands it
+ * out as it is. Accepts NULL; returns NULL.
+ */
+void *secret_free_used(void *p, size_t used);
+
 /* Size given to secret_alloc() for p. */
 size_t secret_size(const void *p);
 

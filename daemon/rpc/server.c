@@ -52,6 +52,9 @@ struct client {
 	size_t in_len;
 	uint8_t *out;		/* secret memory: replies may carry key material */
 	size_t out_len, out_alloc;
+	/* The most of in and out ever filled: no byte past them was written, so a free wipes
+	 * only these (in is IN_SIZE, 64 KiB; out grows to hold the replies of a batch). */
+	size_t in_hwm, out_hwm;
 	bool dead;
 	bool eof;		/* the client shut its sending side: no more bytes will come */
 	bool backlog;		/* stopped at OUT_HIGH_WATER with requests still buffered */
@@ -74,8 +77,8 @@ static void client_free(struct client *c)
 	sd_event_source_disable_unref(c->io);
 	sd_event_source_disable_unref(c->timer);
 	safe_close(c->fd);
-	secret_free(c->in);
-	secret_free(c->out);
+	secret_free_used(c->in, c->in_hwm);
+	secret_free_used(c->out, c->out_hwm);
 	free(c);
 }
 
@@ -92,12 +95,15 @@ static int out_append(struct client *c, const void *p, size_t n)
 			return -ENOMEM;
 		if (c->out_len)
 			memcpy(o, c->out, c->out_len);
-		secret_free(c->out);
+		secret_free_used(c->out, c->out_hwm);
 		c->out = o;
 		c->out_alloc = a;
+		c->out_hwm = c->out_len;
 	}
 	memcpy(c->out + c->out_len, p, n);
 	c->out_len += n;
+	if (c->out_len > c->out_hwm)
+		c->out_hwm = c->out_len;
 	return 0;
 }
 
@@ -456,6 +462,8 @@ static int on_client_io(sd_event_source *es, int fd, uint32_t revents, void *use
 		}
 		if (k > 0) {
 			c->in_len += (size_t) k;
+			if (c->in_len > c->in_hwm)
+				c->in_hwm = c->in_len;
 			client_process(c);
 		}
 	}
