@@ -150,6 +150,58 @@ void *secret_free(void *p)
 	return secret_free_used(p, SIZE_MAX);
 }
 
+/* The copy way: a pool slot, or a mapping mremap() could not grow (a locked one past
+ * RLIMIT_MEMLOCK). The old buffer is wiped as it is freed. */
+static void *realloc_copy(void *p, size_t n)
+{
+	size_t old = header_of(p)->size;
+	void *q = secret_alloc(n);
+
+	if (!q)
+		return NULL;
+	memcpy(q, p, old < n ? old : n);
+	secret_free(p);
+	return q;
+}
+
+void *secret_realloc(void *p, size_t n)
+{
+	struct secret_header *h, *nh;
+	long page = sysconf(_SC_PAGESIZE);
+	size_t map_size;
+
+	if (!p)
+		return secret_alloc(n);
+	if (n == 0 || n > SIZE_MAX - HEADER_SIZE - (size_t) page) {
+		errno = EINVAL;
+		return NULL;
+	}
+	h = header_of(p);
+	if (n <= h->size) {
+		explicit_bzero((uint8_t *) p + n, h->size - n);
+		h->size = n;
+		return p;
+	}
+	map_size = (HEADER_SIZE + n + (size_t) page - 1) & ~((size_t) page - 1);
+	if (h->map_size == 0)
+		return realloc_copy(p, n);
+	if (map_size == h->map_size) {
+		h->size = n;	/* the bytes up to the page's end are the mapping's zeroes */
+		return p;
+	}
+	nh = mremap(h, h->map_size, map_size, MREMAP_MAYMOVE);
+	if (nh == MAP_FAILED)
+		return realloc_copy(p, n);
+	/* A locked mapping stays locked as it grows; the advice is set again for the new pages. */
+	(void) madvise(nh, map_size, MADV_DONTDUMP);
+	(void) madvise(nh, map_size, MADV_WIPEONFORK);
+	if (!nh->locked)
+		nh->locked = mlock(nh, map_size) == 0;
+	nh->map_size = map_size;
+	nh->size = n;
+	return (uint8_t *) nh + HEADER_SIZE;
+}
+
 size_t secret_size(const void *p)
 {
 	return p ? header_of(p)->size : 0;

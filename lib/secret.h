@@ -31,6 +31,14 @@ void *secret_free(void *p);
  */
 void *secret_free_used(void *p, size_t used);
 
+/*
+ * Resizes a buffer from secret_alloc() (or NULL) to n bytes (n > 0), keeping its first bytes;
+ * the new ones are zero. A buffer with a mapping of its own grows by mremap(), which moves
+ * its pages rather than copying them, so nothing is left behind to wipe; a pool slot is
+ * copied and wiped. Returns the buffer, or NULL with errno set (p is then still the caller's).
+ */
+void *secret_realloc(void *p, size_t n);
+
 /* Size given to secret_alloc() for p. */
 size_t secret_size(const void *p);
 

@@ -52,8 +52,9 @@ struct client {
 	size_t in_len;
 	uint8_t *out;		/* secret memory: replies may carry key material */
 	size_t out_len, out_alloc;
-	/* The most of in and out ever filled: no byte past them was written, so a free wipes
-	 * only these (in is IN_SIZE, 64 KiB; out grows to hold the replies of a batch). */
+	/* No byte of in or out past these was written since it was last wiped: an erase wipes
+	 * up to here, a free only this much (in is IN_SIZE, 64 KiB; out grows to hold the
+	 * replies of a batch). */
 	size_t in_hwm, out_hwm;
 	bool dead;
 	bool eof;		/* the client shut its sending side: no more bytes will come */
@@ -90,15 +91,12 @@ static int out_append(struct client *c, const void *p, size_t n)
 
 		while (a - c->out_len < n)
 			a *= 2;
-		o = secret_alloc(a);
+		/* Moves the pages: neither a copy of the replies nor a wipe of the old ones. */
+		o = secret_realloc(c->out, a);
 		if (!o)
 			return -ENOMEM;
-		if (c->out_len)
-			memcpy(o, c->out, c->out_len);
-		secret_free_used(c->out, c->out_hwm);
 		c->out = o;
 		c->out_alloc = a;
-		c->out_hwm = c->out_len;
 	}
 	memcpy(c->out + c->out_len, p, n);
 	c->out_len += n;
@@ -321,8 +319,8 @@ static void client_judge_eof(struct client *c)
 		call_error(&call, -EPIPE, "keyscope.IncompleteRequest",
 			   "connection closed after %zu bytes of an unfinished request", c->in_len);
 		(void) client_reply(c, &call);
-		secret_erase(c->in, c->in_len);
-		c->in_len = 0;
+		secret_erase(c->in, c->in_hwm);
+		c->in_len = c->in_hwm = 0;
 	}
 	c->dead = true;
 }
@@ -360,8 +358,9 @@ static void client_process(struct client *c)
 		if (r == 0)
 			break;
 		memmove(c->in, c->in + consumed, c->in_len - consumed);
-		secret_erase(c->in + c->in_len - consumed, consumed);
 		c->in_len -= consumed;
+		secret_erase(c->in + c->in_len, c->in_hwm - c->in_len);
+		c->in_hwm = c->in_len;
 		client_deadline_reset(c);
 		if (r == 2)
 			break;
@@ -388,8 +387,9 @@ static int client_flush(struct client *c)
 			return -errno;
 		}
 		memmove(c->out, c->out + k, c->out_len - (size_t) k);
-		secret_erase(c->out + c->out_len - (size_t) k, (size_t) k);
 		c->out_len -= (size_t) k;
+		secret_erase(c->out + c->out_len, c->out_hwm - c->out_len);
+		c->out_hwm = c->out_len;
 	}
 	return 0;
 }

@@ -3,7 +3,7 @@
  * Secret memory (lib/secret.c): buffers come zeroed, and a free leaves no byte of what they
  * held, whether secret_free() wipes the whole size or secret_free_used() the bytes in use. A
  * freed pool slot is not read (under ASan that would fault): the next allocation, which takes
- * the same slot, is, and must be all zeroes.
+ * the same slot, is, and must be all zeroes. A buffer that grows keeps its bytes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -96,6 +96,39 @@ static void test_erase(void **state)
 	secret_free(p);
 }
 
+/* Growing keeps the bytes and adds zeroes, from a pool slot and from a mapping alike. */
+static void test_grow(void **state)
+{
+	static const size_t steps[] = { 32, 100, 400, 4096, 4097, 70000, 300000 };
+	uint8_t *p = NULL;
+	size_t had = 0;
+
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		uint8_t *q = secret_realloc(p, steps[i]);
+
+		assert_non_null(q);
+		assert_int_equal(secret_size(q), steps[i]);
+		for (size_t j = 0; j < had; j++)
+			if (q[j] != (uint8_t) (j * 7 + 1))
+				fail_msg("byte %zu changed growing to %zu", j, steps[i]);
+		assert_zero(q + had, steps[i] - had);
+		for (size_t j = had; j < steps[i]; j++)
+			q[j] = (uint8_t) (j * 7 + 1);
+		p = q;
+		had = steps[i];
+	}
+	/* Shrinking wipes the tail, which comes back as zeroes when it grows again. */
+	p = secret_realloc(p, 5000);
+	assert_non_null(p);
+	assert_int_equal(secret_size(p), 5000);
+	p = secret_realloc(p, 9000);
+	assert_non_null(p);
+	assert_int_equal(p[4999], (uint8_t) (4999 * 7 + 1));
+	assert_zero(p + 5000, 4000);
+	assert_null(secret_realloc(p, 0));
+	secret_free_used(p, 5000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -103,6 +136,7 @@ int main(void)
 		cmocka_unit_test(test_free_wipes),
 		cmocka_unit_test(test_free_used_prefix),
 		cmocka_unit_test(test_erase),
+		cmocka_unit_test(test_grow),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
