@@ -4,6 +4,7 @@
  * addressing with linear probing as daemon/keys/idmap.c, but keyed by the key-id's 16 bytes:
  * no string to hash or compare, and none to keep.
  */
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,36 +48,61 @@ void store_cache_clear(struct store_cache *c)
 	c->n = c->cap = c->evict = 0;
 }
 
-/* 0x10 | the value of a lowercase hex digit; 0 for any other byte. */
-static const uint8_t hex_digit[256] = {
-	['0'] = 0x10, ['1'] = 0x11, ['2'] = 0x12, ['3'] = 0x13, ['4'] = 0x14,
-	['5'] = 0x15, ['6'] = 0x16, ['7'] = 0x17, ['8'] = 0x18, ['9'] = 0x19,
-	['a'] = 0x1a, ['b'] = 0x1b, ['c'] = 0x1c, ['d'] = 0x1d, ['e'] = 0x1e, ['f'] = 0x1f,
-};
+/*
+ * Eight lowercase hex digits (ASCII, first digit in the lowest byte) to four bytes, eight at a
+ * time in a word: each byte is range-checked by adding a bias that carries into its high bit
+ * exactly from the range's bound on (no byte is 0x80 or more, so no carry crosses bytes).
+ * Returns false when any byte is not one of 0-9a-f.
+ */
+static bool hex8_decode(uint64_t x, uint8_t out[static 4])
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x80 * ones;
+	uint64_t digit, lower, v;
+	uint32_t w;
+
+	if (x & high)
+		return false;
+	digit = (x + 0x50 * ones) & ~(x + 0x46 * ones) & high;	/* 0x30 <= b <= 0x39 */
+	lower = (x + 0x1f * ones) & ~(x + 0x19 * ones) & high;	/* 0x61 <= b <= 0x66 */
+	if ((digit | lower) != high)
+		return false;
+	v = (x & 0x0f * ones) + (lower >> 7) * 9;	/* each byte its digit's value */
+	v = ((v << 4) | (v >> 8)) & 0x00ff00ff00ff00ffull;	/* pairs in the even bytes */
+	v = (v | (v >> 8)) & 0x0000ffff0000ffffull;
+	w = htole32((uint32_t) (v | (v >> 16)));
+	memcpy(out, &w, sizeof(w));
+	return true;
+}
+
+static uint64_t load_le64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return le64toh(v);
+}
 
 /*
  * Lowercase only, so that one key-id has one key and one key one key-id. Every get and
- * existence check runs this, so no branch per digit: a byte that is no digit clears 0x10 of
- * all, and the bytes made of it are thrown away.
+ * existence check runs this, twice per key of an install: the 32 digits are gathered from
+ * 8-4-4-4-12 and decoded a word at a time (~280 instructions a digit pair at a time).
  */
 bool store_cache_key(const char *id, struct cache_key *ret)
 {
-	/* Where the 16 bytes' two digits start in 8-4-4-4-12. */
-	static const uint8_t at[16] = { 0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34 };
 	const unsigned char *p = (const unsigned char *) id;
+	uint8_t digits[32];
 	struct cache_key k;
-	uint8_t all = 0x10;
 
-	if (strlen(id) != 36 || p[8] != '-' || p[13] != '-' || p[18] != '-' || p[23] != '-')
+	if (strnlen(id, 37) != 36 || p[8] != '-' || p[13] != '-' || p[18] != '-' || p[23] != '-')
 		return false;
-	for (size_t j = 0; j < sizeof(k.b); j++) {
-		uint8_t hi = hex_digit[p[at[j]]], lo = hex_digit[p[at[j] + 1]];
-
-		all &= hi & lo;
-		k.b[j] = (uint8_t) (hi << 4 | (lo & 0x0f));
-	}
-	if (!(all & 0x10))
-		return false;
+	memcpy(digits, p, 8);
+	memcpy(digits + 8, p + 9, 4);
+	memcpy(digits + 12, p + 14, 4);
+	memcpy(digits + 16, p + 19, 4);
+	memcpy(digits + 20, p + 24, 12);
+	for (size_t j = 0; j < 4; j++)
+		if (!hex8_decode(load_le64(digits + 8 * j), k.b + 4 * j))
+			return false;
 	*ret = k;
 	return true;
 }

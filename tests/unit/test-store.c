@@ -26,6 +26,7 @@
 #include "macro.h"
 #include "secret.h"
 #include "store.h"
+#include "store-internal.h"
 #include "util.h"
 
 #define HDR 36
@@ -924,6 +925,70 @@ static void test_get_many(void **state)
 		      (double) (t1 - t0) / 10000.0);
 }
 
+/* store_cache_key() as it was written first, a digit at a time: what the word-at-a-time one
+ * must agree with. */
+static bool cache_key_reference(const char *id, struct cache_key *ret)
+{
+	static const uint8_t at[16] = { 0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34 };
+
+	if (strlen(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-')
+		return false;
+	for (size_t j = 0; j < 16; j++) {
+		int v = 0;
+		for (int d = 0; d < 2; d++) {
+			char c = id[at[j] + d];
+			if (c >= '0' && c <= '9')
+				v = v << 4 | (c - '0');
+			else if (c >= 'a' && c <= 'f')
+				v = v << 4 | (c - 'a' + 10);
+			else
+				return false;
+		}
+		ret->b[j] = (uint8_t) v;
+	}
+	return true;
+}
+
+static void check_cache_key(const char *id)
+{
+	struct cache_key want, got;
+	bool w = cache_key_reference(id, &want), g = store_cache_key(id, &got);
+
+	if (w != g)
+		fail_msg("store_cache_key(\"%s\") %s it", id, g ? "took" : "refused");
+	if (w)
+		assert_memory_equal(want.b, got.b, sizeof(want.b));
+}
+
+/* Every byte value at every position of a UUID, and every length around 36. */
+static void test_cache_key(void **state)
+{
+	static const char *ids[] = {
+		"00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff",
+		"0123abcd-4567-89ef-fedc-ba9876543210", "6f1c2f1e-4c1b-4b7e-9a55-0c4a0d2b9e01",
+	};
+	char id[64];
+
+	for (size_t i = 0; i < ELEMENTSOF(ids); i++) {
+		check_cache_key(ids[i]);
+		for (size_t at = 0; at < 37; at++)
+			for (int c = 1; c < 256; c++) {
+				strcpy(id, ids[i]);
+				id[at] = (char) c;
+				if (at == 36)
+					id[37] = 0;
+				check_cache_key(id);
+			}
+		for (size_t n = 0; n < 36; n++) {
+			memcpy(id, ids[i], n);
+			id[n] = 0;
+			check_cache_key(id);
+		}
+	}
+	check_cache_key("6F1C2F1E-4C1B-4B7E-9A55-0C4A0D2B9E01");
+	check_cache_key("6f1c2f1e-4c1b-4b7e-9a55-0c4a0d2b9e012");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -937,6 +1002,7 @@ int main(void)
 		cmocka_unit_test(test_parse_header_fields),
 		cmocka_unit_test(test_seal_invalid_args),
 		cmocka_unit_test(test_format_invalid_ids),
+		cmocka_unit_test(test_cache_key),
 		cmocka_unit_test_setup_teardown(test_open_creates_master, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_master_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
