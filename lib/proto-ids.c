@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,26 +36,39 @@ static bool take(struct cursor *c, char ch)
 	return true;
 }
 
+/* The bytes that keep a string off the plain path: a backslash, controls, non-ASCII. */
+static const uint8_t not_plain[256] = {
+	[0 ... 0x1f] = 1, ['\\'] = 1, [0x80 ... 0xff] = 1,
+};
+
 /*
- * A string of bytes that need no escape and are ASCII: sets its start and length. Anything
- * with a backslash, a control byte or a byte >= 0x80 is not taken (the full path decides).
+ * A string of at most max bytes that need no escape and are ASCII: sets its start and length.
+ * Anything with a backslash, a control byte or a byte >= 0x80 is not taken (the full path
+ * decides). memchr() finds the end, then the bytes' classes are ORed without a branch: it runs
+ * once per key-id of a batch (~530 instructions for a UUID with four compares per byte).
  */
 static bool take_plain_string(struct cursor *c, const char **ret, size_t *ret_len, size_t max)
 {
-	size_t k;
+	const unsigned char *s;
+	const char *q;
+	unsigned bad = 0;
+	size_t len;
 
 	if (!take(c, '"'))
 		return false;
-	for (k = c->i; k < c->n && c->p[k] != '"'; k++) {
-		unsigned char b = (unsigned char) c->p[k];
-		if (b == '\\' || b < 0x20 || b >= 0x80 || k - c->i >= max)
-			return false;
-	}
-	if (k >= c->n)
+	s = (const unsigned char *) c->p + c->i;
+	q = memchr(s, '"', c->n - c->i < max + 1 ? c->n - c->i : max + 1);
+	if (!q)
+		return false;	/* longer than max, or no end */
+	len = (size_t) ((const unsigned char *) q - s);
+#pragma GCC unroll 8
+	for (size_t k = 0; k < len; k++)
+		bad |= not_plain[s[k]];
+	if (bad)
 		return false;
 	*ret = c->p + c->i;
-	*ret_len = k - c->i;
-	c->i = k + 1;
+	*ret_len = len;
+	c->i += len + 1;
 	return true;
 }
 
