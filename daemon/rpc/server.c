@@ -56,6 +56,9 @@ struct client {
 	 * up to here, a free only this much (in is IN_SIZE, 64 KiB; out grows to hold the
 	 * replies of a batch). */
 	size_t in_hwm, out_hwm;
+	/* Where the unanswered bytes start in in while client_process() answers a run of
+	 * requests: they are moved down and the answered ones wiped once, at its end. 0 else. */
+	size_t in_off;
 	bool dead;
 	bool eof;		/* the client shut its sending side: no more bytes will come */
 	bool backlog;		/* stopped at OUT_HIGH_WATER with requests still buffered */
@@ -256,12 +259,13 @@ static int client_handle_ids(struct client *c, struct proto_ids *ids, size_t len
 }
 
 /*
- * Handles one framed message of len bytes at c->in; payload bytes follow its NUL. Returns 1
- * when it was answered, 2 when its call waits (the client's next requests wait too), 0 when
- * more bytes are needed, -errno.
+ * Handles one framed message of len bytes at c->in + c->in_off; payload bytes follow its NUL.
+ * Returns 1 when it was answered, 2 when its call waits (the client's next requests wait too),
+ * 0 when more bytes are needed, -errno.
  */
 static int client_handle(struct client *c, size_t len, size_t *ret_consumed)
 {
+	const uint8_t *in = c->in + c->in_off;
 	_cleanup_json_ json_object *o = NULL;
 	struct proto_ids ids = {};
 	struct call *call;
@@ -271,12 +275,12 @@ static int client_handle(struct client *c, size_t len, size_t *ret_consumed)
 	int r;
 
 	/* A batch of key-ids (the boot-time case) needs no tree; all else takes the full path. */
-	r = proto_ids_read((const char *) c->in, len, PROTO_IDS_MAX, &ids);
+	r = proto_ids_read((const char *) in, len, PROTO_IDS_MAX, &ids);
 	if (r < 0)
 		return r;
 	if (r > 0)
 		return client_handle_ids(c, &ids, len, ret_consumed);
-	r = proto_parse((const char *) c->in, len, &o, err, sizeof(err));
+	r = proto_parse((const char *) in, len, &o, err, sizeof(err));
 	if (r >= 0 && json_object_object_get_ex(o, "payload-size", &ps) &&
 	    json_object_is_type(ps, json_type_int)) {
 		int64_t v = json_object_get_int64(ps);
@@ -300,7 +304,7 @@ static int client_handle(struct client *c, size_t len, size_t *ret_consumed)
 				call_free(call);
 				return r;
 			}
-			memcpy(call->payload.data, c->in + len + 1, plen);
+			memcpy(call->payload.data, in + len + 1, plen);
 		}
 		dispatch(c, call, o);
 	}
@@ -325,6 +329,18 @@ static void client_judge_eof(struct client *c)
 	c->dead = true;
 }
 
+/* Moves the unanswered bytes to the start of in and wipes everything after them. */
+static void in_compact(struct client *c)
+{
+	if (c->in_hwm <= c->in_len)
+		return;
+	if (c->in_off > 0)
+		memmove(c->in, c->in + c->in_off, c->in_len);
+	c->in_off = 0;
+	secret_erase(c->in + c->in_len, c->in_hwm - c->in_len);
+	c->in_hwm = c->in_len;
+}
+
 /*
  * Answers the whole requests buffered, in order, until one waits or the replies pass
  * OUT_HIGH_WATER; on_post() comes back for the rest once the replies are flushed.
@@ -334,7 +350,7 @@ static void client_process(struct client *c)
 	c->backlog = false;
 	while (!c->pending && !c->dead) {
 		size_t len, consumed = 0;
-		int r = proto_frame(c->in, c->in_len, &len);
+		int r = proto_frame(c->in + c->in_off, c->in_len, &len);
 
 		if (r == -EMSGSIZE) {
 			struct call call = {};
@@ -357,10 +373,8 @@ static void client_process(struct client *c)
 		}
 		if (r == 0)
 			break;
-		memmove(c->in, c->in + consumed, c->in_len - consumed);
+		c->in_off += consumed;
 		c->in_len -= consumed;
-		secret_erase(c->in + c->in_len, c->in_hwm - c->in_len);
-		c->in_hwm = c->in_len;
 		client_deadline_reset(c);
 		if (r == 2)
 			break;
@@ -369,6 +383,7 @@ static void client_process(struct client *c)
 			break;
 		}
 	}
+	in_compact(c);
 	if (c->eof && !c->pending && !c->backlog && !c->dead)
 		client_judge_eof(c);
 	client_arm(c);
