@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # bench/scale.sh: keyscoped at BENCH_SCALE_KEYS (default 10,000) scopes, each figure beside its
 # anchor measured in the same run (issue 13): batched install (256 key-ids a request, 32 in
-# flight), cold and warm, against raw add_key(2) and add_key(2)+KEYCTL_SETPERM loops; RssAnon
+# flight), cold and warm, against raw add_key(2) and add_key(2)+KEYCTL_SETPERM loops (short descriptions, and
+# keyscope's 45-byte ones); RssAnon
 # and VmRSS held at 10,000 scopes, after ScopeList/Status, and after a restart (RssAnon also by
 # mapping: heap, the libraries' relocated data, other anonymous mappings, stack); the start-up
 # time to the first answer with 10,000 scopes against an empty state; ScopeList/Status round
@@ -72,6 +73,7 @@ add() { v[$1]="${v[$1]:-} $2"; }
 for _ in $(seq "$reps"); do
 	add raw "$("$BI" raw "$n" | awk '{ print $6 }')"
 	add rawperm "$("$BI" raw-perm "$n" | awk '{ print $6 }')"
+	add rawlong "$("$BI" raw-perm-long "$n" | awk '{ print $6 }')"
 	stop
 	start; add start0 "$ms"; add cpu0 "$cpu"
 	read -r a r < <(mem); add anon0 "$a"; add rss0 "$r"
@@ -98,13 +100,14 @@ med() { printf '%s\n' ${v[$1]} | median; }
 echo "keyscoped at $n scopes: $(nproc) cores, $(uname -r), load $(cut -d' ' -f1 /proc/loadavg), median of $reps"
 echo
 printf '| figure | keyscoped | anchor (same run) | ratio | goal |\n|---|---:|---:|---:|---|\n'
-raw=$(med raw) rp=$(med rawperm)
+raw=$(med raw) rp=$(med rawperm) rl=$(med rawlong)
 printf '| raw add_key(2) loop, keys/s | | %s | | |\n' "$raw"
 printf '| raw add_key(2)+KEYCTL_SETPERM loop, keys/s | | %s | | |\n' "$rp"
+printf '| the same with 45-byte descriptions (keyscope:<UUID>), keys/s | | %s | | |\n' "$rl"
 for k in cold warm; do
 	x=$(med $k)
-	printf '| batched install, %s, keys/s | %s | %s (add_key+setperm) | %s (%s to add_key alone) | >= 0.7 |\n' \
-		"$k" "$x" "$rp" "$(ratio "$x" "$rp")" "$(ratio "$x" "$raw")"
+	printf '| batched install, %s, keys/s | %s | %s (add_key+setperm) | %s (%s to add_key alone, %s to 45-byte descriptions) | >= 0.7 |\n' \
+		"$k" "$x" "$rp" "$(ratio "$x" "$rp")" "$(ratio "$x" "$raw")" "$(ratio "$x" "$rl")"
 done
 s0=$(med start0) s1=$(med start1)
 printf '| start-up to first answer, ms | %s (%s scopes) | %s (none) | %s | <= 1.3 |\n' "$s1" "$n" "$s0" "$(ratio "$s1" "$s0")"
