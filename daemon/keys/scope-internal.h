@@ -56,7 +56,7 @@ void scope_free(struct scope *s);
 /* Persistence (scope-state.c): records s's new manual holder count for the next save. */
 void scope_note(struct scopes *t, const struct scope *s);
 /* Sets id's holder count and recorded serial while loading (count 0 removes the scope).
- * Returns 0 or -ENOMEM. */
+ * Returns 0, -EINVAL (id is not a valid scope id: it checks, its callers do not) or -ENOMEM. */
 int scope_record_set(struct scopes *t, const char *id, uint64_t manual, uint64_t serial);
 
 /*

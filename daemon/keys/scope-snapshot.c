@@ -133,7 +133,10 @@ static char *entry_parse(struct scopes *t, char *p, const char *end, bool *ret_m
 		return NULL;
 	/* The id as a string for a moment: the text goes to json-c as it was when we decline. */
 	*quote = '\0';
-	*ret_r = scope_id_is_valid(id) ? scope_record_set(t, id, manual, serial) : -EBADMSG;
+	/* The table takes only valid ids (scope_add_hashed() checks; -EINVAL): not checked twice. */
+	*ret_r = scope_record_set(t, id, manual, serial);
+	if (*ret_r == -EINVAL)
+		*ret_r = -EBADMSG;
 	*quote = '"';
 	return *ret_r < 0 ? NULL : (char *) q;
 }
