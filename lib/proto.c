@@ -490,7 +490,11 @@ static int parse_tree(const char *text, size_t len, void *userdata)
 	if (r < 0)
 		return r;
 	if (json_object_object_get_ex(*o, "payload-size", &ps)) {
-		int64_t v = json_object_get_int64(ps);
+		int64_t v;
+		/* An integer, as the daemon's reader requires: json-c would turn "32" into 32. */
+		if (!json_object_is_type(ps, json_type_int))
+			return -EBADMSG;
+		v = json_object_get_int64(ps);
 		if (v < 1 || v > PROTO_MAX_PAYLOAD)
 			return -EBADMSG;
 		return (int) v;

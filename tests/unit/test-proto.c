@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The control protocol's framing, parser and typed getters, on good and hostile input. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "proto.h"
+#include "secret.h"
 
 static int parse(const char *text, json_object **ret)
 {
@@ -204,6 +208,43 @@ static void test_reply_error(void **state)
 	json_object_put(o);
 }
 
+/* A reply's "payload-size" is an integer or the reply is refused: a string is not a size. */
+static int recv_reply(const char *text, size_t payload, struct secret_buf *ret_payload)
+{
+	struct proto_client c = { .fd = -1, .timeout_ms = 2000 };
+	uint8_t bytes[64] = { 0x11, 0x22 };
+	json_object *o = NULL;
+	int sv[2], r;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(write(sv[1], text, strlen(text) + 1), (ssize_t) strlen(text) + 1);
+	assert_int_equal(write(sv[1], bytes, payload), (ssize_t) payload);
+	close(sv[1]);
+	c.fd = sv[0];
+	c.alloc = PROTO_MAX_MESSAGE + 1 + PROTO_MAX_PAYLOAD;	/* as proto_client_connect() */
+	c.buf = secret_alloc(c.alloc);
+	assert_non_null(c.buf);
+	r = proto_recv(&c, &o, ret_payload);
+	json_object_put(o);
+	proto_client_done(&c);
+	return r;
+}
+
+static void test_recv_payload_size(void **state)
+{
+	struct secret_buf p = {};
+
+	(void) state;
+	assert_int_equal(recv_reply("{\"parameters\":{},\"payload-size\":32}", 32, &p), 0);
+	assert_int_equal(p.len, 32);
+	assert_int_equal(p.data[1], 0x22);
+	secret_buf_done(&p);
+	assert_int_equal(recv_reply("{\"parameters\":{},\"payload-size\":\"32\"}", 32, &p), -EBADMSG);
+	assert_int_equal(recv_reply("{\"parameters\":{},\"payload-size\":32.0}", 32, &p), -EBADMSG);
+	assert_int_equal(recv_reply("{\"parameters\":{},\"payload-size\":65}", 64, &p), -EBADMSG);
+	assert_null(p.data);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -214,6 +255,7 @@ int main(void)
 		cmocka_unit_test(test_parse_strings),
 		cmocka_unit_test(test_getters),
 		cmocka_unit_test(test_reply_error),
+		cmocka_unit_test(test_recv_payload_size),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
