@@ -304,7 +304,7 @@ int scope_acquire(struct scopes *t, const char *id, enum scope_hold kind,
 		  const struct secret_buf *material, struct scope **ret)
 {
 	struct scope *s;
-	bool created;
+	bool created, installed = false;
 	int r;
 
 	r = scope_get(t, id, &s, &created);
@@ -321,14 +321,20 @@ int scope_acquire(struct scopes *t, const char *id, enum scope_hold kind,
 			return r;
 		}
 		s->revoked = false;
+		installed = true;
 	} else if (material)
 		s->fetches++;	/* the caller fetched to check a header */
 	linger_stop(t, s);
 	if (kind == SCOPE_MANUAL) {
 		s->manual++;
 		scope_note(t, s);
-	} else
+	} else {
 		s->attached++;
+		/* A held key made again: the record must name its new serial, or a start after a
+		 * crash finds the key only by describing every unclaimed one. */
+		if (installed && s->manual > 0)
+			scope_note(t, s);
+	}
 	*ret = s;
 	return 0;
 }
