@@ -819,6 +819,51 @@ static void test_cache_kept_after_get(void **state)
 	assert_get_equals(f->s, a, k, len);
 }
 
+/* Sets path's access time 1,000 s before its modification time: relatime updates the next. */
+static void age_atime(const char *path, struct stat *ret)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	st.st_atim = st.st_mtim;
+	st.st_atim.tv_sec -= 1000;
+	assert_int_equal(utimensat(AT_FDCWD, path, (struct timespec[2]) { st.st_atim, st.st_mtim }, 0), 0);
+	assert_int_equal(stat(path, ret), 0);
+	assert_int_equal(ret->st_atim.tv_sec, st.st_atim.tv_sec);
+}
+
+/* Reading a key for a get writes nothing: not even its file's access time. */
+static void test_get_keeps_atime(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ char *probe = path_join(f->dir, "probe");
+	char id[KEYID_MAX + 1], c;
+	struct stat before, after;
+	int fd;
+
+	/* Does this file system update access times at all (not mounted noatime)? */
+	write_bytes(probe, "x", 1, 0600);
+	age_atime(probe, &before);
+	fd = open(probe, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, &c, 1), 1);
+	close(fd);
+	assert_int_equal(stat(probe, &after), 0);
+	if (after.st_atim.tv_sec == before.st_atim.tv_sec) {
+		print_message("skipped: %s does not update access times (noatime?)\n", f->dir);
+		skip();
+	}
+
+	assert_int_equal(store_create(f->s, 256, NULL, id), 0);
+	assert_int_equal(store_cached(f->s), 0);
+	age_atime(store_path(f->s, id), &before);
+	assert_get_ok(f->s, id);	/* read from its file */
+	assert_int_equal(store_cached(f->s), 1);
+	assert_int_equal(stat(store_path(f->s, id), &after), 0);
+	assert_int_equal(after.st_atim.tv_sec, before.st_atim.tv_sec);
+	assert_int_equal(after.st_atim.tv_nsec, before.st_atim.tv_nsec);
+}
+
 static void test_get_not_regular(void **state)
 {
 	struct fixture *f = *state;
@@ -1013,6 +1058,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_get_not_regular, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_sees_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_kept_after_get, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_keeps_atime, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_bad_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_many, setup, teardown),
