@@ -32,6 +32,7 @@ trap '[ -z "$pid" ] || kill $pid 2>/dev/null || true; rm -rf "$D"' EXIT
 
 start() { # sets pid and ms (to the first answer)
 	local out
+	settle
 	"$BI" first-answer "$D/sock" "$B/keyscoped" --socket "$D/sock" --state-dir "$D/state" \
 		--keyring @s --log-level "${BENCH_LOG_LEVEL:-warning}" >"$D/start" 2>>"$D/log"
 	read -r _ ms _ _ cpu _ _ pid <"$D/start"
@@ -46,7 +47,7 @@ parts() { # -> "heap libraries other stack": Anonymous KiB of /proc/PID/smaps by
 	     /^Anonymous:/ { a[k] += $2 }
 	     END { print a["heap"] + 0, a["lib"] + 0, a["other"] + 0, a["stack"] + 0 }' "/proc/$pid/smaps"
 }
-rate() { "$BI" "$1" "$D/sock" "$window" "$batch" <"$D/ids" | awk '{ print $6 }'; }
+rate() { settle; "$BI" "$1" "$D/sock" "$window" "$batch" <"$D/ids" | awk '{ print $6 }'; }
 call() { # METHOD -> "wall-ms daemon-cpu-ms"
 	"$BI" call "$D/sock" "$1" 5 "$pid" | awk '{ print $5, $8 }'
 }
@@ -62,6 +63,20 @@ ctl_call() { # COMMAND... -> "wall-ms daemon-cpu-ms": medians of ctl_list_runs r
 	done >"$D/ctl-call"
 	echo "$(cut -d' ' -f1 "$D/ctl-call" | median) $(cut -d' ' -f2 "$D/ctl-call" | median)"
 }
+# Waits for the kernel's key garbage collector: invalidated keys (a loop's, a release's) are
+# freed by a kworker after the call that invalidated them returns, 30-60 ms of CPU for 10,000
+# keys here. A timed run that starts while it works shares the 2 cores with it, so each timed
+# run starts once this user's key count (/proc/key-users) held still for 3 looks 20 ms apart
+# (at most 5 s).
+settle() {
+	local last= same=0 i n
+	for i in $(seq 250); do
+		n=$(awk -v u="$(id -u):" '$1 == u { print $2 }' /proc/key-users)
+		if [ "$n" = "$last" ]; then same=$((same + 1)); [ $same -lt 3 ] || return 0; else same=0; fi
+		last=$n
+		sleep 0.02
+	done
+}
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
@@ -71,9 +86,9 @@ start
 declare -A v
 add() { v[$1]="${v[$1]:-} $2"; }
 for _ in $(seq "$reps"); do
-	add raw "$("$BI" raw "$n" | awk '{ print $6 }')"
-	add rawperm "$("$BI" raw-perm "$n" | awk '{ print $6 }')"
-	add rawlong "$("$BI" raw-perm-long "$n" | awk '{ print $6 }')"
+	settle; add raw "$("$BI" raw "$n" | awk '{ print $6 }')"
+	settle; add rawperm "$("$BI" raw-perm "$n" | awk '{ print $6 }')"
+	settle; add rawlong "$("$BI" raw-perm-long "$n" | awk '{ print $6 }')"
 	stop
 	start; add start0 "$ms"; add cpu0 "$cpu"
 	read -r a r < <(mem); add anon0 "$a"; add rss0 "$r"

@@ -52,8 +52,13 @@ int lockfile_take(const char *path, pid_t *ret_holder)
 	n = snprintf(buf, sizeof(buf), "%d\n", (int) getpid());
 	if (n < 0 || (size_t) n >= sizeof(buf))
 		return -EINVAL;
-	/* Only a hint for those who cannot ask the kernel: a full disk must not stop us. */
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t) n, 0) != n)
+	/*
+	 * Only a hint for those who cannot ask the kernel: a full disk must not stop us. Written
+	 * over the old PID, then cut to its length: truncating to 0 first would free the file's
+	 * block, which on a file system mounted with discard waits for the device (0.5-3 ms of a
+	 * start seen here, for each of the two lock files).
+	 */
+	if (pwrite(fd, buf, (size_t) n, 0) != n || ftruncate(fd, n) < 0)
 		log_debug_errno(-errno, "Failed to write our PID into %s, ignoring: %m", path);
 	return TAKE_FD(fd);
 }

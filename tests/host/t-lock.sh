@@ -43,7 +43,11 @@ sed -n 1p "$T/second"
 crash_daemon
 [ -S "$KEYSCOPE_SOCKET" ] || fail "no stale socket after SIGKILL (test premise)"
 [ -e "$STATE/keyscoped.lock" ] || fail "no state lock file"
+# A PID longer than any the next daemon gets (pid_max is at most 2^22): the file is rewritten
+# in place, and must end where the new PID does.
+printf '41943040\n' >"$STATE/keyscoped.lock"
 start_daemon
 ctl scope list | grep -qE "^$k +[0-9]+ +1$" || fail "holder lost over the crash: $(ctl scope list)"
-grep -qx "$DAEMON_PID" "$STATE/keyscoped.lock" || fail "lock file does not hold the new PID"
+[ "$(cat "$STATE/keyscoped.lock")" = "$DAEMON_PID" ] && [ "$(wc -c <"$STATE/keyscoped.lock")" = $((${#DAEMON_PID} + 1)) ] ||
+	fail "lock file does not hold the new PID alone: '$(cat "$STATE/keyscoped.lock")'"
 echo ok
