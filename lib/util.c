@@ -97,7 +97,9 @@ int loop_write(int fd, const void *buf, size_t n)
 	return 0;
 }
 
-int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size)
+/* hint: the size fstat() gave, or 0: the first buffer holds it and a page more, so that a
+ * file read whole comes in one read(2) and its end in a second, with no copy on the way. */
+static int read_full_fd_hint(int fd, size_t max, size_t hint, char **ret, size_t *ret_size)
 {
 	_cleanup_free_ char *buf = NULL;
 	size_t size = 0, alloc = 0;
@@ -106,7 +108,7 @@ int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size)
 		ssize_t k;
 
 		if (alloc - size < 4096) {
-			size_t n = alloc ? alloc * 2 : 4096;
+			size_t n = alloc ? alloc * 2 : hint < max ? hint + 4096 : 4096;
 			char *b;
 
 			if (n > max + 1)
@@ -143,6 +145,11 @@ int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size)
 	return 0;
 }
 
+int read_full_fd(int fd, size_t max, char **ret, size_t *ret_size)
+{
+	return read_full_fd_hint(fd, max, 0, ret, ret_size);
+}
+
 int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size)
 {
 	_cleanup_close_ int fd = -EBADF;
@@ -157,7 +164,7 @@ int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size)
 		return -EBADFD;
 	if ((uint64_t) st.st_size > max)
 		return -EFBIG;
-	return read_full_fd(fd, max, ret, ret_size);
+	return read_full_fd_hint(fd, max, (size_t) st.st_size, ret, ret_size);
 }
 
 int read_config_file(const char *path, size_t max, char **ret, size_t *ret_size)

@@ -20,6 +20,8 @@ struct scopes {
 	scope_fetch_t fetch;
 	void *userdata;
 	bool batch;		/* a batch call runs: per-key events at debug, it logs one line */
+	struct scope_block *partial;	/* blocks with a free slot (scope.c) */
+	size_t blocks;			/* blocks in all */
 
 	/*
 	 * Holder counts are saved as a snapshot (scopes.json, with a generation number) plus a
@@ -51,7 +53,9 @@ int scope_add(struct scopes *t, const char *id, struct scope **ret);
 int scope_add_hashed(struct scopes *t, const char *id, uint64_t h, struct scope **ret);
 void scope_remove(struct scopes *t, struct scope *s);
 int scope_install(struct scopes *t, struct scope *s, const struct secret_buf *material);
-void scope_free(struct scope *s);
+void scope_free(struct scopes *t, struct scope *s);
+/* Blocks of scopes held (for tests): 0 when every scope is gone, or under AddressSanitizer. */
+size_t scope_blocks(const struct scopes *t);
 
 /* Persistence (scope-state.c): records s's new manual holder count for the next save. */
 void scope_note(struct scopes *t, const struct scope *s);

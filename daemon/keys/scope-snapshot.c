@@ -146,7 +146,7 @@ static void scopes_clear(struct scopes *t)
 {
 	for (size_t i = 0; i < t->map.cap; i++)
 		if (t->map.slots[i])
-			scope_free(t->map.slots[i]);
+			scope_free(t, t->map.slots[i]);
 	idmap_done(&t->map, NULL);
 }
 

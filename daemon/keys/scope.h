@@ -42,6 +42,7 @@ struct scope {
 	bool revoked : 1;	/* the key source withdrew the key: drop it with the last mapping */
 	bool is_key : 1;	/* id is a key-id (not "vk:"): there is a key source to ask */
 	bool lingering : 1;	/* a linger timer runs (struct scopes has it) */
+	bool in_block : 1;	/* carved from a struct scope_block (scope.c), not malloc()ed */
 	char desc[];		/* the kernel key's description, "keyscope:<id>" */
 };
 

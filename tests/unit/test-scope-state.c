@@ -88,6 +88,84 @@ static int clean(void **state)
 	return 0;
 }
 
+/* Scope ids of two kinds: i < 100000 a UUID (a block's slot), else one of 100 characters. */
+static void test_id(char *buf, size_t size, unsigned i)
+{
+	if (i < 100000)
+		snprintf(buf, size, "%08x-0000-4000-8000-%012x", i, i * 7);
+	else
+		snprintf(buf, size, "long-%095u", i);
+}
+
+/*
+ * Scopes come from blocks of slots (scope.c): thousands added, removed in an order that empties
+ * some blocks and leaves others with holes, and added again into the holes keep their ids
+ * and counts, and no block stays once its scopes are gone.
+ */
+static void test_scope_blocks(void **state)
+{
+	struct scopes *t = load(0);
+	const unsigned n = 2000;
+	char id[128];
+#if defined(__SANITIZE_ADDRESS__)
+	const bool blocks = false;	/* under AddressSanitizer each scope is malloc()ed */
+#else
+	const bool blocks = true;
+#endif
+
+	for (unsigned i = 0; i < n; i++) {
+		test_id(id, sizeof(id), i);
+		assert_int_equal(scope_record_set(t, id, i + 1, 0), 0);
+	}
+	for (unsigned i = 0; i < 50; i++) {
+		test_id(id, sizeof(id), 100000 + i);
+		assert_int_equal(scope_record_set(t, id, 7, 0), 0);
+	}
+	assert_int_equal(scope_blocks(t) > 0, blocks);
+	if (blocks)
+		assert_true(scope_blocks(t) >= 2000 / 340 && scope_blocks(t) <= 2000 / 340 + 1);
+	/* Every third gone, then the first 1,000 (whole blocks empty). */
+	for (unsigned i = 0; i < n; i += 3) {
+		test_id(id, sizeof(id), i);
+		assert_int_equal(scope_record_set(t, id, 0, 0), 0);
+	}
+	for (unsigned i = 0; i < 1000; i++) {
+		test_id(id, sizeof(id), i);
+		assert_int_equal(scope_record_set(t, id, 0, 0), 0);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		test_id(id, sizeof(id), i);
+		assert_int_equal(manual(t, id), i < 1000 || i % 3 == 0 ? 0 : i + 1);
+	}
+	if (blocks)
+		assert_true(scope_blocks(t) <= 4);
+	/* Into the holes again, with other counts. */
+	for (unsigned i = 0; i < n; i++) {
+		test_id(id, sizeof(id), i);
+		if (i < 1000 || i % 3 == 0)
+			assert_int_equal(scope_record_set(t, id, i + 5, 0), 0);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct scope *s;
+		test_id(id, sizeof(id), i);
+		s = scope_find(t, id);
+		assert_non_null(s);
+		assert_string_equal(s->id, id);
+		assert_string_equal(s->desc + strlen(KEY_DESC_PREFIX), id);
+		assert_int_equal(s->manual, i < 1000 || i % 3 == 0 ? i + 5 : i + 1);
+	}
+	for (unsigned i = 0; i < 50; i++) {
+		test_id(id, sizeof(id), 100000 + i);
+		assert_int_equal(manual(t, id), 7);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		test_id(id, sizeof(id), i);
+		assert_int_equal(scope_record_set(t, id, 0, 0), 0);
+	}
+	assert_int_equal(scope_blocks(t), 0);	/* the long ids were never in one */
+	scopes_free(t);
+}
+
 /* Two keys installed, one held twice: what a clean stop leaves, and that a start writes none. */
 static void test_stop_then_start(void **state)
 {
@@ -285,6 +363,7 @@ static void test_killed_in_compaction(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_scope_blocks, clean),
 		cmocka_unit_test_teardown(test_stop_then_start, clean),
 		cmocka_unit_test_teardown(test_upgrade, clean),
 		cmocka_unit_test_teardown(test_torn_snapshot, clean),

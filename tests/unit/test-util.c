@@ -10,9 +10,13 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -70,11 +74,46 @@ static void test_format_u64_spread(void **state)
 	}
 }
 
+/* read_full_file() of files around its buffer sizes and its limit: every byte, a NUL after. */
+static void test_read_full_file(void **state)
+{
+	static const size_t sizes[] = { 0, 1, 4095, 4096, 4097, 8191, 12288, 100000, 131072, 700001 };
+	char path[] = "/tmp/test-util-read.XXXXXX";
+	int fd = mkstemp(path);
+	char *data = malloc(700001);
+
+	assert_true(fd >= 0);
+	assert_non_null(data);
+	for (size_t i = 0; i < 700001; i++)
+		data[i] = (char) ('a' + i % 23);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t n = sizes[i], got = 7;
+		char *text = NULL;
+
+		assert_int_equal(ftruncate(fd, 0), 0);
+		assert_int_equal(pwrite(fd, data, n, 0), (ssize_t) n);
+		assert_int_equal(read_full_file(path, n, &text, &got), 0);	/* max == size */
+		assert_int_equal(got, n);
+		assert_memory_equal(text, data, n);
+		assert_int_equal(text[n], 0);
+		free(text);
+		if (n > 0) {
+			text = NULL;
+			assert_int_equal(read_full_file(path, n - 1, &text, &got), -EFBIG);
+			assert_null(text);
+		}
+	}
+	close(fd);
+	unlink(path);
+	free(data);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format_u64_edges),
 		cmocka_unit_test(test_format_u64_spread),
+		cmocka_unit_test(test_read_full_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
