@@ -12,8 +12,10 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <keyutils.h>
 #include <linux/dm-ioctl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kcheck.h"
@@ -203,6 +205,46 @@ static void test_text_escape(void **state)
 	assert_false(text_is_escaped("\xc3\xa9"));
 }
 
+static const struct kcheck_item *item(const struct kcheck_result *r, const char *name)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (strcmp(r->items[i].name, name) == 0)
+			return &r->items[i];
+	return NULL;
+}
+
+/*
+ * The logon check destroys no key (that would set the kernel's key garbage collector walking
+ * every key on the node while keyscoped starts): its probe stays in the process keyring, one
+ * probe keyring however often the checks run.
+ */
+static void test_probe_kept(void **state)
+{
+	struct kcheck_options o = {};
+	struct kcheck_result *r = calloc(1, sizeof(*r));
+	key_serial_t ring, ring2, probe, links[4];
+
+	assert_non_null(r);
+	if (keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0) < 0 && errno == ENOSYS) {
+		print_message("skipped: no keyring system calls in this kernel\n");
+		free(r);
+		skip();
+	}
+	(void) kcheck_run(&o, r);
+	assert_int_equal(item(r, "logon")->status, KCHECK_OK);
+	ring = keyctl_search(KEY_SPEC_PROCESS_KEYRING, "keyring", "keyscope-check", 0);
+	assert_true(ring > 0);
+	probe = keyctl_search(ring, "logon", "keyscope-check:probe", 0);
+	assert_true(probe > 0);
+	(void) kcheck_run(&o, r);
+	assert_int_equal(item(r, "logon")->status, KCHECK_OK);
+	ring2 = keyctl_search(KEY_SPEC_PROCESS_KEYRING, "keyring", "keyscope-check", 0);
+	assert_true(ring2 > 0);
+	assert_int_equal(keyctl_read(KEY_SPEC_PROCESS_KEYRING, (char *) links, sizeof(links)),
+			 (long) sizeof(key_serial_t));
+	free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -214,6 +256,7 @@ int main(void)
 		cmocka_unit_test(test_request_key_line),
 		cmocka_unit_test(test_describe_parse),
 		cmocka_unit_test(test_text_escape),
+		cmocka_unit_test(test_probe_kept),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
