@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "event.h"
 #include "keyring.h"
@@ -94,7 +95,7 @@ int scopes_new(sd_event *event, key_serial_t parent, const char *state_dir, unsi
  * "vk:" and a UUID 39) are carved from blocks of SCOPE_BLOCK bytes, aligned to their size so
  * that a slot finds its block by masking its address. A malloc() per scope was ~175 of a
  * scope's ~1,400 instructions at a start with 10,000, and a start or a batch makes thousands
- * at once. A block that empties is freed; under AddressSanitizer every scope is malloc()ed,
+ * at once. A block that empties is unmapped; under AddressSanitizer every scope is malloc()ed,
  * so that a use after free is still caught.
  */
 #define SCOPE_BLOCK 32768
@@ -122,6 +123,28 @@ _Static_assert(SCOPE_BLOCK_HEAD % _Alignof(struct scope) == 0 &&
 #ifndef SCOPE_BLOCKS
 #define SCOPE_BLOCKS 1
 #endif
+
+/*
+ * A block mapped on its own, aligned to its size (twice the size mapped, the ends unmapped):
+ * aligned_alloc() left a freed gap beside each block in the heap, 250 KiB more RssAnon at a
+ * start with 10,000 scopes.
+ */
+static struct scope_block *block_map(void)
+{
+	uintptr_t p, a;
+	void *m = mmap(NULL, 2 * SCOPE_BLOCK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+
+	if (m == MAP_FAILED)
+		return NULL;
+	p = (uintptr_t) m;
+	a = (p + SCOPE_BLOCK - 1) & ~(uintptr_t) (SCOPE_BLOCK - 1);
+	if (a > p)
+		(void) munmap(m, a - p);
+	if (p + 2 * SCOPE_BLOCK > a + SCOPE_BLOCK)
+		(void) munmap((void *) (a + SCOPE_BLOCK), p + 2 * SCOPE_BLOCK - (a + SCOPE_BLOCK));
+	return (struct scope_block *) a;
+}
 
 static void partial_unlink(struct scopes *t, struct scope_block *b)
 {
@@ -156,7 +179,7 @@ static struct scope *scope_alloc(struct scopes *t, size_t size)
 		return s;
 	}
 	if (!b) {
-		b = aligned_alloc(SCOPE_BLOCK, SCOPE_BLOCK);
+		b = block_map();
 		if (!b)
 			return NULL;
 		*b = (struct scope_block) {};
@@ -196,7 +219,7 @@ void scope_free(struct scopes *t, struct scope *s)
 		partial_push(t, b);
 	if (b->used == 0) {
 		partial_unlink(t, b);
-		free(b);
+		(void) munmap(b, SCOPE_BLOCK);
 		t->blocks--;
 		return;
 	}
