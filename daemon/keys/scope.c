@@ -190,7 +190,8 @@ static struct scope *scope_alloc(struct scopes *t, size_t size)
 		s = b->free;
 		memcpy(&b->free, s, sizeof(void *));
 	} else
-		s = (struct scope *) ((char *) b + SCOPE_BLOCK_HEAD + (size_t) b->carved++ * SCOPE_SLOT);
+		s = (struct scope *) ((char *) b + SCOPE_BLOCK_HEAD +
+				      (size_t) b->carved++ * SCOPE_SLOT);
 	if (++b->used == SCOPE_BLOCK_SLOTS)
 		partial_unlink(t, b);
 	s->in_block = true;

@@ -827,7 +827,8 @@ static void age_atime(const char *path, struct stat *ret)
 	assert_int_equal(stat(path, &st), 0);
 	st.st_atim = st.st_mtim;
 	st.st_atim.tv_sec -= 1000;
-	assert_int_equal(utimensat(AT_FDCWD, path, (struct timespec[2]) { st.st_atim, st.st_mtim }, 0), 0);
+	assert_int_equal(utimensat(AT_FDCWD, path, (struct timespec[2]) { st.st_atim, st.st_mtim },
+				   0), 0);
 	assert_int_equal(stat(path, ret), 0);
 	assert_int_equal(ret->st_atim.tv_sec, st.st_atim.tv_sec);
 }

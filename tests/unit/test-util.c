@@ -77,7 +77,9 @@ static void test_format_u64_spread(void **state)
 /* read_full_file() of files around its buffer sizes and its limit: every byte, a NUL after. */
 static void test_read_full_file(void **state)
 {
-	static const size_t sizes[] = { 0, 1, 4095, 4096, 4097, 8191, 12288, 100000, 131072, 700001 };
+	static const size_t sizes[] = {
+		0, 1, 4095, 4096, 4097, 8191, 12288, 100000, 131072, 700001,
+	};
 	char path[] = "/tmp/test-util-read.XXXXXX";
 	int fd = mkstemp(path);
 	char *data = malloc(700001);
